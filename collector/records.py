@@ -1,0 +1,323 @@
+"""The plain values every part of the collector passes around.
+
+Offline records as the device prints them, the reason taxonomy, devices from the
+inventory, and the outcome of collecting one device. Standard library only: the
+parser, the store, the reports and the transport all import this module, and it
+imports none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+
+class Category(StrEnum):
+    """The few groups an operator reasons in when a tunnel goes down."""
+
+    LIVENESS = "liveness"
+    """The peer stopped answering: DPD, heartbeat, exchange timeouts."""
+    EXPIRY = "expiry"
+    """A lifetime or lease ran out without a successful renewal."""
+    ADMINISTRATIVE = "administrative"
+    """Somebody or something decided: the peer, a config change, AAA, DNS."""
+    REKEY = "rekey"
+    """Normal replacement of an SA, or an SA removed along with its parent."""
+    PROTOCOL = "protocol"
+    """Something in the IKE/IPsec exchange was wrong: SPI, NAT port."""
+    UNKNOWN = "unknown"
+    """A reason the taxonomy does not know (kept verbatim on the record)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One documented offline reason."""
+
+    text: str
+    """The reason as the command reference spells it."""
+    code: str
+    """Stable snake_case code used in reports, the store and metrics."""
+    category: Category
+    description: str
+
+
+UNKNOWN_REASON_CODE = "unknown"
+
+# The 17 reasons of the command reference (display ike offline-info, VRP),
+# in the order the reference lists them.
+REASONS: tuple[Reason, ...] = (
+    Reason("dpd timeout", "dpd_timeout", Category.LIVENESS, "Dead peer detection timed out."),
+    Reason(
+        "peer request",
+        "peer_request",
+        Category.ADMINISTRATIVE,
+        "The remote end asked the local end to tear the tunnel down.",
+    ),
+    Reason(
+        "config modify or manual offline",
+        "config_modify_or_manual_offline",
+        Category.ADMINISTRATIVE,
+        "Configuration was modified or the SA was deleted by hand.",
+    ),
+    Reason(
+        "phase1 hard expiry",
+        "phase1_hard_expiry",
+        Category.EXPIRY,
+        "The IKE SA hard lifetime expired without a successful renegotiation.",
+    ),
+    Reason(
+        "phase2 hard expiry",
+        "phase2_hard_expiry",
+        Category.EXPIRY,
+        "The IPsec SA hard lifetime expired.",
+    ),
+    Reason(
+        "heartbeat timeout",
+        "heartbeat_timeout",
+        Category.LIVENESS,
+        "Heartbeat detection timed out.",
+    ),
+    Reason(
+        "modecfg address soft expiry",
+        "modecfg_address_soft_expiry",
+        Category.EXPIRY,
+        "The address lease the remote end got from the server expired.",
+    ),
+    Reason(
+        "re-auth timeout",
+        "reauth_timeout",
+        Category.LIVENESS,
+        "Re-authentication of the SA timed out.",
+    ),
+    Reason(
+        "aaa cut user",
+        "aaa_cut_user",
+        Category.ADMINISTRATIVE,
+        "The AAA module disconnected the user.",
+    ),
+    Reason(
+        "hard expiry triggered by port mismatch",
+        "port_mismatch_hard_expiry",
+        Category.PROTOCOL,
+        "Hard timeout because the NAT port numbers did not match.",
+    ),
+    Reason("spi conflict", "spi_conflict", Category.PROTOCOL, "An SPI conflict occurred."),
+    Reason(
+        "phase1 sa replace",
+        "phase1_sa_replace",
+        Category.REKEY,
+        "A new IKE SA replaced the old one.",
+    ),
+    Reason(
+        "phase2 sa replace",
+        "phase2_sa_replace",
+        Category.REKEY,
+        "A new IPsec SA replaced the old one.",
+    ),
+    Reason(
+        "receive invalid spi notify",
+        "invalid_spi_notify",
+        Category.PROTOCOL,
+        "The device received an INVALID_SPI notification.",
+    ),
+    Reason(
+        "dns resolution status change",
+        "dns_resolution_change",
+        Category.ADMINISTRATIVE,
+        "The DNS resolution of the peer's name changed.",
+    ),
+    Reason(
+        "ikev1 phase1-phase2 sa dependent offline",
+        "ikev1_dependent_sa_offline",
+        Category.REKEY,
+        "The IPsec SA was deleted together with its IKEv1 SA.",
+    ),
+    Reason(
+        "exchange timeout",
+        "exchange_timeout",
+        Category.LIVENESS,
+        "A packet exchange timed out.",
+    ),
+)
+
+_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def normalize_reason(text: str) -> str:
+    """Fold the spellings of one reason into one key.
+
+    Devices differ only in hyphens, underscores, spaces and case.
+
+    Examples:
+        >>> normalize_reason("dpd-timeout")
+        'dpd timeout'
+        >>> normalize_reason("  Re-Auth   Timeout ")
+        're auth timeout'
+    """
+    return _SEPARATORS.sub(" ", text).strip().lower()
+
+
+_BY_KEY: MappingProxyType[str, Reason] = MappingProxyType(
+    {normalize_reason(reason.text): reason for reason in REASONS}
+)
+REASON_BY_CODE: MappingProxyType[str, Reason] = MappingProxyType(
+    {reason.code: reason for reason in REASONS}
+)
+
+
+def classify_reason(text: str) -> tuple[str, Category]:
+    """Return the stable code and category of a reason as the device printed it.
+
+    Examples:
+        >>> classify_reason("dpd-timeout")
+        ('dpd_timeout', <Category.LIVENESS: 'liveness'>)
+        >>> classify_reason("kick old sa with same flow")
+        ('unknown', <Category.UNKNOWN: 'unknown'>)
+    """
+    reason = _BY_KEY.get(normalize_reason(text))
+    if reason is None:
+        return UNKNOWN_REASON_CODE, Category.UNKNOWN
+    return reason.code, reason.category
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineRecord:
+    """One deleted IPsec tunnel, one row of ``display ike offline-info``."""
+
+    peer: str
+    """Peer address, IPv4 or IPv6, as printed."""
+    port: int | None
+    """IKE port (500 or 4500) where the layout prints it, else None."""
+    reason: str
+    """The offline reason exactly as the device printed it."""
+    reason_code: str
+    category: Category
+    ike_version: int
+    """1 or 2."""
+    offline_time: datetime
+    """Device-local time as printed; naive, no zone is invented."""
+
+    @classmethod
+    def build(
+        cls,
+        peer: str,
+        reason: str,
+        ike_version: int,
+        offline_time: datetime,
+        port: int | None = None,
+    ) -> OfflineRecord:
+        """Make a record, deriving the code and category from the reason text."""
+        code, category = classify_reason(reason)
+        return cls(peer, port, reason, code, category, ike_version, offline_time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record with JSON-friendly values (``offline_time`` as ISO 8601, no zone)."""
+        return {
+            "peer": self.peer,
+            "port": self.port,
+            "reason": self.reason,
+            "reason_code": self.reason_code,
+            "category": self.category.value,
+            "ike_version": self.ike_version,
+            "offline_time": self.offline_time.isoformat(),
+        }
+
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "peer",
+    "port",
+    "reason",
+    "reason_code",
+    "category",
+    "ike_version",
+    "offline_time",
+)
+
+
+class ErrorKind(StrEnum):
+    """Why a device could not be read: a small closed set an operator can act on."""
+
+    AUTH = "auth"
+    """Credentials refused."""
+    UNREACHABLE = "unreachable"
+    """Connection refused, no route, name does not resolve."""
+    TIMEOUT = "timeout"
+    """The per-device deadline passed (connect, login or command)."""
+    HOST_KEY = "host-key"
+    """The device's SSH host key is unknown (strict mode) or has changed."""
+    COMMAND_REJECTED = "command-rejected"
+    """The device answered the command with an error."""
+    INCOMPLETE_OUTPUT = "incomplete-output"
+    """Fewer rows than ``Current info Num`` announced, or the session ended mid-output."""
+    PROTOCOL = "protocol"
+    """SSH negotiation failed or the device said something we cannot understand."""
+
+
+class DeviceStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceError:
+    kind: ErrorKind
+    message: str
+    """One line, for the operator; never contains a secret."""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One device of the inventory, with everything needed to reach it but the secret."""
+
+    name: str
+    hostname: str
+    port: int = 22
+    username: str | None = None
+    platform: str = "huawei"
+    """netmiko device type: ``huawei`` or ``huawei_vrpv8``."""
+    groups: tuple[str, ...] = ()
+    data: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Free-form inventory data (``site``, ``timezone``, ...)."""
+    netmiko_extras: MappingProxyType[str, Any] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """``connection_options.netmiko.extras`` from a Nornir inventory."""
+
+    @property
+    def site(self) -> str | None:
+        value = self.data.get("site")
+        return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceResult:
+    """The outcome of collecting one device in one run."""
+
+    device: Device
+    status: DeviceStatus
+    records: tuple[OfflineRecord, ...] = ()
+    error: DeviceError | None = None
+    started: datetime | None = None
+    """UTC, aware."""
+    finished: datetime | None = None
+    """UTC, aware."""
+    raw: str | None = None
+    """The command output as received (kept only when asked for)."""
+    device_clock: datetime | None = None
+    """Device-local time read from ``display clock`` at collection, when asked for."""
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status is DeviceStatus.OK
+
+    @classmethod
+    def failure(cls, device: Device, kind: ErrorKind, message: str, **kwargs: Any) -> DeviceResult:
+        return cls(device, DeviceStatus.FAILED, error=DeviceError(kind, message), **kwargs)
