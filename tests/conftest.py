@@ -1,0 +1,3 @@
+"""Shared pytest configuration: plugins that start mock fleets and test servers."""
+
+pytest_plugins = ["mock_devices.pytest_plugin"]
