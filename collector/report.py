@@ -8,12 +8,16 @@ Nothing here touches a file, a socket or the clock (``generated_at`` is passed i
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from collector.records import (
+    UNKNOWN_REASON_CODE,
     Category,
+    DeviceResult,
     DeviceStatus,
     ErrorKind,
     OfflineRecord,
@@ -209,3 +213,280 @@ class FleetReport:
         if self.run_started is None or self.run_finished is None:
             return None
         return (self.run_finished - self.run_started).total_seconds()
+
+
+DEFAULT_TOP = 10
+DEFAULT_FLAP_THRESHOLD = 2
+"""A peer that went down once is not flapping; twice in one buffer is worth a look."""
+_CATEGORY_ORDER = {category: index for index, category in enumerate(Category)}
+
+
+def choose_trend_interval(times: Iterable[datetime]) -> TrendInterval:
+    """Hourly buckets for up to two days of data, daily beyond.
+
+    Examples:
+        >>> from datetime import datetime
+        >>> choose_trend_interval([datetime(2024, 1, 1), datetime(2024, 1, 2)])
+        <TrendInterval.HOUR: 'hour'>
+        >>> choose_trend_interval([datetime(2024, 1, 1), datetime(2024, 1, 9)])
+        <TrendInterval.DAY: 'day'>
+    """
+    ordered = sorted(times)
+    if ordered and ordered[-1] - ordered[0] <= timedelta(days=2):
+        return TrendInterval.HOUR
+    return TrendInterval.DAY
+
+
+def bucket_start(moment: datetime, interval: TrendInterval) -> datetime:
+    """The start of the trend bucket holding ``moment`` (keeps its tzinfo, or lack of it).
+
+    Examples:
+        >>> from datetime import datetime
+        >>> bucket_start(datetime(2024, 5, 1, 13, 45, 2), TrendInterval.HOUR)
+        datetime.datetime(2024, 5, 1, 13, 0)
+        >>> bucket_start(datetime(2024, 5, 1, 13, 45, 2), TrendInterval.DAY)
+        datetime.datetime(2024, 5, 1, 0, 0)
+    """
+    if interval is TrendInterval.HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _summary(result: DeviceResult) -> DeviceSummary:
+    device = result.device
+    newest = max((record.offline_time for record in result.records), default=None)
+    error = result.error
+    return DeviceSummary(
+        name=device.name,
+        hostname=device.hostname,
+        site=device.site,
+        status=result.status,
+        records=len(result.records),
+        newest_deletion=newest,
+        error_kind=None if error is None else error.kind,
+        error_message=None if error is None else error.message,
+        groups=device.groups,
+        listing=result.records,
+    )
+
+
+def _by_reason(results: Sequence[DeviceResult]) -> tuple[ReasonCount, ...]:
+    counts: Counter[str] = Counter()
+    texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    devices: defaultdict[str, set[str]] = defaultdict(set)
+    categories: dict[str, Category] = {}
+    for result in results:
+        for record in result.records:
+            counts[record.reason_code] += 1
+            texts[record.reason_code][record.reason] += 1
+            devices[record.reason_code].add(result.device.name)
+            categories[record.reason_code] = record.category
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(
+        ReasonCount(
+            reason_code=code,
+            category=categories[code],
+            count=count,
+            example=texts[code].most_common(1)[0][0],
+            devices=len(devices[code]),
+        )
+        for code, count in ordered
+    )
+
+
+def _by_category(records: Sequence[OfflineRecord]) -> tuple[CategoryCount, ...]:
+    counts = Counter(record.category for record in records)
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], _CATEGORY_ORDER[item[0]]))
+    return tuple(CategoryCount(category, count) for category, count in ordered)
+
+
+def _unknown_reasons(records: Sequence[OfflineRecord]) -> tuple[UnknownReason, ...]:
+    counts = Counter(
+        record.reason for record in records if record.reason_code == UNKNOWN_REASON_CODE
+    )
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(UnknownReason(text, count) for text, count in ordered)
+
+
+def _top_peers(
+    results: Sequence[DeviceResult], top: int | None, threshold: int
+) -> tuple[PeerFlap, ...]:
+    deletions: Counter[str] = Counter()
+    devices: defaultdict[str, set[str]] = defaultdict(set)
+    reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    last_seen: dict[str, datetime] = {}
+    for result in results:
+        for record in result.records:
+            peer = record.peer
+            deletions[peer] += 1
+            devices[peer].add(result.device.name)
+            reasons[peer][record.reason_code] += 1
+            if peer not in last_seen or record.offline_time > last_seen[peer]:
+                last_seen[peer] = record.offline_time
+    flapping = [peer for peer, count in deletions.items() if count >= threshold]
+    flapping.sort(key=lambda peer: (-deletions[peer], -len(devices[peer]), peer))
+    if top is not None:
+        flapping = flapping[: max(top, 0)]
+    return tuple(
+        PeerFlap(
+            peer=peer,
+            deletions=deletions[peer],
+            devices=len(devices[peer]),
+            reasons=tuple(
+                code
+                for code, _ in sorted(reasons[peer].items(), key=lambda item: (-item[1], item[0]))
+            ),
+            last_seen=last_seen[peer],
+        )
+        for peer in flapping
+    )
+
+
+def _trend(records: Sequence[OfflineRecord], interval: TrendInterval) -> tuple[TrendBucket, ...]:
+    counts = Counter(bucket_start(record.offline_time, interval) for record in records)
+    return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
+
+
+def _group_keys(result: DeviceResult, dimension: GroupBy) -> list[str | None]:
+    """The keys a device falls under for the device-level dimensions."""
+    device = result.device
+    if dimension is GroupBy.DEVICE:
+        return [device.name]
+    if dimension is GroupBy.SITE:
+        return [device.site]
+    # GroupBy.GROUP: a device in two groups counts in both; a device in none under None.
+    return list(dict.fromkeys(device.groups)) or [None]
+
+
+def _sort_counts(counts: Iterable[GroupCount]) -> tuple[GroupCount, ...]:
+    return tuple(
+        sorted(counts, key=lambda item: (-item.deletions, item.key is None, item.key or ""))
+    )
+
+
+def group_breakdown(results: Sequence[DeviceResult], dimension: GroupBy) -> GroupBreakdown:
+    """Break one run's deletions down by ``dimension``.
+
+    For ``device``, ``site`` and ``group`` every device appears (failed ones too, with
+    their count in ``devices_failed``), even with no deletions; for ``reason``,
+    ``category`` and ``peer`` only values that occur, with how many devices saw them.
+
+    Args:
+        results: One run's results.
+        dimension: What to group by.
+
+    Returns:
+        The counts, most deletions first, then by key (None last).
+    """
+    if dimension in (GroupBy.DEVICE, GroupBy.SITE, GroupBy.GROUP):
+        deletions: Counter[str | None] = Counter()
+        members: defaultdict[str | None, set[str]] = defaultdict(set)
+        failed: defaultdict[str | None, set[str]] = defaultdict(set)
+        for result in results:
+            for key in _group_keys(result, dimension):
+                deletions[key] += len(result.records)
+                members[key].add(result.device.name)
+                if not result.ok:
+                    failed[key].add(result.device.name)
+        return GroupBreakdown(
+            dimension,
+            _sort_counts(
+                GroupCount(key, deletions[key], len(members[key]), len(failed[key]))
+                for key in members
+            ),
+        )
+    record_counts: Counter[str] = Counter()
+    seen_by: defaultdict[str, set[str]] = defaultdict(set)
+    for result in results:
+        for record in result.records:
+            if dimension is GroupBy.REASON:
+                key = record.reason_code
+            elif dimension is GroupBy.CATEGORY:
+                key = record.category.value
+            else:
+                key = record.peer
+            record_counts[key] += 1
+            seen_by[key].add(result.device.name)
+    return GroupBreakdown(
+        dimension,
+        _sort_counts(
+            GroupCount(key, count, len(seen_by[key])) for key, count in record_counts.items()
+        ),
+    )
+
+
+def aggregate(
+    results: Sequence[DeviceResult],
+    *,
+    generated_at: datetime,
+    top: int | None = DEFAULT_TOP,
+    flap_threshold: int = DEFAULT_FLAP_THRESHOLD,
+    group_by: GroupBy | str | None = None,
+    trend_interval: TrendInterval | str | None = None,
+    run_started: datetime | None = None,
+    run_finished: datetime | None = None,
+) -> FleetReport:
+    """Combine one run's device results into the fleet report.
+
+    Args:
+        results: One ``DeviceResult`` per device of the run.
+        generated_at: When the report is made (UTC); the caller reads the clock.
+        top: At most this many flapping peers (None: all).
+        flap_threshold: A peer is listed when it has at least this many deletions.
+        group_by: Also break deletions down by this dimension (``--group-by``).
+        trend_interval: ``hour`` or ``day`` buckets; None picks by the records' span.
+        run_started: Start of the run; defaults to the earliest ``result.started``.
+        run_finished: End of the run; defaults to the latest ``result.finished``.
+
+    Returns:
+        The report. The window is None: a run reports what the devices hold now.
+        Record times stay device-local, as the devices printed them.
+
+    Raises:
+        ValueError: ``group_by`` or ``trend_interval`` is not a known value.
+    """
+    devices = tuple(sorted((_summary(result) for result in results), key=lambda d: d.name))
+    records = [record for result in results for record in result.records]
+    if run_started is None:
+        run_started = min((r.started for r in results if r.started is not None), default=None)
+    if run_finished is None:
+        run_finished = max((r.finished for r in results if r.finished is not None), default=None)
+    interval = (
+        choose_trend_interval(record.offline_time for record in records)
+        if trend_interval is None
+        else TrendInterval(trend_interval)
+    )
+    unknown = _unknown_reasons(records)
+    ok = sum(1 for result in results if result.ok)
+    totals = Totals(
+        devices=len(results),
+        devices_ok=ok,
+        devices_failed=len(results) - ok,
+        records=len(records),
+        peers=len({record.peer for record in records}),
+        unknown_reasons=sum(item.count for item in unknown),
+    )
+    failing = tuple(
+        DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
+        for d in devices
+        if d.status is DeviceStatus.FAILED and d.error_kind is not None
+    )
+    return FleetReport(
+        generated_at=generated_at,
+        window_since=None,
+        window_until=None,
+        devices=devices,
+        by_reason=_by_reason(results),
+        by_category=_by_category(records),
+        top_peers=_top_peers(results, top, flap_threshold),
+        trend=_trend(records, interval),
+        totals=totals,
+        by_group=None if group_by is None else group_breakdown(results, GroupBy(group_by)),
+        trend_interval=interval,
+        failing=failing,
+        unknown_reasons=unknown,
+        flap_threshold=flap_threshold,
+        run_started=run_started,
+        run_finished=run_finished,
+        last_success=run_finished if ok else None,
+    )
