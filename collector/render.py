@@ -2,6 +2,29 @@
 
 Every function here returns a string; nothing prints. The only I/O is
 :func:`write_atomic`, which the CLI uses for ``--output`` and ``--prometheus``.
+
+Fleet report shapes (:func:`render_report`):
+
+* ``table``: titled tabulate tables for a person: devices, totals, deletions by
+  reason and by category, the ``--group-by`` breakdown, flapping peers, trend, gaps,
+  failing devices, unknown reasons; with ``records=True`` the full listing last.
+* ``json``: one object ``{"generated_at", "window": {"since", "until"}, "devices":
+  [...], "summary": {...}}``; each device has ``name``, ``hostname``, ``site``,
+  ``groups``, ``status`` (``ok``/``failed``), ``error`` (null or ``{"kind",
+  "message"}``), ``record_count``, ``new_records``, ``newest_deletion`` and
+  ``records`` (the parser's record fields; always included in JSON).
+  ``summary`` holds ``totals``, ``by_reason``, ``by_category``, ``by_group``,
+  ``top_peers``, ``trend``, ``gaps``, ``failing``, ``unknown_reasons``,
+  ``new_by_reason``, ``flap_threshold`` and ``run``.
+* ``csv``: the per-device summary (:data:`DEVICE_CSV_FIELDS`); with
+  ``records=True`` one row per record instead (:data:`RECORD_CSV_FIELDS`).
+* ``ndjson``: first one line per record ``{"type": "record", "device": NAME,
+  <record fields>}``, then one line per device ``{"type": "device", <the JSON device
+  fields but records>}``, then one last line ``{"type": "summary", <the JSON summary>,
+  "generated_at", "window"}``. Every line is one JSON object with a ``type``.
+
+Times are ISO 8601: record times as the device printed them (no zone), run and
+report times in UTC with their offset.
 """
 
 from __future__ import annotations
@@ -13,13 +36,29 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from tabulate import tabulate
 
-from collector.records import RECORD_FIELDS, OfflineRecord
+from collector.records import (
+    REASONS,
+    RECORD_FIELDS,
+    UNKNOWN_REASON_CODE,
+    Category,
+    DeviceStatus,
+    ErrorKind,
+    OfflineRecord,
+)
+from collector.report import (
+    DeviceSummary,
+    FleetReport,
+    GroupBreakdown,
+    ReasonCount,
+)
 
 
 class Format(StrEnum):
@@ -153,3 +192,498 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+DEVICE_CSV_FIELDS: tuple[str, ...] = (
+    "name",
+    "hostname",
+    "site",
+    "status",
+    "records",
+    "new_records",
+    "newest_deletion",
+    "error_kind",
+    "error_message",
+)
+"""Columns of ``collect --format csv`` (one row per device)."""
+
+RECORD_CSV_FIELDS: tuple[str, ...] = ("device", "hostname", *RECORD_FIELDS)
+"""Columns of ``collect --format csv --records`` (one row per record)."""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _device_dict(device: DeviceSummary, *, with_records: bool) -> dict[str, Any]:
+    error = None
+    if device.error_kind is not None:
+        error = {"kind": device.error_kind.value, "message": device.error_message or ""}
+    data: dict[str, Any] = {
+        "name": device.name,
+        "hostname": device.hostname,
+        "site": device.site,
+        "groups": list(device.groups),
+        "status": device.status.value,
+        "error": error,
+        "record_count": device.records,
+        "new_records": device.new_records,
+        "newest_deletion": _iso(device.newest_deletion),
+    }
+    if with_records:
+        data["records"] = [record.to_dict() for record in device.listing]
+    return data
+
+
+def _reason_dict(item: ReasonCount) -> dict[str, Any]:
+    return {
+        "reason_code": item.reason_code,
+        "category": item.category.value,
+        "count": item.count,
+        "devices": item.devices,
+        "example": item.example,
+    }
+
+
+def _group_dict(breakdown: GroupBreakdown | None) -> dict[str, Any] | None:
+    if breakdown is None:
+        return None
+    return {
+        "dimension": breakdown.dimension.value,
+        "counts": [
+            {
+                "key": count.key,
+                "deletions": count.deletions,
+                "devices": count.devices,
+                "devices_failed": count.devices_failed,
+            }
+            for count in breakdown.counts
+        ],
+    }
+
+
+def summary_dict(report: FleetReport) -> dict[str, Any]:
+    """The ``summary`` object of the JSON report (also the last NDJSON line)."""
+    totals = report.totals
+    return {
+        "totals": {
+            "devices": totals.devices,
+            "devices_ok": totals.devices_ok,
+            "devices_failed": totals.devices_failed,
+            "records": totals.records,
+            "peers": totals.peers,
+            "unknown_reasons": totals.unknown_reasons,
+            "new_records": totals.new_records,
+            "gaps": totals.gaps,
+        },
+        "by_reason": [_reason_dict(item) for item in report.by_reason],
+        "by_category": [
+            {"category": item.category.value, "count": item.count} for item in report.by_category
+        ],
+        "by_group": _group_dict(report.by_group),
+        "top_peers": [
+            {
+                "peer": flap.peer,
+                "deletions": flap.deletions,
+                "devices": flap.devices,
+                "reasons": list(flap.reasons),
+                "last_seen": _iso(flap.last_seen),
+            }
+            for flap in report.top_peers
+        ],
+        "trend": {
+            "interval": report.trend_interval.value,
+            "buckets": [
+                {"start": _iso(bucket.start), "count": bucket.count} for bucket in report.trend
+            ],
+        },
+        "gaps": [
+            {
+                "device": gap.device,
+                "missing_since": _iso(gap.missing_since),
+                "missing_until": _iso(gap.missing_until),
+                "detected_at": _iso(gap.detected_at),
+            }
+            for gap in report.gaps
+        ],
+        "failing": [
+            {
+                "name": failure.name,
+                "hostname": failure.hostname,
+                "error": {"kind": failure.error_kind.value, "message": failure.error_message},
+                "last_success": _iso(failure.last_success),
+            }
+            for failure in report.failing
+        ],
+        "unknown_reasons": [
+            {"text": item.text, "count": item.count} for item in report.unknown_reasons
+        ],
+        "new_by_reason": [_reason_dict(item) for item in report.new_by_reason],
+        "flap_threshold": report.flap_threshold,
+        "run": {
+            "started": _iso(report.run_started),
+            "finished": _iso(report.run_finished),
+            "duration_seconds": report.run_duration_seconds,
+            "last_success": _iso(report.last_success),
+        },
+    }
+
+
+def report_dict(report: FleetReport) -> dict[str, Any]:
+    """The JSON report as a Python object (see the module docstring for the shape)."""
+    return {
+        "generated_at": _iso(report.generated_at),
+        "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
+        "devices": [_device_dict(device, with_records=True) for device in report.devices],
+        "summary": summary_dict(report),
+    }
+
+
+def _ndjson_report(report: FleetReport) -> str:
+    lines: list[str] = []
+    for device in report.devices:
+        for record in device.listing:
+            lines.append(_json_line({"type": "record", "device": device.name, **record.to_dict()}))
+    for device in report.devices:
+        lines.append(_json_line({"type": "device", **_device_dict(device, with_records=False)}))
+    lines.append(
+        _json_line(
+            {
+                "type": "summary",
+                "generated_at": _iso(report.generated_at),
+                "window": {
+                    "since": _iso(report.window_since),
+                    "until": _iso(report.window_until),
+                },
+                **summary_dict(report),
+            }
+        )
+    )
+    return "".join(line + "\n" for line in lines)
+
+
+def _csv_report(report: FleetReport, *, records: bool) -> str:
+    if records:
+        return _csv_text(
+            RECORD_CSV_FIELDS,
+            (
+                [device.name, device.hostname, *_record_row(record)]
+                for device in report.devices
+                for record in device.listing
+            ),
+        )
+    return _csv_text(
+        DEVICE_CSV_FIELDS,
+        (
+            [
+                device.name,
+                device.hostname,
+                device.site,
+                device.status.value,
+                device.records,
+                device.new_records,
+                _iso(device.newest_deletion),
+                None if device.error_kind is None else device.error_kind.value,
+                device.error_message,
+            ]
+            for device in report.devices
+        ),
+    )
+
+
+def _table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    underline = "=" * len(title)
+    return f"{title}\n{underline}\n{tabulate(rows, headers=list(headers), missingval='-')}\n"
+
+
+def _stamp(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _window_line(report: FleetReport) -> str:
+    if report.window_since is None and report.window_until is None:
+        return "Window: what the devices hold now (one run)"
+    return f"Window: {_stamp(report.window_since)} .. {_stamp(report.window_until)}"
+
+
+def _totals_line(report: FleetReport) -> str:
+    totals = report.totals
+    parts = [
+        f"{totals.devices} devices ({totals.devices_ok} ok, {totals.devices_failed} failed)",
+        f"{totals.records} deletions",
+        f"{totals.peers} peers",
+    ]
+    if totals.new_records is not None:
+        parts.append(f"{totals.new_records} new since the previous run")
+    if totals.unknown_reasons:
+        parts.append(f"{totals.unknown_reasons} with unknown reasons")
+    if totals.gaps:
+        parts.append(f"{totals.gaps} gaps")
+    return "Totals: " + ", ".join(parts)
+
+
+def _table_report(report: FleetReport, *, records: bool) -> str:
+    header = [
+        f"Fleet report generated {_stamp(report.generated_at)}",
+        _window_line(report),
+        _totals_line(report),
+    ]
+    if report.run_duration_seconds is not None:
+        header.append(f"Run: {report.run_duration_seconds:.1f} s")
+    sections = ["\n".join(header) + "\n"]
+    sections.append(
+        _table(
+            "Devices",
+            [
+                [
+                    device.name,
+                    device.hostname,
+                    device.site,
+                    device.status.value,
+                    device.records,
+                    _stamp(device.newest_deletion),
+                    ""
+                    if device.error_kind is None
+                    else f"{device.error_kind.value}: {device.error_message or ''}",
+                ]
+                for device in report.devices
+            ],
+            ["device", "hostname", "site", "status", "deletions", "newest deletion", "error"],
+        )
+    )
+    sections.append(
+        _table(
+            "Deletions by reason",
+            [
+                [item.reason_code, item.category.value, item.count, item.devices, item.example]
+                for item in report.by_reason
+            ],
+            ["reason", "category", "deletions", "devices", "as printed"],
+        )
+    )
+    sections.append(
+        _table(
+            "Deletions by category",
+            [[item.category.value, item.count] for item in report.by_category],
+            ["category", "deletions"],
+        )
+    )
+    if report.new_by_reason:
+        sections.append(
+            _table(
+                "New since the previous run, by reason",
+                [
+                    [item.reason_code, item.category.value, item.count]
+                    for item in report.new_by_reason
+                ],
+                ["reason", "category", "deletions"],
+            )
+        )
+    if report.by_group is not None:
+        dimension = report.by_group.dimension.value
+        sections.append(
+            _table(
+                f"Deletions by {dimension}",
+                [
+                    [count.key, count.deletions, count.devices, count.devices_failed]
+                    for count in report.by_group.counts
+                ],
+                [dimension, "deletions", "devices", "devices failed"],
+            )
+        )
+    sections.append(
+        _table(
+            f"Flapping peers (at least {report.flap_threshold} deletions)",
+            [
+                [
+                    flap.peer,
+                    flap.deletions,
+                    flap.devices,
+                    ", ".join(flap.reasons),
+                    _stamp(flap.last_seen),
+                ]
+                for flap in report.top_peers
+            ],
+            ["peer", "deletions", "devices", "reasons", "last seen"],
+        )
+    )
+    sections.append(
+        _table(
+            f"Deletions per {report.trend_interval.value}",
+            [[_stamp(bucket.start), bucket.count] for bucket in report.trend],
+            [report.trend_interval.value, "deletions"],
+        )
+    )
+    if report.gaps:
+        sections.append(
+            _table(
+                "Gaps (the buffer wrapped between runs: deletions may be lost; collect more often)",
+                [
+                    [gap.device, _stamp(gap.missing_since), _stamp(gap.missing_until)]
+                    for gap in report.gaps
+                ],
+                ["device", "missing since", "missing until"],
+            )
+        )
+    if report.failing:
+        sections.append(
+            _table(
+                "Devices that could not be read",
+                [
+                    [
+                        f.name,
+                        f.hostname,
+                        f.error_kind.value,
+                        f.error_message,
+                        _stamp(f.last_success),
+                    ]
+                    for f in report.failing
+                ],
+                ["device", "hostname", "error", "message", "last read"],
+            )
+        )
+    if report.unknown_reasons:
+        sections.append(
+            _table(
+                "Unknown reasons (verbatim)",
+                [[item.text, item.count] for item in report.unknown_reasons],
+                ["reason as printed", "deletions"],
+            )
+        )
+    if records:
+        sections.append(
+            _table(
+                "Records",
+                [
+                    [device.name, *_record_row(record)]
+                    for device in report.devices
+                    for record in device.listing
+                ],
+                ["device", *RECORD_FIELDS],
+            )
+        )
+    return "\n".join(sections)
+
+
+def render_report(
+    report: FleetReport, fmt: str | Format = Format.TABLE, *, records: bool = False
+) -> str:
+    """Render a fleet report (``collect`` or ``report``).
+
+    Args:
+        report: The report, from ``report.aggregate`` or the store's queries.
+        fmt: ``table``, ``json``, ``csv`` or ``ndjson`` (shapes in the module docstring).
+        records: ``--records``: add the full listing (table), one row per record (csv).
+            JSON and NDJSON always carry the records the report holds.
+
+    Returns:
+        The text, ending with a newline.
+
+    Raises:
+        ValueError: ``fmt`` is not one of the formats.
+    """
+    chosen = _format(fmt)
+    if chosen is Format.JSON:
+        return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    if chosen is Format.NDJSON:
+        return _ndjson_report(report)
+    if chosen is Format.CSV:
+        return _csv_report(report, records=records)
+    return _table_report(report, records=records)
+
+
+METRIC_PREFIX = "ike_offline"
+
+
+def render_prometheus(report: FleetReport) -> str:
+    """The report as a node_exporter textfile (Prometheus text exposition format).
+
+    Low-cardinality only: series per device status, error kind, reason code and
+    category (closed sets, all emitted even at 0 so alerts see a value), never per
+    peer or per device. Built with ``prometheus_client`` so escaping and format are
+    the library's.
+
+    Metrics (all gauges):
+
+    * ``ike_offline_report_timestamp_seconds``: when the report was made.
+    * ``ike_offline_last_run_timestamp_seconds``: end of the run (if known).
+    * ``ike_offline_last_success_timestamp_seconds``: end of the latest run that read
+      at least one device (absent if none).
+    * ``ike_offline_run_duration_seconds``: run wall time (if known).
+    * ``ike_offline_devices{status}``: devices ok / failed.
+    * ``ike_offline_device_errors{kind}``: failed devices per error kind.
+    * ``ike_offline_deletions{reason_code}``, ``ike_offline_deletions_by_category{category}``:
+      deletions in the report (the devices' buffers for a run, the window for history).
+    * ``ike_offline_new_deletions{reason_code}``: first seen in the latest run (only when
+      the report knows, i.e. from the store).
+    * ``ike_offline_unknown_reason_deletions``, ``ike_offline_flapping_peers``,
+      ``ike_offline_gaps``.
+    """
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(f"{METRIC_PREFIX}_{name}", doc, list(labels), registry=registry)
+
+    gauge("report_timestamp_seconds", "When the report was generated (Unix time).").set(
+        report.generated_at.timestamp()
+    )
+    if report.run_finished is not None:
+        gauge("last_run_timestamp_seconds", "End of the collection run (Unix time).").set(
+            report.run_finished.timestamp()
+        )
+    if report.last_success is not None:
+        gauge(
+            "last_success_timestamp_seconds",
+            "End of the latest run that read at least one device (Unix time).",
+        ).set(report.last_success.timestamp())
+    duration = report.run_duration_seconds
+    if duration is not None:
+        gauge("run_duration_seconds", "Wall time of the collection run.").set(duration)
+
+    devices = gauge("devices", "Devices in the run by collection status.", ["status"])
+    devices.labels(status=DeviceStatus.OK.value).set(report.totals.devices_ok)
+    devices.labels(status=DeviceStatus.FAILED.value).set(report.totals.devices_failed)
+
+    errors = gauge("device_errors", "Devices that could not be read, by error kind.", ["kind"])
+    error_counts = {kind: 0 for kind in ErrorKind}
+    for failure in report.failing:
+        error_counts[failure.error_kind] += 1
+    for kind, count in error_counts.items():
+        errors.labels(kind=kind.value).set(count)
+
+    codes = [reason.code for reason in REASONS] + [UNKNOWN_REASON_CODE]
+    deletions = gauge("deletions", "Deletions in the report by reason code.", ["reason_code"])
+    by_code = {item.reason_code: item.count for item in report.by_reason}
+    for code in codes:
+        deletions.labels(reason_code=code).set(by_code.get(code, 0))
+
+    categories = gauge(
+        "deletions_by_category", "Deletions in the report by reason category.", ["category"]
+    )
+    by_category = {item.category: item.count for item in report.by_category}
+    for category in Category:
+        categories.labels(category=category.value).set(by_category.get(category, 0))
+
+    if report.totals.new_records is not None:
+        new = gauge(
+            "new_deletions",
+            "Deletions first seen in the latest run, by reason code.",
+            ["reason_code"],
+        )
+        new_by_code = {item.reason_code: item.count for item in report.new_by_reason}
+        for code in codes:
+            new.labels(reason_code=code).set(new_by_code.get(code, 0))
+
+    gauge("unknown_reason_deletions", "Deletions whose reason the taxonomy does not know.").set(
+        report.totals.unknown_reasons
+    )
+    gauge(
+        "flapping_peers",
+        "Peers listed as flapping (at least the threshold of deletions; top list only).",
+    ).set(len(report.top_peers))
+    gauge("gaps", "Buffer wrap-arounds in which deletions may have been lost.").set(
+        max(report.totals.gaps, len(report.gaps))
+    )
+    return generate_latest(registry).decode("utf-8")
