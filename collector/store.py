@@ -1,0 +1,717 @@
+"""The history store: runs, devices, every deletion exactly once, gaps; SQLite or PostgreSQL.
+
+A device keeps only its latest 200 deletions; the store keeps all of them. Each device's
+result is written in ONE transaction, so a crash (even SIGKILL) loses nothing already
+committed and leaves no half-written device.
+
+De-duplication is exact and multiset-aware: identical rows of one snapshot are numbered
+(``occurrence`` 0, 1, 2 ... per identical row) and a UNIQUE index over the device, the row
+as printed and that number makes ``INSERT ... ON CONFLICT DO NOTHING`` store a deletion seen
+in many runs once while keeping two identical deletions of the same second as two. The same
+statement makes two collectors writing the same device into one PostgreSQL safe. An
+unchanged snapshot (same digest as the device's last one) skips the insert altogether.
+
+A gap is recorded when a full snapshot (200 rows) shares no row with what was stored: the
+buffer wrapped between two runs and deletions in between may be lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sqlite3
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NewType
+
+from collector.clock import ZoneError, clock_skew, resolve_zone
+from collector.records import DeviceResult, OfflineRecord
+from collector.store_schema import (
+    DEDUP_KEY,
+    SCHEMA_VERSION,
+    Dialect,
+    ddl,
+    placeholders,
+)
+
+if TYPE_CHECKING:
+    from collector.report import FleetReport, GroupBy, TrendInterval
+
+RunId = NewType("RunId", int)
+
+FULL_BUFFER = 200
+"""A device keeps its latest 200 deletions (command reference: display ike offline-info)."""
+DEFAULT_BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite writer waits for another writer's transaction (WAL allows one writer)."""
+APP_DIR = "collect-ike-offline"
+DB_FILE = "history.sqlite3"
+
+_EPOCH = datetime(1970, 1, 1)
+_DELETION_COLUMNS = (*DEDUP_KEY, "reason_code", "category", "offline_time_utc", "first_seen_run")
+Row = tuple[Any, ...]
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Deletions of ``device`` may be lost between ``missing_since`` and ``missing_until``."""
+
+    device: str
+    run_id: int
+    missing_since: datetime | None
+    """UTC time of the newest deletion stored before this run."""
+    missing_until: datetime | None
+    """UTC time of the oldest deletion of this run's (full) snapshot."""
+    missing_since_local: str | None = None
+    missing_until_local: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOutcome:
+    """What storing one device's result did."""
+
+    device: str
+    records: int
+    """Rows in the snapshot."""
+    new_records: int
+    """Rows not stored before (written now)."""
+    gap: Gap | None = None
+    skew: timedelta | None = None
+    """Device clock minus collector clock, when the device clock was read."""
+    zone_source: str = "assumed-utc"
+    """Where the zone for UTC conversion came from: inventory, device-clock, assumed-utc."""
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/collect-ike-offline`` or ``~/.local/share/collect-ike-offline``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / APP_DIR
+
+
+def default_db_path() -> Path:
+    """The per-user SQLite history used when ``--db`` is not given."""
+    return default_data_dir() / DB_FILE
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError("store times must be aware (UTC)")
+    return moment.timestamp()
+
+
+def _from_epoch(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _local_text(moment: datetime) -> str:
+    return moment.isoformat(sep=" ")
+
+
+class Store:
+    """One connection to the history database. Not shared between threads."""
+
+    def __init__(
+        self, connection: Any, dialect: Dialect, target: str, *, keep_raw: bool = False
+    ) -> None:
+        self._conn = connection
+        self.dialect = dialect
+        self.target = target
+        """The path or URL (never printed with a password: see ``display_target``)."""
+        self.keep_raw = keep_raw
+        self._sql_cache: dict[str, str] = {}
+        self._in_transaction = False
+
+    # -- plumbing: the only place the two drivers differ ------------------------------
+
+    def _sql(self, sql: str) -> str:
+        cached = self._sql_cache.get(sql)
+        if cached is None:
+            cached = self._sql_cache[sql] = placeholders(sql, self.dialect)
+        return cached
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement (``?`` placeholders) and return its rows (empty if none)."""
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        if cursor.description is None:
+            return []
+        return list(cursor.fetchall())
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        return int(cursor.rowcount)
+
+    def _execute_many(self, sql: str, rows: Sequence[Row]) -> int:
+        if not rows:
+            return 0
+        if self.dialect is Dialect.SQLITE:
+            return int(self._conn.executemany(sql, rows).rowcount)
+        with self._conn.cursor() as cursor:
+            cursor.executemany(self._sql(sql), rows)
+            return int(cursor.rowcount)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        if self._in_transaction:
+            yield
+            return
+        self._in_transaction = True
+        try:
+            if self.dialect is Dialect.SQLITE:
+                # IMMEDIATE takes the write lock up front, so the busy timeout applies here
+                # instead of a deadlock error when a reader later tries to write.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            else:
+                with self._conn.transaction():
+                    yield
+        finally:
+            self._in_transaction = False
+
+    @property
+    def display_target(self) -> str:
+        """The path, or the URL without its password, for messages."""
+        if self.dialect is Dialect.SQLITE:
+            return self.target
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.target)
+        if parts.password is None:
+            return self.target
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the tables (idempotent) and check the schema version."""
+        with self.transaction():
+            if self.dialect is Dialect.POSTGRES:
+                # Two collectors starting at once would race on CREATE TABLE IF NOT EXISTS.
+                self._execute("SELECT pg_advisory_xact_lock(7310405)")
+            for statement in ddl(self.dialect):
+                self._execute(statement)
+            rows = self.fetch("SELECT value FROM meta WHERE key = 'schema_version'")
+            if not rows:
+                self._execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(rows[0][0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.display_target}: history schema version {rows[0][0]} is newer "
+                    f"than this collector's ({SCHEMA_VERSION}); upgrade collect-ike-offline"
+                )
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        inventory: str | os.PathLike[str] | None = None,
+        shard: str | None = None,
+        host: str | None = None,
+        *,
+        started: datetime | None = None,
+    ) -> RunId:
+        """Record the start of a collection run and return its id."""
+        started = started or datetime.now(UTC)
+        with self.transaction():
+            rows = self.fetch(
+                "INSERT INTO runs (started, collector_host, inventory, shard) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                (
+                    _epoch(started),
+                    host or socket.gethostname(),
+                    None if inventory is None else os.fspath(inventory),
+                    shard,
+                ),
+            )
+        return RunId(int(rows[0][0]))
+
+    def finish_run(self, run_id: int, *, finished: datetime | None = None) -> None:
+        """Record the end of a run with its totals (computed from its devices)."""
+        finished = finished or datetime.now(UTC)
+        with self.transaction():
+            totals = self.fetch(
+                "SELECT "
+                "coalesce(sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), 0), "
+                "coalesce(sum(CASE WHEN status = 'ok' THEN 0 ELSE 1 END), 0), "
+                "coalesce(sum(record_count), 0), coalesce(sum(new_records), 0), "
+                "coalesce(sum(gap), 0) FROM device_runs WHERE run_id = ?",
+                (run_id,),
+            )[0]
+            self._execute(
+                "UPDATE runs SET finished = ?, devices_ok = ?, devices_failed = ?, "
+                "records_seen = ?, new_records = ?, gaps = ? WHERE id = ?",
+                (_epoch(finished), *(int(value) for value in totals), run_id),
+            )
+
+    # -- devices -------------------------------------------------------------------------
+
+    def _device_row(
+        self, result: DeviceResult, zone_text: str | None
+    ) -> tuple[int, str | None, int]:
+        """Insert or update the device; return (id, last snapshot digest, pruned_until)."""
+        device = result.device
+        groups = ",".join(device.groups)
+        lock = " FOR UPDATE" if self.dialect is Dialect.POSTGRES else ""
+        select = (
+            "SELECT id, hostname, site, groups, zone, last_digest, pruned_until "
+            f"FROM devices WHERE name = ?{lock}"
+        )
+        rows = self.fetch(select, (device.name,))
+        if not rows:
+            self._execute(
+                "INSERT INTO devices (name, hostname, site, groups, zone) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (device.name, device.hostname, device.site, groups, zone_text),
+            )
+            rows = self.fetch(select, (device.name,))
+            self._set_groups(int(rows[0][0]), device.groups)
+        device_id, hostname, site, stored_groups, zone, digest, pruned_until = rows[0]
+        if (hostname, site, zone) != (device.hostname, device.site, zone_text):
+            self._execute(
+                "UPDATE devices SET hostname = ?, site = ?, zone = ? WHERE id = ?",
+                (device.hostname, device.site, zone_text, device_id),
+            )
+        if stored_groups != groups:
+            self._execute("UPDATE devices SET groups = ? WHERE id = ?", (groups, device_id))
+            self._set_groups(int(device_id), device.groups)
+        return int(device_id), digest, int(pruned_until)
+
+    def _set_groups(self, device_id: int, groups: Sequence[str]) -> None:
+        self._execute("DELETE FROM device_groups WHERE device_id = ?", (device_id,))
+        self._execute_many(
+            "INSERT INTO device_groups (device_id, group_name) VALUES (?, ?) "
+            "ON CONFLICT (device_id, group_name) DO NOTHING",
+            [(device_id, group) for group in dict.fromkeys(groups)],
+        )
+
+    # -- ingest --------------------------------------------------------------------------
+
+    def record_device(
+        self,
+        run_id: int,
+        result: DeviceResult,
+        zone: tzinfo | str | None = None,
+        *,
+        declared_count: int | None = None,
+    ) -> DeviceOutcome:
+        """Store one device's result in one transaction.
+
+        Args:
+            run_id: From :meth:`start_run`.
+            result: The device's outcome; failed devices are recorded with their error.
+            zone: The zone of the device's ``offline-time`` (tzinfo or text); None: the
+                inventory's ``data.timezone``, else the offset ``display clock`` printed
+                (``result.device_clock`` aware), else UTC.
+            declared_count: ``Current info Num`` when the parser saw it; a snapshot is
+                full when it has 200 rows or the device declared 200 or more.
+
+        Returns:
+            How many deletions were new, the gap if the buffer wrapped, the clock skew.
+
+        Raises:
+            StoreError: the zone text is invalid.
+        """
+        device = result.device
+        zone_text = zone if isinstance(zone, str) else device.data.get("timezone")
+        try:
+            if isinstance(zone, tzinfo):
+                tz, zone_source = zone, "given"
+            else:
+                tz, zone_source = resolve_zone(
+                    None if zone_text is None else str(zone_text), result.device_clock
+                )
+        except ZoneError as zone_error:
+            raise StoreError(f"device {device.name}: {zone_error}") from None
+        skew = self._skew(result, tz)
+        rows, digest = _snapshot_rows(result.records, tz)
+        full = len(rows) >= FULL_BUFFER or (declared_count or 0) >= FULL_BUFFER
+        raw = None
+        if self.keep_raw and result.raw is not None:
+            raw = zlib.compress(result.raw.encode("utf-8", "replace"), 6)
+        gap: Gap | None = None
+        new_records = 0
+        with self.transaction():
+            device_id, last_digest, pruned_until = self._device_row(
+                result, None if zone_text is None else str(zone_text)
+            )
+            if result.ok and rows and digest != last_digest:
+                new_records, gap = self._insert_snapshot(
+                    run_id, device.name, device_id, rows, pruned_until, full
+                )
+                self._execute(
+                    "UPDATE devices SET last_digest = ? WHERE id = ?", (digest, device_id)
+                )
+            error = result.error
+            self._execute(
+                "INSERT INTO device_runs (run_id, device_id, status, error_kind, error_message, "
+                "record_count, declared_count, new_records, gap, clock_skew, zone_source, "
+                "started, finished, attempts, raw) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    device_id,
+                    result.status.value,
+                    None if error is None else error.kind.value,
+                    None if error is None else error.message,
+                    len(rows),
+                    declared_count,
+                    new_records,
+                    int(gap is not None),
+                    None if skew is None else skew.total_seconds(),
+                    zone_source,
+                    None if result.started is None else _epoch(result.started),
+                    None if result.finished is None else _epoch(result.finished),
+                    result.attempts,
+                    raw,
+                ),
+            )
+            if gap is not None:
+                self._execute(
+                    "INSERT INTO gaps (device_id, run_id, missing_since_utc, missing_until_utc, "
+                    "missing_since_local, missing_until_local) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        device_id,
+                        run_id,
+                        None if gap.missing_since is None else int(gap.missing_since.timestamp()),
+                        None if gap.missing_until is None else int(gap.missing_until.timestamp()),
+                        gap.missing_since_local,
+                        gap.missing_until_local,
+                    ),
+                )
+        return DeviceOutcome(device.name, len(rows), new_records, gap, skew, zone_source)
+
+    @staticmethod
+    def _skew(result: DeviceResult, zone: tzinfo) -> timedelta | None:
+        if result.device_clock is None:
+            return None
+        moments = [moment for moment in (result.started, result.finished) if moment]
+        if not moments:
+            return None
+        # The clock is read somewhere inside the session: take its middle.
+        collector_utc = moments[0] + (moments[-1] - moments[0]) / 2
+        return clock_skew(result.device_clock, zone, collector_utc)
+
+    def _insert_snapshot(
+        self,
+        run_id: int,
+        device_name: str,
+        device_id: int,
+        rows: list[Row],
+        pruned_until: int,
+        full: bool,
+    ) -> tuple[int, Gap | None]:
+        # Rows older than a prune would come back as "new" from a quiet device's buffer.
+        if pruned_until:
+            rows = [row for row in rows if row[8] >= pruned_until]
+        if not rows:
+            return 0, None
+        previous: list[Row] = []
+        if full:
+            previous = self.fetch(
+                "SELECT offline_time_local, offline_time_utc FROM deletions WHERE device_id = ? "
+                "ORDER BY offline_time_local DESC LIMIT 1",
+                (device_id,),
+            )
+        inserted = self._execute_many(
+            f"INSERT INTO deletions ({', '.join(_DELETION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_DELETION_COLUMNS))}) "
+            f"ON CONFLICT ({', '.join(DEDUP_KEY)}) DO NOTHING",
+            [(device_id, *row, run_id) for row in rows],
+        )
+        gap = None
+        if full and previous and inserted == len(rows):
+            oldest = min(rows, key=lambda row: row[0])
+            gap = Gap(
+                device=device_name,
+                run_id=run_id,
+                missing_since=_from_epoch(previous[0][1]),
+                missing_until=_from_epoch(oldest[8]),
+                missing_since_local=previous[0][0],
+                missing_until_local=oldest[0],
+            )
+        return inserted, gap
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def prune(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete deletions older than ``older_than`` (and runs, gaps started before).
+
+        Devices remember the cut-off, so the same old rows still in a device's buffer
+        are not stored again as new at the next collection.
+
+        Returns:
+            How many deletions were removed.
+        """
+        cutoff = (now or datetime.now(UTC)) - older_than
+        seconds = int(cutoff.timestamp())
+        with self.transaction():
+            removed = self._execute("DELETE FROM deletions WHERE offline_time_utc < ?", (seconds,))
+            self._execute(
+                "UPDATE devices SET pruned_until = ? WHERE pruned_until < ?", (seconds, seconds)
+            )
+            self._execute(
+                "DELETE FROM gaps WHERE run_id IN (SELECT id FROM runs WHERE started < ?)",
+                (seconds,),
+            )
+            self._execute(
+                "DELETE FROM device_runs WHERE run_id IN (SELECT id FROM runs WHERE started < ?)",
+                (seconds,),
+            )
+            self._execute("DELETE FROM runs WHERE started < ?", (seconds,))
+        return removed
+
+    def integrity_check(self) -> list[str]:
+        """Problems found in the database; an empty list means it is sound.
+
+        SQLite: ``PRAGMA integrity_check``; both: no duplicate deletion keys, no device
+        result pointing at a missing run or device.
+        """
+        problems: list[str] = []
+        if self.dialect is Dialect.SQLITE:
+            problems += [
+                str(row[0]) for row in self.fetch("PRAGMA integrity_check") if row[0] != "ok"
+            ]
+        duplicates = self.fetch(
+            f"SELECT count(*) FROM (SELECT 1 FROM deletions GROUP BY {', '.join(DEDUP_KEY)} "
+            "HAVING count(*) > 1) AS duplicated"
+        )[0][0]
+        if duplicates:
+            problems.append(f"{duplicates} duplicated deletion keys")
+        orphans = self.fetch(
+            "SELECT count(*) FROM device_runs WHERE run_id NOT IN (SELECT id FROM runs) "
+            "OR device_id NOT IN (SELECT id FROM devices)"
+        )[0][0]
+        if orphans:
+            problems.append(f"{orphans} device results without their run or device")
+        return problems
+
+    # -- small queries ---------------------------------------------------------------------
+
+    def count_deletions(self, device: str | None = None) -> int:
+        if device is None:
+            return int(self.fetch("SELECT count(*) FROM deletions")[0][0])
+        return int(
+            self.fetch(
+                "SELECT count(*) FROM deletions d JOIN devices v ON v.id = d.device_id "
+                "WHERE v.name = ?",
+                (device,),
+            )[0][0]
+        )
+
+    def deletions(self, device: str) -> list[OfflineRecord]:
+        """A device's stored deletions, oldest first (identical rows repeated)."""
+        rows = self.fetch(
+            "SELECT d.peer, d.port, d.reason, d.ike_version, d.offline_time_local "
+            "FROM deletions d JOIN devices v ON v.id = d.device_id WHERE v.name = ? "
+            "ORDER BY d.offline_time_local, d.peer, d.reason, d.occurrence",
+            (device,),
+        )
+        return [
+            OfflineRecord.build(
+                peer,
+                reason,
+                int(version),
+                datetime.fromisoformat(local),
+                port=int(port) or None,
+            )
+            for peer, port, reason, version, local in rows
+        ]
+
+    def last_run_id(self) -> RunId | None:
+        rows = self.fetch("SELECT max(id) FROM runs")
+        return None if rows[0][0] is None else RunId(int(rows[0][0]))
+
+    def new_by_reason(self, run_id: int) -> dict[str, int]:
+        """Deletions first seen in ``run_id``, by reason code (for ``--fail-on``)."""
+        rows = self.fetch(
+            "SELECT reason_code, count(*) FROM deletions WHERE first_seen_run = ? "
+            "GROUP BY reason_code",
+            (run_id,),
+        )
+        return {str(code): int(count) for code, count in rows}
+
+    def gaps(self, run_id: int | None = None) -> list[Gap]:
+        """Recorded gaps, of one run or all, oldest first."""
+        where, params = ("WHERE g.run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        rows = self.fetch(
+            "SELECT v.name, g.run_id, g.missing_since_utc, g.missing_until_utc, "
+            "g.missing_since_local, g.missing_until_local FROM gaps g "
+            f"JOIN devices v ON v.id = g.device_id {where} ORDER BY g.id",
+            params,
+        )
+        return [
+            Gap(name, int(run), _from_epoch(since), _from_epoch(until), since_local, until_local)
+            for name, run, since, until, since_local, until_local in rows
+        ]
+
+    def report(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        generated_at: datetime | None = None,
+        group_by: GroupBy | str | None = None,
+        flap_threshold: int | None = None,
+        top: int | None = 10,
+        trend_interval: TrendInterval | str | None = None,
+    ) -> FleetReport:
+        """The fleet report over history; see :func:`collector.store_report.history_report`."""
+        from collector.report import DEFAULT_FLAP_THRESHOLD
+        from collector.store_report import history_report
+
+        return history_report(
+            self,
+            since=since,
+            until=until,
+            generated_at=generated_at or datetime.now(UTC),
+            group_by=group_by,
+            flap_threshold=DEFAULT_FLAP_THRESHOLD if flap_threshold is None else flap_threshold,
+            top=top,
+            trend_interval=trend_interval,
+        )
+
+
+def _utc_seconds_function(zone: tzinfo) -> Any:
+    """A fast local-naive -> epoch-seconds function for one zone."""
+    if isinstance(zone, timezone):
+        offset = zone.utcoffset(None)
+        shift = int(offset.total_seconds()) if offset is not None else 0
+
+        def fixed(local: datetime) -> int:
+            return int((local - _EPOCH).total_seconds()) - shift
+
+        return fixed
+
+    def named(local: datetime) -> int:
+        # fold=0: an ambiguous local time (DST end) is read as its first occurrence.
+        return int(local.replace(tzinfo=zone, fold=0).timestamp())
+
+    return named
+
+
+def _snapshot_rows(records: Sequence[OfflineRecord], zone: tzinfo) -> tuple[list[Row], str]:
+    """The snapshot as deletion rows (without device and run), and its digest.
+
+    Row layout: offline_time_local, peer, port, reason, ike_version, occurrence,
+    reason_code, category, offline_time_utc.
+    """
+    to_seconds = _utc_seconds_function(zone)
+    seen: dict[tuple[str, str, int, str, int], int] = {}
+    rows: list[Row] = []
+    digest = hashlib.blake2b(digest_size=16)
+    for record in records:
+        local = _local_text(record.offline_time)
+        key = (local, record.peer, record.port or 0, record.reason, record.ike_version)
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        rows.append(
+            (
+                *key,
+                occurrence,
+                record.reason_code,
+                record.category.value,
+                to_seconds(record.offline_time),
+            )
+        )
+        digest.update(f"{key}".encode())
+    return rows, digest.hexdigest()
+
+
+def _connect_sqlite(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        connection = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a power cut may lose the last commits, never corrupts.
+        connection.execute("PRAGMA synchronous = NORMAL")
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(f"cannot open the history database {path}: {error}") from None
+    return connection
+
+
+def _connect_postgres(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(
+            "a PostgreSQL --db needs psycopg: pip install 'collect-ike-offline[postgres]'"
+        ) from None
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StoreError(f"cannot connect to the history database: {message}") from None
+
+
+def open_store(
+    url_or_path: str | os.PathLike[str] | None = None,
+    *,
+    keep_raw: bool = False,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+) -> Store:
+    """Open (and create, if needed) the history store.
+
+    Args:
+        url_or_path: ``postgresql://user@host/db`` for PostgreSQL, a file path for SQLite,
+            or None for the per-user default (:func:`default_db_path`).
+        keep_raw: Store each device's raw output (zlib-compressed) for audit.
+        busy_timeout: Seconds a SQLite writer waits for another one.
+
+    Raises:
+        StoreError: the database cannot be opened, reached or is of a newer schema.
+    """
+    target = default_db_path() if url_or_path is None else url_or_path
+    text = os.fspath(target)
+    store: Store
+    if is_postgres_url(text):
+        store = Store(_connect_postgres(text), Dialect.POSTGRES, text, keep_raw=keep_raw)
+    else:
+        path = Path(text).expanduser()
+        store = Store(
+            _connect_sqlite(path, busy_timeout), Dialect.SQLITE, str(path), keep_raw=keep_raw
+        )
+    try:
+        store.create_schema()
+    except Exception as error:
+        store.close()
+        if isinstance(error, StoreError):
+            raise
+        raise StoreError(
+            f"{store.display_target}: cannot create the history schema: {error}"
+        ) from None
+    return store
