@@ -234,7 +234,7 @@ def _is_separator(line: str) -> bool:
         >>> _is_separator("--")
         False
     """
-    return "---" in line and not line.strip("-= \t")
+    return ("---" in line or "===" in line) and not line.strip("-= \t")
 
 
 @lru_cache(maxsize=4096)
@@ -267,12 +267,15 @@ class _Collector:
         self.saw_table = False
         self.firewall_first = True
         self.unparsed_rows = 0
+        self.in_message = False
+        """The last line classified was an Info:/Warning: message (or its continuation)."""
 
     def add_problem(self, kind: ProblemKind, message: str, number: int, line: str) -> None:
         self.problems.append(Problem(kind, message, number, line))
 
     def row(self, match: re.Match[str], port: str | None, number: int, line: str) -> bool:
         """Build a record from a row match; False (and a problem) if a value is invalid."""
+        self.in_message = False
         if port is None:
             peer, reason, version, year, month, day, hour, minute, second = match.groups()
         else:
@@ -300,6 +303,8 @@ class _Collector:
 
     def other(self, stripped: str, number: int, line: str) -> None:
         """Classify a line that is not a well-formed row."""
+        continuing_message = self.in_message
+        self.in_message = False
         if _ERROR_LINE.match(stripped):
             raise CommandRejected(stripped, number)
         count = _COUNT_LINE.fullmatch(stripped)
@@ -321,10 +326,12 @@ class _Collector:
             self.saw_table = True
             self.firewall_first = _PORT_WORD.search(stripped) is not None
             return
+        if _MESSAGE_LINE.match(stripped):
+            self.in_message = True
+            return
         if (
             _PROMPT_LINE.match(stripped)
             or _ECHO_LINE.match(stripped)
-            or _MESSAGE_LINE.match(stripped)
             or _CLOCK_LINE.fullmatch(stripped)
         ):
             return
@@ -336,6 +343,10 @@ class _Collector:
                 number,
                 line,
             )
+            return
+        if continuing_message:
+            # VRP wraps long Info:/Warning: messages onto indented continuation lines.
+            self.in_message = True
             return
         self.add_problem(ProblemKind.GARBAGE, "unrecognised line", number, line)
 
@@ -354,12 +365,16 @@ class _Collector:
             )
         elif self.declared != rows_seen:
             number, line = self.declared_line if self.declared_line else (None, None)
+            found = f"{rows_seen} rows were found"
+            if self.unparsed_rows:
+                found += f" ({len(self.records)} parsed, {self.unparsed_rows} not)"
+            if rows_seen < self.declared:
+                found += ": the output is truncated"
             self.problems.insert(
                 0,
                 Problem(
                     ProblemKind.COUNT_MISMATCH,
-                    f"'Current info Num' says {self.declared} but the table has {rows_seen} rows"
-                    + (" (output truncated?)" if rows_seen < self.declared else ""),
+                    f"'Current info Num' says {self.declared} but {found}",
                     number,
                     line,
                 ),
