@@ -1,0 +1,163 @@
+"""Property tests of collector.parse (hypothesis).
+
+Random records rendered by ``mock_devices.tables`` in each layout parse back equal,
+with or without device noise around and between the lines; arbitrary text never
+raises anything but ``ParseError``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.parse import ParseError, parse
+from collector.records import REASONS, OfflineRecord
+from mock_devices.tables import LAYOUTS, Layout, Row, firewall_reason, render_output
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+peers = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+)
+random_reasons = st.lists(
+    st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True), min_size=1, max_size=6
+).map(" ".join)
+reasons = st.one_of(
+    st.sampled_from([reason.text for reason in REASONS]),
+    st.sampled_from(["hardware-timeout", "kick old sa with same flow"]),
+    random_reasons,
+)
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
+    lambda moment: moment.replace(microsecond=0)
+)
+rows = st.builds(
+    Row,
+    peer=peers,
+    reason=reasons,
+    version=st.sampled_from([1, 2]),
+    time=times,
+    port=st.sampled_from([500, 4500]),
+)
+layouts = st.sampled_from(LAYOUTS)
+
+# What sessions put around and between the table lines (never an Error: line).
+noise_lines = st.sampled_from(
+    [
+        "",
+        "   ",
+        "<HUAWEI>",
+        "<AR-1>display ike offline-info",
+        "HRP_M<USG6000-A>",
+        "HRP_S<USG6000-B>display ike offline-info",
+        "[~HUAWEI]",
+        "display ike offline-info",
+        "dis ike offline-info",
+        "Info: The max number of VTY users is 10.",
+        "Warning: The command output may be long.",
+        "2024-03-05 10:11:12.345 +08:00",
+        "  ---- More ----",
+        "\x1b[16D                \x1b[16D",
+        "  ------------------",
+    ]
+)
+pager_prefixes = st.sampled_from(
+    ["", "  ---- More ----\x1b[16D" + " " * 16 + "\x1b[16D", "\x1b[42D" + " " * 42 + "\x1b[42D"]
+)
+
+
+def expected_record(row: Row, layout: Layout) -> OfflineRecord:
+    if layout == "router":
+        return OfflineRecord.build(row.peer, row.reason, row.version, row.time)
+    return OfflineRecord.build(
+        row.peer, firewall_reason(row.reason), row.version, row.time, row.port
+    )
+
+
+@SETTINGS
+@given(table=st.lists(rows, max_size=12), layout=layouts, newline=st.sampled_from(["\n", "\r\n"]))
+def test_rendered_rows_parse_back_equal(table: list[Row], layout: Layout, newline: str) -> None:
+    result = parse(render_output(table, layout, newline=newline))
+    assert result.records == tuple(expected_record(row, layout) for row in table)
+    assert result.problems == ()
+    assert result.declared_count == len(table)
+    assert result.complete
+
+
+@SETTINGS
+@given(table=st.lists(rows, max_size=8), layout=layouts, data=st.data())
+def test_device_noise_between_lines_changes_nothing(
+    table: list[Row], layout: Layout, data: st.DataObject
+) -> None:
+    lines = render_output(table, layout).split("\n")
+    noisy: list[str] = []
+    for line in lines:
+        noisy.extend(data.draw(st.lists(noise_lines, max_size=2)))
+        noisy.append(
+            data.draw(pager_prefixes) + line + data.draw(st.sampled_from(["", "  ", "\r"]))
+        )
+    result = parse("\n".join(noisy))
+    assert result.records == tuple(expected_record(row, layout) for row in table)
+    assert result.problems == ()
+    assert result.complete
+
+
+def _parse_or_parse_error(text: str) -> None:
+    try:
+        result = parse(text)
+    except ParseError:
+        return
+    # A result is always well formed.
+    assert all(problem.message for problem in result.problems)
+    assert result.complete in (True, False)
+
+
+@SETTINGS
+@given(text=st.text())
+def test_arbitrary_text_raises_only_parse_error(text: str) -> None:
+    _parse_or_parse_error(text)
+
+
+@SETTINGS
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("0123456789abcdefv.:/- \t\r\n\x1b[DMore<>^Error[]:Num")),
+        max_size=300,
+    )
+)
+def test_row_like_text_raises_only_parse_error(text: str) -> None:
+    _parse_or_parse_error(text)
+
+
+@SETTINGS
+@given(
+    table=st.lists(rows, min_size=1, max_size=6),
+    layout=layouts,
+    data=st.data(),
+)
+def test_random_text_mixed_into_valid_output(
+    table: list[Row], layout: Layout, data: st.DataObject
+) -> None:
+    lines = render_output(table, layout).split("\n")
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(lines)))
+        lines.insert(position, data.draw(st.text(max_size=80)))
+    _parse_or_parse_error("\n".join(lines))
+
+
+@SETTINGS
+@given(table=st.lists(rows, min_size=1, max_size=6), layout=layouts, data=st.data())
+def test_cut_anywhere_is_never_silent(
+    table: list[Row], layout: Layout, data: st.DataObject
+) -> None:
+    """A read that ended early never yields a complete result with rows missing."""
+    text = render_output(table, layout)
+    cut = data.draw(st.integers(0, len(text)))
+    try:
+        result = parse(text[:cut])
+    except ParseError:
+        return
+    if result.complete:
+        assert len(result.records) == len(table)
