@@ -666,9 +666,11 @@ def _load_csv(path: Path) -> Inventory:
     devices: list[Device] = []
     seen: dict[str, int] = {}
     password_line: int | None = None
+    line_end = 0
     try:
         for row in reader:
-            line = reader.line_num
+            # A quoted field may span lines: report the line the row starts on.
+            line, line_end = line_end + 1, reader.line_num
             if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
                 continue
             if header is None:
