@@ -24,7 +24,8 @@ Fleet report shapes (:func:`render_report`):
   "generated_at", "window"}``. Every line is one JSON object with a ``type``.
 
 Times are ISO 8601: record times as the device printed them (no zone), run and
-report times in UTC with their offset.
+report times in UTC with their offset. There is no colour anywhere, so output is the
+same on a terminal, in a pipe and under ``NO_COLOR``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,29 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """tabulate with values shown verbatim.
+
+    tabulate parses numeric-looking strings by default: a device named ``007`` would
+    print as ``7`` and an unknown reason ``1e3`` as ``1000``. Parsing is off; columns
+    holding only real numbers are right-aligned instead.
+    """
+    align = []
+    for index in range(len(headers)):
+        values = [row[index] for row in rows if index < len(row) and row[index] is not None]
+        numeric = bool(values) and all(
+            isinstance(value, int | float) and not isinstance(value, bool) for value in values
+        )
+        align.append("right" if numeric else "left")
+    return tabulate(
+        rows,
+        headers=list(headers),
+        missingval="-",
+        disable_numparse=True,
+        colalign=align if rows else None,
+    )
+
+
 def _record_row(record: OfflineRecord) -> list[Any]:
     data = record.to_dict()
     return [data[name] for name in RECORD_FIELDS]
@@ -148,7 +172,7 @@ def render_records(
     if chosen is Format.NDJSON:
         return "".join(_json_line(record.to_dict()) + "\n" for record in records)
     rows = [_record_row(record) for record in records]
-    return tabulate(rows, headers=list(RECORD_FIELDS), missingval="-") + "\n"
+    return _tabulate(rows, RECORD_FIELDS) + "\n"
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -393,7 +417,7 @@ def _csv_report(report: FleetReport, *, records: bool) -> str:
 
 def _table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     underline = "=" * len(title)
-    return f"{title}\n{underline}\n{tabulate(rows, headers=list(headers), missingval='-')}\n"
+    return f"{title}\n{underline}\n{_tabulate(rows, headers)}\n"
 
 
 def _stamp(moment: datetime | None) -> str:

@@ -363,3 +363,14 @@ def test_write_atomic_missing_directory_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomic(tmp_path / "nope" / "out.json", "{}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tables_show_values_verbatim() -> None:
+    odd = OfflineRecord.build("10.0.0.9", "1e3", 2, datetime(2024, 1, 2, 3, 4, 5))
+    assert "1e3" in render_records((odd,), (), "table")
+    assert "1000" not in render_records((odd,), (), "table")
+    from collector.records import Device, DeviceResult, DeviceStatus
+
+    result = DeviceResult(Device("007", "10.0.0.7"), DeviceStatus.OK, (odd,))
+    text = render_report(aggregate([result], generated_at=GENERATED), "table", records=True)
+    assert "\n007 " in text and "1e3" in text and "1000" not in text
