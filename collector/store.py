@@ -34,6 +34,7 @@ from collector.records import DeviceResult, OfflineRecord
 from collector.store_schema import (
     DEDUP_KEY,
     SCHEMA_VERSION,
+    TABLES,
     Dialect,
     ddl,
     placeholders,
@@ -210,26 +211,40 @@ class Store:
 
     # -- schema ------------------------------------------------------------------------
 
+    def _existing_tables(self) -> set[str]:
+        if self.dialect is Dialect.SQLITE:
+            rows = self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        else:
+            rows = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {str(row[0]) for row in rows}
+
     def create_schema(self) -> None:
         """Create the tables (idempotent) and check the schema version."""
+        if set(TABLES) <= self._existing_tables():
+            # Already there: no DDL at all, because CREATE INDEX IF NOT EXISTS still locks
+            # the table in PostgreSQL and would deadlock with a collector writing into it.
+            self._check_version()
+            return
         with self.transaction():
             if self.dialect is Dialect.POSTGRES:
                 # Two collectors starting at once would race on CREATE TABLE IF NOT EXISTS.
                 self._execute("SELECT pg_advisory_xact_lock(7310405)")
             for statement in ddl(self.dialect):
                 self._execute(statement)
-            rows = self.fetch("SELECT value FROM meta WHERE key = 'schema_version'")
-            if not rows:
-                self._execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO NOTHING",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(rows[0][0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.display_target}: history schema version {rows[0][0]} is newer "
-                    f"than this collector's ({SCHEMA_VERSION}); upgrade collect-ike-offline"
-                )
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
+        self._check_version()
+
+    def _check_version(self) -> None:
+        rows = self.fetch("SELECT value FROM meta WHERE key = 'schema_version'")
+        if rows and int(rows[0][0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.display_target}: history schema version {rows[0][0]} is newer "
+                f"than this collector's ({SCHEMA_VERSION}); upgrade collect-ike-offline"
+            )
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -369,9 +384,6 @@ class Store:
                 new_records, gap = self._insert_snapshot(
                     run_id, device.name, device_id, rows, pruned_until, full
                 )
-                self._execute(
-                    "UPDATE devices SET last_digest = ? WHERE id = ?", (digest, device_id)
-                )
             error = result.error
             self._execute(
                 "INSERT INTO device_runs (run_id, device_id, status, error_kind, error_message, "
@@ -394,6 +406,20 @@ class Store:
                     None if result.finished is None else _epoch(result.finished),
                     result.attempts,
                     raw,
+                ),
+            )
+            self._execute(
+                "UPDATE devices SET last_digest = coalesce(?, last_digest), last_run = ?, "
+                "last_status = ?, last_error_kind = ?, last_error_message = ?, "
+                "last_success = coalesce(?, last_success) WHERE id = ?",
+                (
+                    digest if result.ok else None,
+                    run_id,
+                    result.status.value,
+                    None if error is None else error.kind.value,
+                    None if error is None else error.message,
+                    _epoch(result.finished or datetime.now(UTC)) if result.ok else None,
+                    device_id,
                 ),
             )
             if gap is not None:

@@ -123,6 +123,12 @@ SCHEMA: tuple[Table, ...] = (
             Column("zone", _TEXT),
             Column("last_digest", _TEXT),
             Column("pruned_until", _BIG, not_null=True, default="0"),
+            # The latest result, kept here so reports stay O(devices) however many runs.
+            Column("last_run", _BIG),
+            Column("last_status", _TEXT),
+            Column("last_error_kind", _TEXT),
+            Column("last_error_message", _TEXT),
+            Column("last_success", _AT),
         ),
         unique=("name",),
     ),
