@@ -291,13 +291,27 @@ class _Element:
     has_password: bool
 
 
-def _plain(value: Any) -> Any:
-    """Turn the loader's mappings back into plain dicts/lists, recursively."""
+def _plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """Turn the loader's mappings back into plain dicts/lists, recursively.
+
+    YAML aliases share one object; ``memo`` keeps them shared, so a "billion laughs"
+    document (aliases of aliases) stays small instead of being expanded.
+    """
+    if not isinstance(value, dict | list):
+        return value
+    memo = {} if memo is None else memo
+    known = memo.get(id(value))
+    if known is not None:
+        return known
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+        result: Any = {}
+        memo[id(value)] = result
+        result.update((key, _plain(item, memo)) for key, item in value.items())
+    else:
+        result = []
+        memo[id(value)] = result
+        result.extend(_plain(item, memo) for item in value)
+    return result
 
 
 def _lines(mapping: Any, key: str, default: int) -> int:

@@ -750,3 +750,12 @@ def test_shard_stable_across_processes(tmp_path: Path) -> None:
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
+
+
+def test_billion_laughs_stays_small(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    body = "\n".join(f"    {line}" for line in levels)
+    directory = nornir(tmp_path, f"r1:\n  hostname: 10.0.0.1\n  data:\n{body}\n")
+    (device,) = load_inventory(directory).devices
+    assert len(device.data["a8"]) == 10
