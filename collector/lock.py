@@ -33,20 +33,23 @@ class LockHeld(Exception):
 
 
 def default_lock_path(db: str | None = None) -> Path:
-    """Where the lock lives: next to a SQLite database, else in ``$XDG_RUNTIME_DIR``.
+    """Where the lock lives: next to the SQLite database (None: the default one).
 
     For a PostgreSQL URL (several hosts may share the database, each runs its own
     lock) the lock is per host: ``$XDG_RUNTIME_DIR`` or the per-user data directory.
     """
-    if db and "://" not in db:
-        return Path(db).expanduser().with_name(Path(db).name + ".lock")
+    # Imported here: the store is heavier and the lock must not need it to load.
+    from collector.store import default_db_path
+
+    if db is None:
+        db = str(default_db_path())
+    if "://" not in db:
+        path = Path(db).expanduser()
+        return path.with_name(path.name + ".lock")
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
         return Path(runtime) / LOCK_FILE_NAME
-    # Imported here: the store imports nothing from this module and vice versa at load.
-    from collector.store import default_data_dir
-
-    return default_data_dir() / LOCK_FILE_NAME
+    return default_db_path().parent / LOCK_FILE_NAME
 
 
 def _read_pid(path: Path) -> int | None:
