@@ -1,1 +1,159 @@
-"""pytest fixtures that start mock Huawei fleets for a test and stop them afterwards."""
+"""pytest fixtures that start mock Huawei fleets for a test and stop them afterwards.
+
+``mock_fleet`` is a factory: call it with a shipped scenario name, a YAML path or a dict::
+
+    def test_collect(mock_fleet):
+        fleet = mock_fleet("demo")                  # or mock_fleet({"devices": [...]}, count=5)
+        device = fleet.device("ar-bj-01")
+        device.host, device.port, device.username, device.password
+        fleet.inventory_path                        # hosts.yaml in tmp_path, no password in it
+        device.add_deletions(3); device.journal()
+
+``mock_fleet_process`` starts the ``mock-huawei-fleet`` console script and waits for READY.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mock_devices.fleet import FleetThread, start_fleet
+from mock_devices.server import BindPlan
+
+FleetFactory = Callable[..., FleetThread]
+
+
+@pytest.fixture
+def mock_fleet(tmp_path: Path) -> Iterator[FleetFactory]:
+    """Factory fixture: ``mock_fleet(scenario="demo", count=None, password=None, journal=False)``.
+
+    Each call starts a fleet on 127.0.0.1 (a free port per device) in a background thread,
+    writes its inventory to ``tmp_path/fleet-<n>/hosts.yaml`` and returns the running
+    ``FleetThread``; every fleet is stopped when the test ends.
+    """
+    running: list[FleetThread] = []
+
+    def start(
+        scenario: str | Path | Mapping[str, Any] = "demo",
+        count: int | None = None,
+        password: str | None = None,
+        journal: bool = False,
+        bind: BindPlan | None = None,
+    ) -> FleetThread:
+        directory = tmp_path / f"fleet-{len(running) + 1}"
+        fleet = start_fleet(
+            scenario,
+            count=count,
+            password=password,
+            bind=bind,
+            journal_dir=directory / "journal" if journal else None,
+            inventory=directory,
+        )
+        running.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in running:
+        fleet.stop()
+
+
+@dataclass
+class FleetProcess:
+    """A ``mock-huawei-fleet`` subprocess that printed READY."""
+
+    process: subprocess.Popen[str]
+    inventory_path: Path
+    password: str = field(repr=False)
+    ready_line: str = ""
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the process and wait for it; returns its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def _fleet_command() -> list[str]:
+    script = Path(sys.executable).with_name("mock-huawei-fleet")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "mock_devices.fleet"]
+
+
+def start_fleet_process(
+    directory: Path,
+    args: list[str],
+    password: str = "mock-password",
+    timeout: float = 120.0,
+) -> FleetProcess:
+    """Start ``mock-huawei-fleet ARGS --inventory DIR/hosts.yaml`` and wait for ``READY``.
+
+    The password goes through ``MOCK_PASSWORD`` in the environment, never argv.
+    """
+    inventory = directory / "hosts.yaml"
+    env = {**os.environ, "MOCK_PASSWORD": password}
+    process = subprocess.Popen(
+        [*_fleet_command(), *args, "--inventory", str(inventory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    handle = FleetProcess(process=process, inventory_path=inventory, password=password)
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            handle.stderr_lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=drain, daemon=True).start()
+    result: list[str] = []
+
+    def wait_ready() -> None:
+        assert process.stdout is not None
+        result.append(process.stdout.readline())
+
+    reader = threading.Thread(target=wait_ready, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = result[0].strip() if result else ""
+    if not line.startswith("READY"):
+        handle.stop(signal.SIGKILL)
+        raise RuntimeError(
+            f"mock-huawei-fleet did not print READY (got {line!r}); stderr: "
+            + " | ".join(handle.stderr_lines[-5:])
+        )
+    handle.ready_line = line
+    return handle
+
+
+@pytest.fixture
+def mock_fleet_process(tmp_path: Path) -> Iterator[Callable[..., FleetProcess]]:
+    """Factory fixture: ``mock_fleet_process(args=[...], password=...)`` runs the console
+    script until READY; any process still running at the end of the test is killed."""
+    started: list[FleetProcess] = []
+
+    def start(args: list[str] | None = None, password: str = "mock-password") -> FleetProcess:
+        directory = tmp_path / f"fleet-process-{len(started) + 1}"
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = start_fleet_process(directory, list(args or []), password)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop(signal.SIGKILL)

@@ -1,0 +1,531 @@
+"""Scenarios: what a mock fleet looks like, loaded from YAML (data, not code).
+
+A scenario has ``defaults`` (applied to every device), an explicit ``devices`` list and/or a
+``template`` that is cloned ``--count`` times (names ``<prefix>-0001`` ...), mixing layouts and
+sprinkling faults. Records are listed explicitly or generated deterministically from a seed.
+
+Example::
+
+    defaults: {username: admin, password_env: MOCK_PASSWORD, layout: router,
+               records: {generate: {count: 200, seed: 1}}}
+    devices:
+      - {name: ar-01, layout: router}
+      - {name: fw-01, layout: firewall, hrp: master, faults: [reject_screen_length]}
+    template: {prefix: edge, mix: {router: 0.5, firewall: 0.5},
+               faulty_fraction: 0.05, fault_pool: [slow, truncated_table]}
+
+This module is pure: it reads no environment and opens no socket except ``load_scenario``,
+which reads the YAML file it is given.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from mock_devices.tables import LAYOUTS, Layout, Row
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+MAX_RECORDS = 200
+"""VRP keeps the latest 200 deletions (command reference: "the latest 200 ... deletions")."""
+
+
+class Fault(StrEnum):
+    """Device misbehaviours a scenario can switch on, one device at a time."""
+
+    WRONG_CREDENTIALS = "wrong_credentials"
+    PORT_CLOSED = "port_closed"
+    HANG_NO_BANNER = "hang_no_banner"
+    SLOW = "slow"
+    VERY_SLOW = "very_slow"
+    DROP_MID_OUTPUT = "drop_mid_output"
+    REJECT_SCREEN_LENGTH = "reject_screen_length"
+    COMMAND_UNSUPPORTED = "command_unsupported"
+    TRUNCATED_TABLE = "truncated_table"
+    GARBAGE_OUTPUT = "garbage_output"
+    PASSWORD_CHANGE_PROMPT = "password_change_prompt"
+    SAVE_PROMPT = "save_prompt"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message names the file and the device or key."""
+
+
+# Documented reasons with weights that look like a real edge fleet: mostly liveness and rekeys,
+# a long tail of rare ones, and two reasons newer firmware prints that the reference does not list.
+REASON_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("dpd timeout", 30.0),
+    ("peer request", 15.0),
+    ("phase2 sa replace", 12.0),
+    ("phase1 sa replace", 8.0),
+    ("config modify or manual offline", 6.0),
+    ("exchange timeout", 4.0),
+    ("phase1 hard expiry", 4.0),
+    ("phase2 hard expiry", 4.0),
+    ("heartbeat timeout", 3.0),
+    ("re-auth timeout", 2.0),
+    ("receive invalid spi notify", 2.0),
+    ("ikev1 phase1-phase2 sa dependent offline", 2.0),
+    ("aaa cut user", 1.0),
+    ("hard expiry triggered by port mismatch", 1.0),
+    ("spi conflict", 1.0),
+    ("dns resolution status change", 1.0),
+    ("modecfg address soft expiry", 1.0),
+    ("hardware-timeout", 0.5),
+    ("kick old sa with same flow", 0.5),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSource:
+    """Where a device's initial records come from."""
+
+    rows: tuple[Row, ...] = ()
+    """Explicit records, newest first (used when ``generate_count`` is 0)."""
+    generate_count: int = 0
+    seed: str = "1"
+    peer_pool: int = 12
+    """How many distinct peers the generator draws from (small, so some peers flap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSpec:
+    """The device's wall clock: a zone, an optional fixed start and a skew."""
+
+    timezone: str = "UTC"
+    """IANA name (``Asia/Shanghai``) or a UTC offset (``UTC+08:00``, ``+05:30``)."""
+    start: datetime | None = None
+    """Device-local time at fleet start; ``None`` follows the host clock."""
+    skew_s: float = 0.0
+    """Seconds the device clock runs ahead (positive) or behind (negative)."""
+    zone_label: str | None = None
+    """The name ``display clock`` prints (VRP: ``clock timezone NAME add 08:00:00``)."""
+
+    def tz(self) -> tzinfo:
+        """The zone as a tzinfo."""
+        return parse_timezone(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """One mock device, fully resolved."""
+
+    name: str
+    layout: Layout = "router"
+    username: str = "admin"
+    password: str = field(default="", repr=False)
+    authorized_keys: tuple[str, ...] = ()
+    """OpenSSH public key lines accepted for public-key authentication."""
+    hrp: str | None = None
+    """``master`` or ``slave`` for a firewall in an HA pair (prompt ``HRP_M<name>``)."""
+    faults: frozenset[Fault] = frozenset()
+    latency_ms: int = 0
+    very_slow_s: float = 600.0
+    records: RecordSource = RecordSource()
+    churn_per_minute: float = 0.0
+    clock: ClockSpec = ClockSpec()
+    host_key_seed: str = "mock-huawei"
+    site: str = "lab"
+    page_lines: int = 24
+    """Lines per page while paging is on (VRP's default screen-length is 24)."""
+
+    @property
+    def model(self) -> str:
+        """The hardware model ``display version`` names."""
+        return "AR6120" if self.layout == "router" else "USG6555E"
+
+    @property
+    def platform(self) -> str:
+        """netmiko device type: AR routers run VRP5, USG6000E firewalls VRP V800 (VRPv8)."""
+        return "huawei" if self.layout == "router" else "huawei_vrpv8"
+
+    @property
+    def group(self) -> str:
+        """Inventory group for the layout."""
+        return "routers" if self.layout == "router" else "firewalls"
+
+    @property
+    def prompt_name(self) -> str:
+        """The prompt, with the HRP prefix a firewall in an HA pair shows."""
+        prefix = {"master": "HRP_M", "slave": "HRP_S"}.get(self.hrp or "", "")
+        return f"{prefix}<{self.name}>"
+
+    def has(self, fault: Fault) -> bool:
+        """Whether this device shows ``fault``."""
+        return fault in self.faults
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A list of devices plus where it came from (for messages)."""
+
+    devices: tuple[DeviceSpec, ...]
+    source: str = "<dict>"
+    password_env: str = "MOCK_PASSWORD"
+
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def parse_timezone(text: str) -> tzinfo:
+    """An IANA zone name or a UTC offset as a tzinfo.
+
+    Examples:
+        >>> parse_timezone("UTC+08:00").utcoffset(None)
+        datetime.timedelta(seconds=28800)
+        >>> parse_timezone("Europe/Paris").key
+        'Europe/Paris'
+    """
+    if text.upper() in ("UTC", "GMT", "Z"):
+        return UTC
+    match = _OFFSET.match(text.strip())
+    if match:
+        sign = -1 if match.group(1) == "-" else 1
+        delta = timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0))
+        return timezone(sign * delta)
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScenarioError(f"unknown timezone {text!r}: use an IANA name or UTC+HH:MM") from exc
+
+
+class RecordGenerator:
+    """Deterministic, realistic deletions for one device.
+
+    The same seed gives the same peers, reasons and gaps; a device keeps its generator so
+    deletions added while it runs continue the same stream.
+    """
+
+    def __init__(self, seed: str, peer_pool: int = 12) -> None:
+        self._rng = random.Random(f"records:{seed}")
+        pool = max(1, peer_pool)
+        peers: list[str] = []
+        while len(peers) < pool:
+            candidate = self._random_peer()
+            if candidate not in peers:
+                peers.append(candidate)
+        self.peers = tuple(peers)
+        # Zipf-like weights: the first few peers flap far more than the rest.
+        self._peer_weights = tuple(1.0 / (rank + 1) for rank in range(pool))
+        self._reasons = tuple(reason for reason, _ in REASON_WEIGHTS)
+        self._reason_weights = tuple(weight for _, weight in REASON_WEIGHTS)
+
+    def _random_peer(self) -> str:
+        rng = self._rng
+        network = rng.choice(("10.{}.{}.{}", "172.16.{}.{}", "203.0.113.{}", "198.51.100.{}"))
+        octets = [rng.randint(1, 254) for _ in range(network.count("{}"))]
+        return network.format(*octets)
+
+    def row(self, when: datetime) -> Row:
+        """One deletion at ``when`` (device-local, naive)."""
+        rng = self._rng
+        peer = rng.choices(self.peers, self._peer_weights)[0]
+        reason = rng.choices(self._reasons, self._reason_weights)[0]
+        version = 1 if rng.random() < 0.2 else 2
+        port = 4500 if rng.random() < 0.3 else 500
+        return Row(peer=peer, reason=reason, version=version, time=when, port=port)
+
+    def history(self, count: int, now: datetime) -> list[Row]:
+        """``count`` deletions going back from ``now``, newest first.
+
+        Gaps are exponential (mean 15 minutes); about one in twelve deletions shares its second
+        with the previous one, as happens when a peer's IKE SA and IPsec SAs go down together.
+        """
+        when = now.replace(microsecond=0) - timedelta(seconds=self._rng.randint(0, 120))
+        rows: list[Row] = []
+        for _ in range(count):
+            rows.append(self.row(when))
+            if self._rng.random() >= 0.08:
+                when -= timedelta(seconds=max(1, int(self._rng.expovariate(1 / 900))))
+        return rows
+
+    def burst(self, count: int, now: datetime) -> list[Row]:
+        """``count`` new deletions at ``now`` and the seconds just before it, newest first."""
+        base = now.replace(microsecond=0)
+        offsets = sorted(self._rng.randint(0, max(0, count - 1)) for _ in range(count))
+        return [self.row(base - timedelta(seconds=offset)) for offset in offsets]
+
+
+def _as_mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ScenarioError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _parse_time(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    text = str(value).strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ScenarioError(f"{where}: time {text!r} is not YYYY-MM-DD HH:MM:SS")
+
+
+def _records(value: Any, where: str, name: str) -> RecordSource:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        rows = []
+        for index, item in enumerate(value):
+            spot = f"{where}.records[{index}]"
+            entry = _as_mapping(item, spot)
+            try:
+                rows.append(
+                    Row(
+                        peer=str(entry["peer"]),
+                        reason=str(entry["reason"]),
+                        version=int(str(entry.get("version", 2)).lstrip("vV")),
+                        time=_parse_time(entry["time"], spot),
+                        port=int(entry.get("port", 500)),
+                    )
+                )
+            except KeyError as exc:
+                raise ScenarioError(f"{spot}: missing key {exc.args[0]!r}") from exc
+        rows.sort(key=lambda row: row.time, reverse=True)
+        return RecordSource(rows=tuple(rows[:MAX_RECORDS]))
+    spec = _as_mapping(value, f"{where}.records")
+    generate = _as_mapping(spec.get("generate", {"count": MAX_RECORDS}), f"{where}.records")
+    count = int(generate.get("count", MAX_RECORDS))
+    if not 0 <= count <= MAX_RECORDS:
+        raise ScenarioError(f"{where}.records.generate.count: {count} is not in 0..200")
+    return RecordSource(
+        generate_count=count,
+        seed=f"{generate.get('seed', 1)}:{name}",
+        peer_pool=int(generate.get("peer_pool", 12)),
+    )
+
+
+def _faults(value: Any, where: str) -> frozenset[Fault]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = [value]
+    faults = set()
+    for item in value:
+        try:
+            faults.add(Fault(str(item)))
+        except ValueError:
+            known = ", ".join(fault.value for fault in Fault)
+            raise ScenarioError(f"{where}: unknown fault {item!r} (known: {known})") from None
+    return frozenset(faults)
+
+
+_DEVICE_KEYS = {
+    "name",
+    "layout",
+    "username",
+    "password",
+    "password_env",
+    "authorized_keys",
+    "hrp",
+    "faults",
+    "latency_ms",
+    "very_slow_s",
+    "records",
+    "churn",
+    "timezone",
+    "clock",
+    "host_key_seed",
+    "site",
+    "page_lines",
+}
+
+
+def build_device(
+    entry: Mapping[str, Any], defaults: Mapping[str, Any], password: str, where: str
+) -> DeviceSpec:
+    """One device from its scenario entry merged over the defaults.
+
+    Args:
+        entry: The device's own keys.
+        defaults: The scenario's ``defaults``.
+        password: The password to use unless the entry or defaults give a literal one.
+        where: Position for error messages (``demo.yaml: devices[3]``).
+    """
+    merged = {**defaults, **entry}
+    unknown = set(merged) - _DEVICE_KEYS
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    name = str(merged.get("name") or "")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+        raise ScenarioError(f"{where}: device name {name!r} must be 1-63 letters/digits/._-")
+    layout = str(merged.get("layout", "router"))
+    if layout not in LAYOUTS:
+        raise ScenarioError(f"{where} ({name}): layout {layout!r} is not router or firewall")
+    hrp = merged.get("hrp")
+    if hrp is not None and hrp not in ("master", "slave"):
+        raise ScenarioError(f"{where} ({name}): hrp must be master or slave")
+    clock_map = _as_mapping(merged.get("clock"), f"{where}.clock")
+    clock = ClockSpec(
+        timezone=str(clock_map.get("timezone", merged.get("timezone", "UTC"))),
+        start=_parse_time(clock_map["start"], f"{where}.clock") if "start" in clock_map else None,
+        skew_s=float(clock_map.get("skew_s", 0.0)),
+        zone_label=clock_map.get("zone_label"),
+    )
+    clock.tz()  # validate now, so a typo fails at load time with the device's name
+    churn = _as_mapping(merged.get("churn"), f"{where}.churn")
+    keys = merged.get("authorized_keys") or ()
+    if isinstance(keys, str):
+        keys = [keys]
+    return DeviceSpec(
+        name=name,
+        layout=layout,  # checked against LAYOUTS above
+        username=str(merged.get("username", "admin")),
+        password=str(merged["password"]) if "password" in merged else password,
+        authorized_keys=tuple(str(key).strip() for key in keys),
+        hrp=hrp,
+        faults=_faults(merged.get("faults"), f"{where} ({name})"),
+        latency_ms=int(merged.get("latency_ms", 0)),
+        very_slow_s=float(merged.get("very_slow_s", 600.0)),
+        records=_records(merged.get("records"), where, name),
+        churn_per_minute=float(churn.get("per_minute", 0.0)),
+        clock=clock,
+        host_key_seed=str(merged.get("host_key_seed", "mock-huawei")),
+        site=str(merged.get("site", "lab")),
+        page_lines=max(2, int(merged.get("page_lines", 24))),
+    )
+
+
+def _clone(
+    template: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    count: int,
+    password: str,
+    source: str,
+) -> list[DeviceSpec]:
+    """``count`` devices cloned from the template, layouts mixed and faults sprinkled."""
+    rng = random.Random(f"fleet:{template.get('seed', 1)}")
+    prefix = str(template.get("prefix", "dev"))
+    mix = _as_mapping(template.get("mix", {"router": 0.5, "firewall": 0.5}), f"{source}: mix")
+    layouts = list(mix)
+    weights = [float(mix[layout]) for layout in layouts]
+    sites = list(template.get("sites") or ["lab"])
+    fault_pool = [str(fault) for fault in template.get("fault_pool") or []]
+    faulty_count = round(count * float(template.get("faulty_fraction", 0.0))) if fault_pool else 0
+    faulty = sorted(rng.sample(range(count), min(count, faulty_count)))
+    fault_of = {index: fault_pool[n % len(fault_pool)] for n, index in enumerate(faulty)}
+    hrp_fraction = float(template.get("hrp_fraction", 0.0))
+    base = {
+        key: value
+        for key, value in template.items()
+        if key
+        not in {"prefix", "mix", "sites", "fault_pool", "faulty_fraction", "seed", "hrp_fraction"}
+    }
+    width = max(4, len(str(count)))
+    devices = []
+    for index in range(count):
+        layout = rng.choices(layouts, weights)[0]
+        entry: dict[str, Any] = {
+            **base,
+            "name": f"{prefix}-{index + 1:0{width}d}",
+            "layout": layout,
+            "site": sites[index % len(sites)],
+        }
+        if layout == "firewall" and rng.random() < hrp_fraction:
+            entry["hrp"] = "master"
+        if index in fault_of:
+            entry["faults"] = [fault_of[index]]
+        devices.append(build_device(entry, defaults, password, f"{source}: template #{index}"))
+    return devices
+
+
+def scenario_from_dict(
+    data: Mapping[str, Any], password: str, count: int | None = None, source: str = "<dict>"
+) -> Scenario:
+    """Resolve a scenario mapping into devices.
+
+    Args:
+        data: The parsed YAML (``defaults``, ``devices``, ``template``).
+        password: Password for every device that has no literal ``password`` key.
+        count: Clone the template this many times instead of using the ``devices`` list.
+            Without a ``template`` section, the ``devices`` list is cycled with numbered names.
+        source: File name for error messages.
+    """
+    data = _as_mapping(data, source)
+    defaults = _as_mapping(data.get("defaults"), f"{source}: defaults")
+    password_env = str(defaults.get("password_env", "MOCK_PASSWORD"))
+    defaults = {key: value for key, value in defaults.items() if key != "password_env"}
+    entries = data.get("devices") or []
+    if not isinstance(entries, list):
+        raise ScenarioError(f"{source}: devices must be a list")
+    devices: list[DeviceSpec]
+    if count is not None:
+        if count < 1:
+            raise ScenarioError(f"--count must be at least 1, got {count}")
+        template = data.get("template")
+        if template is not None:
+            tmpl = _as_mapping(template, f"{source}: template")
+            devices = _clone(tmpl, defaults, count, password, source)
+        elif entries:
+            devices = []
+            for index in range(count):
+                entry = dict(_as_mapping(entries[index % len(entries)], source))
+                entry["name"] = f"{entry.get('name', 'dev')}-{index + 1:04d}"
+                devices.append(build_device(entry, defaults, password, f"{source}: #{index}"))
+        else:
+            raise ScenarioError(f"{source}: --count needs a template or a devices list")
+    else:
+        devices = [
+            build_device(_as_mapping(entry, source), defaults, password, f"{source}: devices[{i}]")
+            for i, entry in enumerate(entries)
+        ]
+    if not devices:
+        raise ScenarioError(f"{source}: no devices (add a devices list or use --count)")
+    names = [device.name for device in devices]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ScenarioError(f"{source}: duplicate device names {', '.join(duplicates)}")
+    return Scenario(devices=tuple(devices), source=source, password_env=password_env)
+
+
+def resolve_scenario_path(name_or_path: str | Path) -> Path:
+    """A scenario file: a path, or the name of a shipped scenario (``demo``, ``faults``...)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+    raise ScenarioError(f"scenario {str(name_or_path)!r} not found (shipped: {known})")
+
+
+def read_scenario_file(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
+    """Parse a scenario file (or shipped name) into a mapping and its display name."""
+    path = resolve_scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{path}{line}: not valid YAML ({exc.__class__.__name__})") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.strerror})") from None
+    return dict(_as_mapping(data, str(path))), str(path)
+
+
+def load_scenario(
+    scenario: str | Path | Mapping[str, Any], password: str, count: int | None = None
+) -> Scenario:
+    """A scenario from a file, a shipped name or a mapping."""
+    if isinstance(scenario, Mapping):
+        return scenario_from_dict(scenario, password, count)
+    data, source = read_scenario_file(scenario)
+    return scenario_from_dict(data, password, count, source)
+
+
+def with_overrides(device: DeviceSpec, **changes: Any) -> DeviceSpec:
+    """A copy of ``device`` with fields replaced (e.g. ``host_key_seed`` in a test)."""
+    return replace(device, **changes)

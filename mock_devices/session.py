@@ -1,0 +1,424 @@
+"""One interactive VRP user-view session over an SSH channel.
+
+The session is a small coroutine driving a byte channel: it echoes what the client types, prints
+``<hostname>``, runs commands from ``commands.py`` and pages long output with ``---- More ----``
+until ``screen-length 0 temporary`` switches paging off. Faults from the scenario change what it
+says (or stop it saying anything). Every line received goes into the device's journal.
+
+VRP ends lines with CR LF. A client may end its lines with CR (OpenSSH in a terminal), LF
+(netmiko's ``RETURN``) or CR LF; all three count as one Enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime
+
+import asyncssh
+
+from mock_devices.commands import Command, CommandError, ErrorKind, parse_command
+from mock_devices.device import DeviceState
+from mock_devices.scenario import Fault
+from mock_devices.tables import render_table
+
+CRLF = "\r\n"
+MORE = "  ---- More ----"
+# What VRP sends after a key at the More prompt: cursor 16 left, 16 spaces, cursor 16 left.
+MORE_ERASE = "\x1b[16D                \x1b[16D"
+CTRL_C = 0x03
+BACKSPACES = (0x08, 0x7F)
+SLOW_DEFAULT_MS = 2000
+"""Per-command delay of the ``slow`` fault when the scenario sets no ``latency_ms``."""
+
+VTY_BANNER = (
+    "Info: The max number of VTY users is 10, and the number of current VTY users on line is 1."
+)
+PASSWORD_CHANGE_PROMPT = (
+    "Warning: The password has expired, please change the password in time."
+    + CRLF
+    + "The password needs to be changed. Change now? [Y/N]:"
+)
+SAVE_PROMPT = (
+    "Warning: There are security risks in the configuration file. Are you sure to save now?[Y/N]:"
+)
+SAVE_CONFIRM = "Warning: The current configuration will be written to the device. Continue? [Y/N]:"
+SCREEN_LENGTH_INFO = (
+    "Info: The configuration takes effect on the current user terminal interface only."
+)
+
+
+class SessionClosed(Exception):
+    """The client went away (or the device dropped the connection on purpose)."""
+
+
+class VrpSession(asyncssh.SSHServerSession[bytes]):
+    """A VRP user view on one SSH channel (asyncssh session object, binary channel)."""
+
+    def __init__(self, device: DeviceState) -> None:
+        self.device = device
+        self.spec = device.spec
+        self.number = device.new_session()
+        self.paging = True
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self._inbuf = bytearray()
+        self._data = asyncio.Event()
+        self._closed = False
+        self._skip_lf = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- asyncssh callbacks --------------------------------------------------------------------
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def pty_requested(self, term_type: str, term_size: object, term_modes: object) -> bool:
+        return True
+
+    def shell_requested(self) -> bool:
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        # VRP has no exec channel: a client must use an interactive shell.
+        return False
+
+    def session_started(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self._inbuf += data
+        self._data.set()
+
+    def eof_received(self) -> bool:
+        self._closed = True
+        self._data.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._data.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    # -- low-level I/O -------------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Send text to the client (latin-1 keeps garbage bytes intact)."""
+        if self._chan is None or self._closed:
+            raise SessionClosed
+        self._chan.write(text.encode("utf-8", "surrogateescape"))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Send raw bytes."""
+        if self._chan is None or self._closed:
+            raise SessionClosed
+        self._chan.write(data)
+
+    async def _next_byte(self) -> int:
+        while not self._inbuf:
+            if self._closed:
+                raise SessionClosed
+            self._data.clear()
+            await self._data.wait()
+        byte = self._inbuf[0]
+        del self._inbuf[0]
+        return byte
+
+    async def read_line(self, echo: bool = True) -> str:
+        """Read one line, echoing it the way VRP does, and return it without the line end."""
+        line = bytearray()
+        while True:
+            if not self._inbuf:
+                if self._closed:
+                    raise SessionClosed
+                self._data.clear()
+                await self._data.wait()
+                continue
+            # Process everything already received in one go: one echo write per chunk.
+            echo_out = bytearray()
+            done = False
+            while self._inbuf and not done:
+                byte = self._inbuf[0]
+                del self._inbuf[0]
+                if byte == 0x0A and self._skip_lf:
+                    self._skip_lf = False
+                    continue
+                self._skip_lf = False
+                if byte in (0x0D, 0x0A):
+                    self._skip_lf = byte == 0x0D
+                    echo_out += b"\r\n"
+                    done = True
+                elif byte in BACKSPACES:
+                    if line:
+                        line.pop()
+                        if echo:
+                            echo_out += b"\b \b"
+                elif byte == CTRL_C:
+                    line.clear()
+                    echo_out += b"^C\r\n"
+                    done = True
+                elif byte == 0x1B:
+                    # Cursor keys and other escape sequences: VRP ignores them here.
+                    while self._inbuf and not (
+                        0x40 <= self._inbuf[0] <= 0x7E and self._inbuf[0] != 0x5B
+                    ):
+                        del self._inbuf[0]
+                    if self._inbuf:
+                        del self._inbuf[0]
+                elif byte >= 0x20 or byte == 0x09:
+                    line.append(byte)
+                    if echo:
+                        echo_out.append(byte)
+            if echo_out:
+                self.write_bytes(bytes(echo_out))
+            if done:
+                return line.decode("utf-8", "replace")
+
+    async def read_key(self) -> int:
+        """Read one key press (for ``---- More ----``); CR LF counts as one Enter."""
+        while True:
+            byte = await self._next_byte()
+            if byte == 0x0A and self._skip_lf:
+                self._skip_lf = False
+                continue
+            self._skip_lf = byte == 0x0D
+            return byte
+
+    @property
+    def prompt(self) -> str:
+        """``<hostname>``, or ``HRP_M<hostname>`` on an HA master firewall."""
+        return self.spec.prompt_name
+
+    # -- the session ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._login()
+            while True:
+                self.write(self.prompt)
+                line = await self.read_line()
+                self.device.record(self.number, "command", line)
+                if not await self._execute(line):
+                    break
+        except (SessionClosed, asyncssh.Error, ConnectionError, BrokenPipeError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.device.record(self.number, "disconnect", "")
+            if self._chan is not None and not self._closed:
+                self._closed = True
+                self._chan.close()
+
+    async def _login(self) -> None:
+        now = self.device.now_aware()
+        self.write(
+            CRLF + VTY_BANNER + CRLF + f"      The current login time is {_vrp_time(now)}." + CRLF
+        )
+        if self.spec.has(Fault.PASSWORD_CHANGE_PROMPT):
+            await self._password_change_dialogue()
+        if self.spec.has(Fault.SAVE_PROMPT):
+            await self._save_dialogue()
+
+    async def _ask_yes_no(self, question: str) -> bool:
+        while True:
+            self.write(question)
+            answer = await self.read_line()
+            self.device.record(self.number, "answer", answer)
+            if answer.strip().lower() in ("y", "yes"):
+                return True
+            if answer.strip().lower() in ("n", "no"):
+                return False
+
+    async def _password_change_dialogue(self) -> None:
+        if not await self._ask_yes_no(PASSWORD_CHANGE_PROMPT):
+            return
+        for question in (
+            "Please enter old password: ",
+            "Please enter new password: ",
+            "Please confirm new password: ",
+        ):
+            self.write(question)
+            await self.read_line(echo=False)
+            self.device.record(self.number, "answer", "********")
+        self.device.record(self.number, "password-change", "password changed")
+        self.write("Info: Your password has been changed. Save it carefully." + CRLF)
+
+    async def _save_dialogue(self) -> None:
+        if not await self._ask_yes_no(SAVE_PROMPT):
+            return
+        if not await self._ask_yes_no(SAVE_CONFIRM):
+            return
+        self.device.record(self.number, "config-saved", "configuration saved")
+        self.write(
+            " It will take several minutes to save configuration file, please wait........."
+            + CRLF
+            + " Configuration file had been saved successfully"
+            + CRLF
+            + " Note: The configuration file will take effect after being activated"
+            + CRLF
+        )
+
+    async def _execute(self, line: str) -> bool:
+        """Run one typed line; ``False`` ends the session."""
+        parsed = parse_command(line)
+        if parsed is None:
+            return True
+        delay_ms = self.spec.latency_ms
+        if self.spec.has(Fault.SLOW) and not delay_ms:
+            delay_ms = SLOW_DEFAULT_MS
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if isinstance(parsed, CommandError):
+            await self.emit(parsed.lines(self.prompt))
+            return True
+        return await self._run_command(parsed, line)
+
+    async def _run_command(self, command: Command, line: str) -> bool:
+        action = command.action
+        if action == "quit":
+            return False
+        if action == "screen_length":
+            if self.spec.has(Fault.REJECT_SCREEN_LENGTH):
+                await self.emit(CommandError(ErrorKind.UNRECOGNIZED, 0).lines(self.prompt))
+                return True
+            self.paging = command.params.get("<0-512>", "0") != "0"
+            await self.emit([SCREEN_LENGTH_INFO])
+            return True
+        if action == "clock":
+            await self.emit(_clock_lines(self.device.now_aware(), self.spec.clock.zone_label))
+            return True
+        if action == "version":
+            await self.emit(_version_lines(self.spec.model, self.spec.layout, self.device.uptime))
+            return True
+        if action == "ike_offline":
+            return await self._ike_offline(command, line)
+        await self.emit(CommandError(ErrorKind.UNRECOGNIZED, 0).lines(self.prompt))
+        return True
+
+    async def _ike_offline(self, command: Command, line: str) -> bool:
+        spec = self.spec
+        if spec.has(Fault.COMMAND_UNSUPPORTED):
+            # Older firmware has no "offline-info" under "display ike": caret under that keyword.
+            column = _keyword_column(line, 2)
+            await self.emit(CommandError(ErrorKind.UNRECOGNIZED, column).lines(self.prompt))
+            return True
+        if spec.has(Fault.VERY_SLOW):
+            await asyncio.sleep(spec.very_slow_s)
+        rows = self.device.records()
+        peer = command.params.get("<ip>")
+        if peer is not None:
+            rows = [row for row in rows if row.peer == peer]
+        if spec.has(Fault.GARBAGE_OUTPUT):
+            await self.emit(_garbage_lines(f"{spec.name}:{self.number}"))
+            return True
+        count = len(rows)
+        if spec.has(Fault.TRUNCATED_TABLE):
+            rows = rows[: max(0, (count * 2) // 3)]
+        lines = render_table(rows, spec.layout, count=count)
+        if spec.has(Fault.DROP_MID_OUTPUT):
+            half = lines[: max(1, len(lines) // 2)]
+            self.write(CRLF.join(half) + CRLF)
+            await asyncio.sleep(0.05)
+            connection = self._chan.get_extra_info("connection") if self._chan else None
+            if connection is not None:
+                connection.abort()
+            raise SessionClosed
+        await self.emit(lines)
+        return True
+
+    async def emit(self, lines: list[str]) -> None:
+        """Print command output, paging it while paging is on."""
+        if not self.paging or len(lines) <= self.spec.page_lines:
+            self.write("".join(line + CRLF for line in lines))
+            return
+        index = 0
+        step = self.spec.page_lines
+        while index < len(lines):
+            chunk = lines[index : index + step]
+            index += len(chunk)
+            self.write("".join(line + CRLF for line in chunk))
+            if index >= len(lines):
+                return
+            self.write(MORE)
+            while True:
+                key = await self.read_key()
+                self.device.record(self.number, "key", _key_name(key))
+                if key == ord(" "):
+                    step = self.spec.page_lines
+                    break
+                if key in (0x0D, 0x0A):
+                    step = 1
+                    break
+                if key in (ord("q"), ord("Q"), CTRL_C):
+                    self.write(MORE_ERASE)
+                    return
+            self.write(MORE_ERASE)
+
+
+def _key_name(key: int) -> str:
+    names = {0x20: "space", 0x0D: "enter", 0x0A: "enter", CTRL_C: "ctrl-c"}
+    return names.get(key, chr(key) if 0x20 < key < 0x7F else f"0x{key:02x}")
+
+
+def _keyword_column(line: str, index: int) -> int:
+    """Column where the ``index``-th token (0-based) of ``line`` starts (end of line if absent)."""
+    position = 0
+    for number, token in enumerate(line.split()):
+        position = line.index(token, position)
+        if number == index:
+            return position
+        position += len(token)
+    return len(line.rstrip())
+
+
+def _vrp_time(now: datetime) -> str:
+    """``2026-11-27 10:11:12+08:00`` (VRP's clock format with the zone offset)."""
+    offset = now.strftime("%z")
+    return now.strftime("%Y-%m-%d %H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
+
+
+def _clock_lines(now: datetime, label: str | None) -> list[str]:
+    """``display clock`` on VRP5/VRP8."""
+    offset = now.strftime("%z")
+    zone = label or now.tzname() or "UTC"
+    return [
+        _vrp_time(now),
+        now.strftime("%A"),
+        f"Time Zone({zone}) : UTC{offset[:3]}:{offset[3:]}",
+    ]
+
+
+def _version_lines(model: str, layout: str, uptime: object) -> list[str]:
+    """``display version``: the VRP banner and the model."""
+    days = getattr(uptime, "days", 0)
+    seconds = getattr(uptime, "seconds", 0)
+    hours, minutes = seconds // 3600, (seconds % 3600) // 60
+    up = f"{days} days, {hours} hours, {minutes} minutes"
+    if layout == "router":
+        return [
+            "Huawei Versatile Routing Platform Software",
+            "VRP (R) software, Version 5.170 (AR6120 V300R021C10SPC100)",
+            "Copyright (C) 2011-2021 HUAWEI TECH CO., LTD",
+            f"Huawei {model} Router uptime is {up}",
+            "BKP 0 version information:",
+            "1. PCB      Version  : AR01BAK3A VER.B",
+        ]
+    return [
+        "Huawei Versatile Routing Platform Software",
+        "VRP (R) software, Version 5.170 (USG6500E V600R007C20SPC600)",
+        "Copyright (C) 2014-2021 Huawei Technologies Co., Ltd.",
+        f"{model} uptime is {up}",
+        "Patch version: V600R007SPH010",
+    ]
+
+
+def _garbage_lines(seed: str) -> list[str]:
+    """Deterministic junk where the table should be (a confused or corrupted session)."""
+    rng = random.Random(f"garbage:{seed}")
+    alphabet = [chr(c) for c in range(0x21, 0x7F) if chr(c) not in "<>[]"] + [
+        "\ufffd",
+        "\u00e9",
+        "\u00a7",
+    ]
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(10, 78))) for _ in range(12)]
