@@ -1,0 +1,33 @@
+"""Smoke run of the history benchmark (tiny, no timing assertions) so it cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bench_history", "--devices", "5", "--records", "20", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bench_history_sqlite_tiny() -> None:
+    out = _run("--backend", "sqlite")
+    assert "| sqlite | 100 |" in out and "(0) |" in out
+
+
+@pytest.mark.postgres
+def test_bench_history_postgres_tiny(pg_url: str) -> None:
+    assert "| postgres | 100 |" in _run("--backend", "postgres", "--pg-url", pg_url)
