@@ -142,6 +142,11 @@ class DeviceState:
             self._host_key = host_key_for(self.spec.host_key_seed, self.spec.name)
         return self._host_key
 
+    def replace_spec(self, spec: DeviceSpec) -> None:
+        """Use a changed scenario entry from now on (the host key is derived again)."""
+        self.spec = spec
+        self._host_key = None
+
     # -- records -------------------------------------------------------------------------------
 
     def records(self) -> list[Row]:

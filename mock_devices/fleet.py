@@ -171,10 +171,15 @@ class FleetThread:
         await self._stop.wait()
         await self.fleet.stop()
 
-    def call(self, func: Any, *args: Any) -> Any:
-        """Run ``func(*args)`` (a coroutine function) on the fleet's loop and wait for it."""
-        future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
+    def call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``func(*args, **kwargs)`` (a coroutine function) on the fleet's loop; wait."""
+        future = asyncio.run_coroutine_threadsafe(func(*args, **kwargs), self._loop)
         return future.result(timeout=60)
+
+    def update_device(self, name: str, **changes: Any) -> DeviceState:
+        """Change a running device's scenario fields (``host_key_seed``, ``faults``, ...)."""
+        device: DeviceState = self.call(self.fleet.update_device, name, **changes)
+        return device
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close every session and listener and end the thread."""

@@ -14,8 +14,9 @@ import hmac
 import ipaddress
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -182,7 +183,7 @@ class Fleet:
             DeviceState(spec, journal_dir) for spec in scenario.devices
         ]
         self._by_name = {device.spec.name: device for device in self.devices}
-        self._listeners: list[Listener] = []
+        self._listeners: dict[str, Listener] = {}
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._hung: set[asyncio.StreamWriter] = set()
         self._churn_task: asyncio.Task[None] | None = None
@@ -235,7 +236,7 @@ class Fleet:
     async def _listen(self, device: DeviceState, host: str, port: int) -> None:
         spec = device.spec
         listener = await self._open_listener(device, spec, host, port)
-        self._listeners.append(listener)
+        self._listeners[spec.name] = listener
         device.host = host
         device.port = listener.port()
 
@@ -298,8 +299,23 @@ class Fleet:
             last = now
 
     async def _close_listeners(self) -> None:
-        listeners, self._listeners = self._listeners, []
-        await asyncio.gather(*(listener.close() for listener in listeners))
+        listeners, self._listeners = self._listeners, {}
+        await asyncio.gather(*(listener.close() for listener in listeners.values()))
+
+    async def update_device(self, name: str, **changes: Any) -> DeviceState:
+        """Change a device's scenario fields while the fleet runs, on the same address.
+
+        For example ``host_key_seed="replaced"`` (the device now shows another host key, as a
+        swapped chassis would) or ``faults=frozenset({Fault.PORT_CLOSED})``. Sessions already
+        open keep the old behaviour; the device's records and journal are kept.
+        """
+        device = self.device(name)
+        listener = self._listeners.pop(name, None)
+        if listener is not None:
+            await listener.close()
+        device.replace_spec(replace(device.spec, **changes))
+        await self._listen(device, device.host, device.port)
+        return device
 
     async def stop(self) -> None:
         """Stop listening, close every open session and the churn task."""

@@ -64,6 +64,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         self._inbuf = bytearray()
         self._data = asyncio.Event()
         self._closed = False
+        self._eof = False
         self._skip_lf = False
         self._task: asyncio.Task[None] | None = None
 
@@ -90,7 +91,8 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         self._data.set()
 
     def eof_received(self) -> bool:
-        self._closed = True
+        # The client sends no more, but still reads: finish what it typed, then end.
+        self._eof = True
         self._data.set()
         return False
 
@@ -116,7 +118,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
 
     async def _next_byte(self) -> int:
         while not self._inbuf:
-            if self._closed:
+            if self._closed or self._eof:
                 raise SessionClosed
             self._data.clear()
             await self._data.wait()
@@ -129,7 +131,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         line = bytearray()
         while True:
             if not self._inbuf:
-                if self._closed:
+                if self._closed or self._eof:
                     raise SessionClosed
                 self._data.clear()
                 await self._data.wait()
@@ -250,14 +252,19 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         if not await self._ask_yes_no(SAVE_CONFIRM):
             return
         self.device.record(self.number, "config-saved", "configuration saved")
+        # Saving takes a while on a device; the prompt comes in a later packet than the result.
+        self.write(" It will take several minutes to save configuration file, please wait")
+        for _ in range(5):
+            await asyncio.sleep(0.1)
+            self.write(".")
         self.write(
-            " It will take several minutes to save configuration file, please wait........."
-            + CRLF
+            CRLF
             + " Configuration file had been saved successfully"
             + CRLF
             + " Note: The configuration file will take effect after being activated"
             + CRLF
         )
+        await asyncio.sleep(0.3)
 
     async def _execute(self, line: str) -> bool:
         """Run one typed line; ``False`` ends the session."""
