@@ -6,6 +6,7 @@ Unlike netmiko it hides nothing: what the device sent comes back byte for byte (
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from types import TracebackType
@@ -78,10 +79,8 @@ class ShellClient:
     def read_all(self, timeout: float | None = None) -> str:
         """Read until the device closes the channel; return the new text."""
         start = len(self.received)
-        try:
+        with contextlib.suppress(EOFError):
             self.read_until(r"(?!)", timeout)
-        except EOFError:
-            pass
         return self.received[start:]
 
     def send(self, text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from datetime import datetime
@@ -88,7 +89,7 @@ def test_generator_is_deterministic_and_realistic() -> None:
     assert first != RecordGenerator("seed-b").history(200, now)
     assert [row.time for row in first] == sorted((row.time for row in first), reverse=True)
     assert len({row.peer for row in first}) <= 12  # a small pool, so peers flap
-    assert any(a.time == b.time for a, b in zip(first, first[1:], strict=False))
+    assert any(a.time == b.time for a, b in itertools.pairwise(first))
     assert {row.reason for row in first} >= {"dpd timeout", "peer request"}
     assert {row.version for row in first} <= {1, 2}
 
