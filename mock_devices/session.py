@@ -94,7 +94,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         # The client sends no more, but still reads: finish what it typed, then end.
         self._eof = True
         self._data.set()
-        return False
+        return True  # keep our side open: asyncssh would close the channel on False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -210,7 +210,8 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
             self.device.record(self.number, "disconnect", "")
             if self._chan is not None and not self._closed:
                 self._closed = True
-                self._chan.close()
+                # Report exit status 0 as VRP does after "quit" (OpenSSH exits 255 without it).
+                self._chan.exit(0)
 
     async def _login(self) -> None:
         now = self.device.now_aware()
