@@ -229,9 +229,7 @@ def ddl(dialect: Dialect) -> list[str]:
         if table.unique:
             items.append(f"UNIQUE ({', '.join(table.unique)})")
         suffix = " WITHOUT ROWID" if table.primary_key and dialect is Dialect.SQLITE else ""
-        statements.append(
-            f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(items)}){suffix}"
-        )
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(items)}){suffix}")
         for index in table.indexes:
             unique = "UNIQUE " if index.unique else ""
             statements.append(
