@@ -1,0 +1,356 @@
+"""Verify device SSH host keys the way OpenSSH does, with an OpenSSH known_hosts file.
+
+netmiko's default is ``paramiko.AutoAddPolicy``: any key from anyone is accepted and
+forgotten. Here instead:
+
+* keys are read from ``~/.ssh/known_hosts`` (or ``--known-hosts FILE``), OpenSSH format:
+  plain and hashed (``|1|salt|hash``) host names, ``[host]:port`` for ports other than 22,
+  several names per line, comments; ``@revoked`` keys are refused, ``@cert-authority``
+  lines and unknown key types are skipped (not supported);
+* a device never seen before is trusted on first use (TOFU) and its key is appended to
+  the file (created 0600, in a 0700 directory if that is missing too; appends are
+  serialised across threads and, with ``flock``, across processes);
+* a device whose key differs from the recorded one is refused with one line naming the
+  device and both fingerprints (``SHA256:...`` as ``ssh-keygen -l`` prints them);
+* ``strict=True`` (``--strict-host-keys``) refuses unknown devices too.
+
+The file is read once per :class:`KnownHosts` (once per run), indexed by name, so a fleet
+of thousands does not re-read or re-scan it per device.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import paramiko
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+
+__all__ = [
+    "DEFAULT_KNOWN_HOSTS",
+    "HostKeyError",
+    "HostKeyProblem",
+    "KnownHosts",
+    "TrustOnFirstUsePolicy",
+    "fingerprint",
+    "host_entry_name",
+]
+
+log = logging.getLogger("collector.hostkeys")
+
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The key's SHA256 fingerprint as OpenSSH prints it (``SHA256:`` + unpadded base64)."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def host_entry_name(host: str, port: int) -> str:
+    """The known_hosts name of a host: bare for port 22, ``[host]:port`` otherwise.
+
+    Examples:
+        >>> host_entry_name("10.0.0.1", 22), host_entry_name("10.0.0.1", 2222)
+        ('10.0.0.1', '[10.0.0.1]:2222')
+    """
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class HostKeyProblem(StrEnum):
+    CHANGED = "changed"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+
+
+class HostKeyError(Exception):
+    """A device's host key was refused; ``str()`` is one line for the operator."""
+
+    def __init__(
+        self,
+        problem: HostKeyProblem,
+        device: str,
+        entry: str,
+        offered: str,
+        known: str | None,
+        path: Path,
+    ) -> None:
+        self.problem = problem
+        self.device = device
+        self.entry = entry
+        self.offered = offered
+        """Fingerprint of the key the device offered."""
+        self.known = known
+        """Fingerprint of the key on record (changed keys)."""
+        self.path = path
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if self.problem is HostKeyProblem.CHANGED:
+            return (
+                f"host key of {self.device} ({self.entry}) has CHANGED: {self.path} has"
+                f" {self.known}, the device offered {self.offered}; refusing to connect"
+                " (if the device was really replaced, remove the old key with:"
+                f" ssh-keygen -R '{self.entry}' -f {self.path})"
+            )
+        if self.problem is HostKeyProblem.REVOKED:
+            return (
+                f"host key of {self.device} ({self.entry}) is marked @revoked in"
+                f" {self.path}: {self.offered}; refusing to connect"
+            )
+        return (
+            f"host key of {self.device} ({self.entry}) is not in {self.path} and strict host"
+            f" key checking is on: the device offered {self.offered}; verify it and add it"
+            " (ssh-keyscan, or one run without --strict-host-keys)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _HashedEntry:
+    salt: bytes
+    digest: bytes
+    key: paramiko.PKey
+    revoked: bool
+
+
+def _hash_matches(name: str, entry: _HashedEntry) -> bool:
+    mac = hmac.new(entry.salt, name.encode("utf-8"), hashlib.sha1).digest()
+    return hmac.compare_digest(mac, entry.digest)
+
+
+class KnownHosts:
+    """One known_hosts file, read once, shared by every connection of a run (thread-safe).
+
+    Args:
+        path: The file; ``~/.ssh/known_hosts`` when None. It need not exist yet.
+        strict: Refuse devices whose key is not in the file (no trust on first use).
+        record: Append keys trusted on first use to the file (else keep them in memory).
+    """
+
+    def __init__(
+        self, path: Path | str | None = None, *, strict: bool = False, record: bool = True
+    ) -> None:
+        self.path = Path(path if path is not None else DEFAULT_KNOWN_HOSTS).expanduser()
+        self.strict = strict
+        self.record = record
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._plain: dict[str, dict[str, paramiko.PKey]] = {}
+        self._revoked: dict[str, set[str]] = {}
+        self._hashed: list[_HashedEntry] = []
+
+    def __repr__(self) -> str:
+        return f"KnownHosts({str(self.path)!r}, strict={self.strict})"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                text = ""
+            except OSError as exc:
+                log.warning("cannot read known hosts file %s: %s", self.path, exc.strerror)
+                text = ""
+            for number, line in enumerate(text.splitlines(), 1):
+                self._add_line(line.strip(), number)
+            self._loaded = True
+
+    def _add_line(self, line: str, number: int) -> None:
+        if not line or line.startswith("#"):
+            return
+        revoked = False
+        if line.startswith("@"):
+            marker, _, line = line.partition(" ")
+            if marker != "@revoked":
+                return  # @cert-authority: certificates are not supported
+            revoked = True
+            line = line.strip()
+        try:
+            entry = HostKeyEntry.from_line(line, number)
+        except (InvalidHostKey, paramiko.SSHException, ValueError):
+            log.debug("%s:%d: unreadable known_hosts line skipped", self.path, number)
+            return
+        if entry is None or entry.key is None:
+            return
+        for name in entry.hostnames:
+            self._index(name, entry.key, revoked)
+
+    def _index(self, name: str, key: paramiko.PKey, revoked: bool) -> None:
+        if name.startswith("|1|"):
+            parts = name.split("|")
+            if len(parts) != 4:
+                return
+            try:
+                salt = base64.b64decode(parts[2])
+                digest = base64.b64decode(parts[3])
+            except ValueError:
+                return
+            self._hashed.append(_HashedEntry(salt, digest, key, revoked))
+        elif revoked:
+            self._revoked.setdefault(name, set()).add(fingerprint(key))
+        else:
+            self._plain.setdefault(name, {})[key.get_name()] = key
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        """The keys on record for a known_hosts name (``host`` or ``[host]:port``), by type."""
+        self._load()
+        with self._lock:
+            keys = dict(self._plain.get(name, {}))
+            for entry in self._hashed:
+                if not entry.revoked and _hash_matches(name, entry):
+                    keys.setdefault(entry.key.get_name(), entry.key)
+        return keys
+
+    def is_revoked(self, name: str, key: paramiko.PKey) -> bool:
+        """Whether ``key`` is listed ``@revoked`` for ``name`` (or for every host)."""
+        self._load()
+        print_ = fingerprint(key)
+        with self._lock:
+            for plain in (name, "*"):
+                if print_ in self._revoked.get(plain, set()):
+                    return True
+            return any(
+                entry.revoked and entry.key == key and _hash_matches(name, entry)
+                for entry in self._hashed
+            )
+
+    # -- connecting ----------------------------------------------------------------------
+
+    def prepare(self, client: paramiko.SSHClient, host: str, port: int, device: str) -> None:
+        """Load this host's recorded keys into ``client`` and set the verifying policy.
+
+        With the keys loaded, paramiko prefers the recorded key type during negotiation
+        (as OpenSSH does) and raises ``BadHostKeyException`` on a mismatch (turn it into a
+        :class:`HostKeyError` with :meth:`changed_error`); an unknown host goes to
+        :class:`TrustOnFirstUsePolicy`.
+        """
+        name = host_entry_name(host, port)
+        client_keys = client.get_host_keys()
+        for key_type, key in self.lookup(name).items():
+            client_keys.add(name, key_type, key)
+        client.set_missing_host_key_policy(TrustOnFirstUsePolicy(self, device))
+
+    def changed_error(
+        self, device: str, host: str, port: int, offered: paramiko.PKey
+    ) -> HostKeyError:
+        """The error for a device that offered a key different from the recorded one."""
+        name = host_entry_name(host, port)
+        known = self.lookup(name)
+        recorded = known.get(offered.get_name()) or next(iter(known.values()), None)
+        return HostKeyError(
+            HostKeyProblem.CHANGED,
+            device,
+            name,
+            fingerprint(offered),
+            fingerprint(recorded) if recorded is not None else None,
+            self.path,
+        )
+
+    def verify_new(self, device: str, name: str, key: paramiko.PKey) -> None:
+        """Decide about a key for a name paramiko had no key for: accept, record, or raise.
+
+        Raises:
+            HostKeyError: revoked key, a key recorded meanwhile that differs, or an
+                unknown key in strict mode.
+        """
+        with self._lock:
+            if self.is_revoked(name, key):
+                raise HostKeyError(
+                    HostKeyProblem.REVOKED, device, name, fingerprint(key), None, self.path
+                )
+            known = self.lookup(name)  # another thread may have recorded it meanwhile
+            if known:
+                same = known.get(key.get_name())
+                if same is not None and same == key:
+                    return
+                recorded = same or next(iter(known.values()))
+                raise HostKeyError(
+                    HostKeyProblem.CHANGED,
+                    device,
+                    name,
+                    fingerprint(key),
+                    fingerprint(recorded),
+                    self.path,
+                )
+            if self.strict:
+                raise HostKeyError(
+                    HostKeyProblem.UNKNOWN, device, name, fingerprint(key), None, self.path
+                )
+            self._plain.setdefault(name, {})[key.get_name()] = key
+            log.warning(
+                "%s: new host key %s %s trusted on first use (%s)",
+                device,
+                key.get_name(),
+                fingerprint(key),
+                name,
+            )
+            if self.record:
+                self._append(f"{name} {key.get_name()} {key.get_base64()}\n")
+
+    def _append(self, line: str) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.warning(
+                "cannot record the host key in %s (%s): it is trusted for this run only",
+                self.path,
+                exc.strerror,
+            )
+            return
+        with os.fdopen(fd, "ab") as handle, _flocked(handle.fileno()):
+            size = os.fstat(handle.fileno()).st_size
+            prefix = b""
+            if size:
+                with open(self.path, "rb") as reader:
+                    reader.seek(size - 1)
+                    if reader.read(1) != b"\n":
+                        prefix = b"\n"
+            handle.write(prefix + line.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def _flocked(fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``fd`` (other collectors appending at once)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # e.g. NFS without locks: the thread lock still serialises us
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class TrustOnFirstUsePolicy(paramiko.MissingHostKeyPolicy):
+    """paramiko's hook for hosts without a recorded key: TOFU, or refuse when strict.
+
+    Raises :class:`HostKeyError` (not an ``SSHException``, so netmiko does not rewrap it
+    into a "timeout").
+    """
+
+    def __init__(self, known_hosts: KnownHosts, device: str) -> None:
+        self.known_hosts = known_hosts
+        self.device = device
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self.known_hosts.verify_new(self.device, hostname, key)
