@@ -329,6 +329,7 @@ _DEVICE_KEYS = {
     "password",
     "password_env",
     "authorized_keys",
+    "authorized_keys_file",
     "hrp",
     "faults",
     "latency_ms",
@@ -379,6 +380,16 @@ def build_device(
     keys = merged.get("authorized_keys") or ()
     if isinstance(keys, str):
         keys = [keys]
+    keys = list(keys)
+    if merged.get("authorized_keys_file"):
+        key_file = Path(str(merged["authorized_keys_file"])).expanduser()
+        try:
+            text = key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(
+                f"{where} ({name}): cannot read {key_file} ({exc.strerror})"
+            ) from None
+        keys += [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return DeviceSpec(
         name=name,
         layout=layout,  # checked against LAYOUTS above

@@ -247,3 +247,26 @@ def test_password_file_is_private_and_env_style(tmp_path: Path) -> None:
     write_password_file(path, "it's secret")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert path.read_text() == "IKE_COLLECTOR_PASSWORD='it'\"'\"'s secret'\n"
+
+
+def test_authorized_keys_from_a_file(tmp_path: Path) -> None:
+    keys = tmp_path / "authorized_keys"
+    keys.write_text("# team keys\nssh-ed25519 AAAAC3Nz one@example\n\nssh-ed25519 AAAAC3Nz two@x\n")
+    data = {
+        "devices": [
+            {
+                "name": "k",
+                "authorized_keys": ["ssh-ed25519 AAAA inline"],
+                "authorized_keys_file": str(keys),
+            }
+        ]
+    }
+    device = load_scenario(data, "pw").devices[0]
+    assert device.authorized_keys == (
+        "ssh-ed25519 AAAA inline",
+        "ssh-ed25519 AAAAC3Nz one@example",
+        "ssh-ed25519 AAAAC3Nz two@x",
+    )
+    missing = {"devices": [{"name": "k", "authorized_keys_file": str(tmp_path / "nope")}]}
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(missing, "pw")
