@@ -384,7 +384,7 @@ def test_problem_and_result_to_dict() -> None:
 
 def test_strip_terminal_noise_keeps_line_structure() -> None:
     text = "a\r\n  ---- More ----\x1b[42D" + " " * 42 + "\x1b[42Db\n\x07c"
-    assert strip_terminal_noise(text) == "a\r\n" + " " * 42 + "b\nc"
+    assert strip_terminal_noise(text) == "a\n" + " " * 42 + "b\nc"
 
 
 def test_doctests() -> None:
