@@ -1,0 +1,408 @@
+"""The fan-out: collect many devices at once, with deadlines, retries and progress.
+
+A fixed number of worker threads take devices from a queue and call
+``transport.collect`` for each. The transport enforces each device's deadline itself (a
+watchdog closes the socket); as a second line of defence, the runner reports a device as
+``timeout`` once ``timeout + grace`` seconds have passed on one attempt, whatever its
+thread is still stuck in, and starts a replacement worker so the pool keeps its width.
+Workers are daemon threads, so an abandoned one never holds up the end of the run.
+
+Retries: a failed attempt whose error kind is in ``retry_on`` (by default connection
+failures: ``unreachable``, ``timeout``) is tried again after ``backoff * 2**(n-1)``
+seconds (capped at :data:`MAX_BACKOFF`); authentication, host-key, refused-command and
+protocol failures are never retried (retrying them cannot help and may lock the account).
+One device's failure never affects another: every exception is turned into that device's
+result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from collector.commands import validate_peer
+from collector.credentials import Credentials
+from collector.records import Device, DeviceResult, ErrorKind
+from collector.transport import Transport
+
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "DEFAULT_WORKERS",
+    "MAX_BACKOFF",
+    "Progress",
+    "collect_fleet",
+    "iter_fleet",
+]
+
+log = logging.getLogger("collector.run")
+
+DEFAULT_WORKERS = 32
+DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT})
+MAX_BACKOFF = 30.0
+GRACE = 5.0
+"""Seconds past a device's deadline before the runner gives up on its thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a run stands, for a progress bar."""
+
+    total: int
+    done: int
+    failed: int
+    elapsed: float
+    """Seconds since the run started."""
+
+    @property
+    def ok(self) -> int:
+        return self.done - self.failed
+
+    @property
+    def rate(self) -> float:
+        """Devices finished per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate (None before the first device finishes)."""
+        if self.done == 0 or self.rate == 0:
+            return None
+        return (self.total - self.done) / self.rate
+
+
+def _backoff_delay(backoff: float, attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1).
+
+    Examples:
+        >>> [_backoff_delay(1.0, n) for n in (1, 2, 3)]
+        [1.0, 2.0, 4.0]
+        >>> _backoff_delay(10.0, 9)
+        30.0
+    """
+    return min(MAX_BACKOFF, backoff * 2.0 ** (attempt - 1))
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """One device being worked on (written by its worker, read by the runner)."""
+
+    started: float
+    """Monotonic start of the current attempt."""
+    attempt: int
+    waiting: bool = False
+    """Sleeping between attempts (not overdue, whatever the clock says)."""
+
+
+class _Fleet:
+    """The state of one run: queue, workers, in-flight table, results."""
+
+    def __init__(
+        self,
+        devices: Sequence[Device],
+        collect_one: Callable[[Device], DeviceResult],
+        *,
+        workers: int,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        retry_on: frozenset[ErrorKind],
+        grace: float,
+    ) -> None:
+        self.devices = devices
+        self.collect_one = collect_one
+        self.width = max(1, min(workers, len(devices)))
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.retry_on = retry_on
+        self.grace = grace
+        self.todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[tuple[int, DeviceResult]] = queue.SimpleQueue()
+        self.in_flight: dict[int, _InFlight] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self._names = iter(range(1, 1_000_000))
+
+    def start(self) -> None:
+        for index in range(len(self.devices)):
+            self.todo.put(index)
+        for _ in range(self.width):
+            self.spawn()
+
+    def spawn(self) -> None:
+        thread = threading.Thread(
+            target=self.work, name=f"collector-{next(self._names)}", daemon=True
+        )
+        thread.start()
+
+    def work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                index = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            result = self.with_retries(index)
+            with self.lock:
+                self.in_flight.pop(index, None)
+            self.results.put((index, result))
+
+    def with_retries(self, index: int) -> DeviceResult:
+        device = self.devices[index]
+        attempt = 0
+        while True:
+            attempt += 1
+            with self.lock:
+                self.in_flight[index] = _InFlight(time.monotonic(), attempt)
+            result = self.attempt(device)
+            if result.ok or attempt > self.retries or self.stop.is_set():
+                break
+            if result.error is None or result.error.kind not in self.retry_on:
+                break
+            delay = _backoff_delay(self.backoff, attempt)
+            log.info(
+                "%s: %s (attempt %d of %d); retrying in %.1f s",
+                device.name,
+                result.error.kind.value,
+                attempt,
+                self.retries + 1,
+                delay,
+            )
+            with self.lock:
+                self.in_flight[index].waiting = True
+            if self.stop.wait(delay):
+                break
+        return dataclasses.replace(result, attempts=attempt)
+
+    def attempt(self, device: Device) -> DeviceResult:
+        started = datetime.now(UTC)
+        try:
+            return self.collect_one(device)
+        except Exception as exc:  # a bug in one device's path must not end the run
+            log.error(
+                "%s: internal error: %s: %s", device.name, type(exc).__name__, exc, exc_info=True
+            )
+            return DeviceResult.failure(
+                device,
+                ErrorKind.PROTOCOL,
+                f"internal error: {type(exc).__name__} (see the log at -v)",
+                started=started,
+                finished=datetime.now(UTC),
+            )
+
+    def overdue(self, emitted: set[int]) -> list[tuple[int, _InFlight]]:
+        """Attempts stuck past deadline + grace (their threads are abandoned)."""
+        limit = self.timeout + self.grace
+        now = time.monotonic()
+        with self.lock:
+            stuck = [
+                (index, flight)
+                for index, flight in self.in_flight.items()
+                if not flight.waiting and now - flight.started > limit and index not in emitted
+            ]
+            for index, _ in stuck:
+                del self.in_flight[index]
+        return stuck
+
+    def next_check(self) -> float:
+        """Seconds until the earliest in-flight attempt could become overdue."""
+        limit = self.timeout + self.grace
+        now = time.monotonic()
+        with self.lock:
+            starts = [f.started for f in self.in_flight.values() if not f.waiting]
+        if not starts:
+            return 1.0
+        return max(0.05, min(1.0, min(starts) + limit - now))
+
+
+def _iter_indexed(
+    devices: Sequence[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    workers: int,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    peer: str | None,
+    clock: bool,
+    keep_raw: bool,
+    retry_on: frozenset[ErrorKind],
+    on_progress: Callable[[Progress], None] | None,
+    grace: float,
+) -> Iterator[tuple[int, DeviceResult]]:
+    """The run itself: ``(position in devices, result)`` in completion order."""
+    if peer is not None:
+        validate_peer(peer)
+    device_list = devices
+    total = len(device_list)
+    if total == 0:
+        return
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+
+    def collect_one(device: Device) -> DeviceResult:
+        return transport.collect(
+            device, credentials, peer=peer, timeout=timeout, clock=clock, keep_raw=keep_raw
+        )
+
+    fleet = _Fleet(
+        device_list,
+        collect_one,
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        retry_on=retry_on,
+        grace=grace,
+    )
+    began = time.monotonic()
+    emitted: set[int] = set()
+    failed = 0
+    fleet.start()
+    try:
+        while len(emitted) < total:
+            ready: list[tuple[int, DeviceResult]] = []
+            with contextlib.suppress(queue.Empty):
+                ready.append(fleet.results.get(timeout=fleet.next_check()))
+                while True:  # and whatever else finished meanwhile
+                    ready.append(fleet.results.get_nowait())
+            for index, flight in fleet.overdue(emitted):
+                device = device_list[index]
+                log.warning(
+                    "%s: still busy %.0f s after its deadline; abandoning it",
+                    device.name,
+                    fleet.grace,
+                )
+                ready.append(
+                    (
+                        index,
+                        DeviceResult.failure(
+                            device,
+                            ErrorKind.TIMEOUT,
+                            f"no complete answer within {timeout:g} s (stuck; abandoned)",
+                            finished=datetime.now(UTC),
+                            attempts=flight.attempt,
+                        ),
+                    )
+                )
+                fleet.spawn()  # keep the pool at its width
+            for index, result in ready:
+                if index in emitted:
+                    continue  # an abandoned attempt that returned after all
+                emitted.add(index)
+                if not result.ok:
+                    failed += 1
+                yield index, result
+                if on_progress is not None:
+                    on_progress(Progress(total, len(emitted), failed, time.monotonic() - began))
+    finally:
+        fleet.stop.set()
+
+
+def iter_fleet(
+    devices: Iterable[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = 30.0,
+    retries: int = 1,
+    backoff: float = 1.0,
+    peer: str | None = None,
+    clock: bool = False,
+    keep_raw: bool = False,
+    retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
+    on_progress: Callable[[Progress], None] | None = None,
+    grace: float = GRACE,
+) -> Iterator[DeviceResult]:
+    """Collect every device, yielding each result as soon as that device is done.
+
+    Args:
+        devices: The devices to read (names should be unique).
+        credentials: The run's credentials.
+        transport: ``NetmikoTransport`` or ``NapalmTransport`` (anything with ``collect``).
+        workers: Devices read at once (threads).
+        timeout: Hard deadline per device and attempt, covering connect, login and commands.
+        retries: Extra attempts for failures whose kind is in ``retry_on``.
+        backoff: Seconds before the first retry; doubled for each further one.
+        peer: Only this peer's records (``display ike offline-info peer A.B.C.D``).
+        clock: Also read ``display clock`` (``DeviceResult.device_clock``).
+        keep_raw: Keep the command output on each result.
+        retry_on: Error kinds worth another attempt.
+        on_progress: Called in the consuming thread after every result.
+        grace: Seconds past ``timeout`` before a stuck attempt is abandoned as ``timeout``.
+
+    Raises:
+        InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address (before any connection).
+
+    Yields:
+        One :class:`DeviceResult` per device, in completion order, ``attempts`` set.
+    """
+    for _, result in _iter_indexed(
+        list(devices),
+        credentials,
+        transport,
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        peer=peer,
+        clock=clock,
+        keep_raw=keep_raw,
+        retry_on=retry_on,
+        on_progress=on_progress,
+        grace=grace,
+    ):
+        yield result
+
+
+def collect_fleet(
+    devices: Iterable[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    timeout: float = 30.0,
+    retries: int = 1,
+    backoff: float = 1.0,
+    peer: str | None = None,
+    clock: bool = False,
+    keep_raw: bool = False,
+    retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
+    on_result: Callable[[DeviceResult], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    grace: float = GRACE,
+) -> list[DeviceResult]:
+    """Collect every device; the results in the order of ``devices``.
+
+    Same arguments as :func:`iter_fleet`, plus ``on_result``, called with each result as
+    it completes (in the calling thread), e.g. to store it at once.
+    """
+    device_list = list(devices)
+    results: list[DeviceResult | None] = [None] * len(device_list)
+    for index, result in _iter_indexed(
+        device_list,
+        credentials,
+        transport,
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        peer=peer,
+        clock=clock,
+        keep_raw=keep_raw,
+        retry_on=retry_on,
+        on_progress=on_progress,
+        grace=grace,
+    ):
+        if on_result is not None:
+            on_result(result)
+        results[index] = result
+    return [result for result in results if result is not None]
