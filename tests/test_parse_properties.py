@@ -161,3 +161,33 @@ def test_cut_anywhere_is_never_silent(
         return
     if result.complete:
         assert len(result.records) == len(table)
+
+
+@SETTINGS
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
+def test_row_patterns_yield_one_tuple_per_line(text: str) -> None:
+    """parse() numbers lines by the position of findall's tuples: one per line, always."""
+    from collector.parse import _FIREWALL_ROW, _ROUTER_ROW
+
+    for shape in (_ROUTER_ROW, _FIREWALL_ROW):
+        assert len(shape.findall(text)) == text.count("\n") + 1
+
+
+@SETTINGS
+@given(table=st.lists(rows, min_size=1, max_size=6), layout=layouts, data=st.data())
+def test_problem_line_numbers_point_at_their_line(
+    table: list[Row], layout: Layout, data: st.DataObject
+) -> None:
+    lines = render_output(table, layout).split("\n")
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(lines)))
+        lines.insert(position, data.draw(st.text(alphabet="0123456789abcv.: -/", max_size=40)))
+    text = "\n".join(lines)
+    try:
+        result = parse(text)
+    except ParseError:
+        return
+    for problem in result.problems:
+        if problem.line is not None:
+            assert problem.text is not None
+            assert lines[problem.line - 1].rstrip() == problem.text
