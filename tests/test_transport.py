@@ -1,0 +1,638 @@
+"""The SSH transport against mock VRP devices over real SSH (netmiko + paramiko), and its
+pure parts: the allowed command list, output checks and the error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncssh
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+from collector import commands
+from collector.commands import (
+    CommandNotAllowed,
+    InvalidPeer,
+    check_command,
+    check_keystrokes,
+    offline_info_command,
+    validate_peer,
+)
+from collector.credentials import Credentials, Secret, SecretMasker
+from collector.hostkeys import KnownHosts
+from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
+from collector.transport import (
+    Deadline,
+    NapalmTransport,
+    NetmikoTransport,
+    SessionError,
+    classify_error,
+    clean_output,
+    result_from_output,
+)
+from mock_devices.device import DeviceState
+from mock_devices.fleet import FleetThread, start_fleet
+from mock_devices.tables import Row
+
+PASSWORD = "canary-Pw-7f3a9"
+FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def as_device(state: DeviceState) -> Device:
+    return Device(
+        name=state.name, hostname=state.host, port=state.port, platform=state.spec.platform
+    )
+
+
+def record_key(record: OfflineRecord) -> tuple[object, ...]:
+    return (
+        record.peer,
+        normalize_reason(record.reason),
+        record.ike_version,
+        record.offline_time,
+    )
+
+
+def row_key(row: Row) -> tuple[object, ...]:
+    return (row.peer, normalize_reason(row.reason), row.version, row.time)
+
+
+def assert_records_match(result: DeviceResult, state: DeviceState) -> None:
+    assert result.ok, result.error
+    rows = state.records()
+    assert [record_key(r) for r in result.records] == [row_key(r) for r in rows]
+    if state.layout == "firewall":
+        assert [r.port for r in result.records] == [row.port for row in rows]
+
+
+def assert_read_only(state: DeviceState) -> None:
+    """Every line the device received is on the allowed list; nothing was ever saved."""
+    for entry in state.journal():
+        if entry.kind == "command":
+            check_command(entry.text)
+        elif entry.kind == "answer":
+            assert entry.text == commands.ANSWER_NO, entry
+        elif entry.kind == "key":
+            assert entry.text == "space", entry
+        assert entry.kind not in ("config-saved", "password-change"), entry
+        assert entry.text.strip().upper() not in ("Y", "YES"), entry
+
+
+@pytest.fixture(scope="module")
+def faults_fleet() -> Iterator[FleetThread]:
+    fleet = start_fleet("faults", password=PASSWORD)
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(scope="module")
+def known_hosts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ssh") / "known_hosts"
+
+
+@pytest.fixture(scope="module")
+def transport(known_hosts_file: Path) -> NetmikoTransport:
+    return NetmikoTransport(KnownHosts(known_hosts_file))
+
+
+@pytest.fixture
+def credentials() -> Credentials:
+    return Credentials("admin", Secret(PASSWORD))
+
+
+# --- healthy devices ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ok-router", "ok-firewall"])
+def test_healthy_device_records_match_the_mock(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials, name: str
+) -> None:
+    state = faults_fleet.device(name)
+    result = transport.collect(as_device(state), credentials, timeout=15, clock=True)
+    assert_records_match(result, state)
+    assert len(result.records) == 40
+    assert result.error is None
+    assert result.started is not None and result.finished is not None
+    assert result.started <= result.finished
+    assert result.device_clock is not None
+    assert abs((result.device_clock - state.now()).total_seconds()) < 60
+    assert result.raw is None
+    assert_read_only(state)
+
+
+def test_keep_raw_holds_the_clean_output(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("ok-router")
+    result = transport.collect(as_device(state), credentials, timeout=15, keep_raw=True)
+    assert result.ok and result.raw is not None
+    assert "Current info Num :40" in result.raw.replace(" : ", " :")
+    assert "\r" not in result.raw and "\x1b" not in result.raw
+    assert f"<{state.name}>" not in result.raw
+
+
+def test_peer_filter_sends_the_peer_command(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("ok-firewall")
+    peer = state.records()[0].peer
+    result = transport.collect(as_device(state), credentials, peer=peer, timeout=15)
+    assert result.ok, result.error
+    expected = [row_key(row) for row in state.records() if row.peer == peer]
+    assert [record_key(r) for r in result.records] == expected
+    assert any(
+        e.kind == "command" and e.text == f"display ike offline-info peer {peer}"
+        for e in state.journal()
+    )
+
+
+def test_invalid_peer_is_refused_before_connecting(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("ok-router")
+    before = len(state.journal())
+    with pytest.raises(InvalidPeer):
+        transport.collect(as_device(state), credentials, peer="1.1.1.1\nsave", timeout=5)
+    assert len(state.journal()) == before
+
+
+def test_huawei_vrpv8_platform_works_too(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("ok-router")
+    device = Device(state.name, state.host, state.port, platform="huawei_vrpv8")
+    assert transport.collect(device, credentials, timeout=15).ok
+
+
+def test_unsupported_platform_is_a_clear_failure(
+    transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    device = Device("x", "127.0.0.1", 1, platform="cisco_ios")
+    result = transport.collect(device, credentials, timeout=5)
+    assert result.error is not None and result.error.kind is ErrorKind.PROTOCOL
+    assert "cisco_ios" in result.error.message
+
+
+# --- faults ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "words"),
+    [
+        ("f-wrong-credentials", ErrorKind.AUTH, "authentication failed for user 'admin'"),
+        ("f-port-closed", ErrorKind.UNREACHABLE, "connection refused"),
+        ("f-drop-mid-output", ErrorKind.INCOMPLETE_OUTPUT, "connection closed by the device"),
+        ("f-command-unsupported", ErrorKind.COMMAND_REJECTED, "Error: Unrecognized command"),
+        ("f-truncated-table", ErrorKind.INCOMPLETE_OUTPUT, "Current info Num' says 40"),
+        ("f-garbage-output", ErrorKind.PROTOCOL, "not display ike offline-info output"),
+    ],
+)
+def test_fault_gives_the_right_error_kind(
+    faults_fleet: FleetThread,
+    transport: NetmikoTransport,
+    credentials: Credentials,
+    name: str,
+    kind: ErrorKind,
+    words: str,
+) -> None:
+    state = faults_fleet.device(name)
+    result = transport.collect(as_device(state), credentials, timeout=15)
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.kind is kind, result.error
+    assert words in result.error.message
+    assert "\n" not in result.error.message
+    assert PASSWORD not in result.error.message
+    assert result.records == ()
+    assert_read_only(state)
+
+
+@pytest.mark.slow
+def test_slow_device_is_read_within_its_deadline(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("f-slow")
+    result = transport.collect(as_device(state), credentials, timeout=20)
+    assert_records_match(result, state)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3 + 10)
+@pytest.mark.parametrize(
+    ("name", "phase"),
+    [("f-hang-no-banner", "SSH"), ("f-very-slow", "display ike offline-info")],
+)
+def test_deadline_ends_a_hung_device_in_timeout(
+    faults_fleet: FleetThread,
+    transport: NetmikoTransport,
+    credentials: Credentials,
+    name: str,
+    phase: str,
+) -> None:
+    state = faults_fleet.device(name)
+    result = transport.collect(as_device(state), credentials, timeout=3)
+    assert result.error is not None
+    assert result.error.kind is ErrorKind.TIMEOUT, result.error
+    assert "within 3 s" in result.error.message
+    assert phase in result.error.message
+
+
+def test_pages_through_more_when_screen_length_is_refused(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("f-reject-screen-length")
+    result = transport.collect(as_device(state), credentials, timeout=15, keep_raw=True)
+    assert_records_match(result, state)
+    assert result.raw is not None and "More" not in result.raw and "\x1b" not in result.raw
+    keys = [e for e in state.journal() if e.kind == "key"]
+    assert keys and all(e.text == "space" for e in keys)
+    assert_read_only(state)
+
+
+@pytest.mark.parametrize("name", ["f-password-change-prompt", "f-save-prompt"])
+def test_login_questions_are_answered_no(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials, name: str
+) -> None:
+    state = faults_fleet.device(name)
+    result = transport.collect(as_device(state), credentials, timeout=15)
+    assert_records_match(result, state)
+    answers = [e.text for e in state.journal() if e.kind == "answer"]
+    assert answers and set(answers) == {"N"}
+    assert_read_only(state)
+
+
+def test_public_key_login(tmp_path: Path, mock_fleet: object) -> None:
+    private = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    fleet = mock_fleet(  # type: ignore[operator]
+        {
+            "defaults": {"records": {"generate": {"count": 5, "seed": 3}}},
+            "devices": [{"name": "keyed", "authorized_keys": [public]}],
+        },
+        password="not-used-by-the-client",
+    )
+    state = fleet.device("keyed")
+    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+    result = transport.collect(
+        as_device(state), Credentials("admin", key_file=key_file), timeout=15
+    )
+    assert_records_match(result, state)
+
+
+def test_no_password_key_or_agent_is_an_auth_failure(
+    faults_fleet: FleetThread, transport: NetmikoTransport
+) -> None:
+    state = faults_fleet.device("ok-router")
+    result = transport.collect(as_device(state), Credentials("admin"), timeout=10)
+    assert result.error is not None and result.error.kind is ErrorKind.AUTH
+
+
+def test_missing_username_is_an_auth_failure(
+    faults_fleet: FleetThread, transport: NetmikoTransport
+) -> None:
+    state = faults_fleet.device("ok-router")
+    result = transport.collect(as_device(state), Credentials(None, Secret(PASSWORD)), timeout=10)
+    assert result.error is not None and result.error.kind is ErrorKind.AUTH
+    assert "username" in result.error.message
+
+
+def test_device_username_wins_over_the_default(
+    faults_fleet: FleetThread, transport: NetmikoTransport
+) -> None:
+    state = faults_fleet.device("ok-router")
+    device = Device(state.name, state.host, state.port, username="admin", platform="huawei")
+    result = transport.collect(device, Credentials("nobody", Secret(PASSWORD)), timeout=10)
+    assert result.ok, result.error
+
+
+def test_conversation_is_logged_at_debug_without_the_password(
+    faults_fleet: FleetThread,
+    transport: NetmikoTransport,
+    credentials: Credentials,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("ok-router", "f-wrong-credentials", "f-save-prompt"):
+        result = transport.collect(as_device(faults_fleet.device(name)), credentials, timeout=15)
+        assert PASSWORD not in repr(result)
+    assert "display ike offline-info" in caplog.text
+    assert "Current info Num" in caplog.text
+    assert PASSWORD not in caplog.text
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage()
+
+
+def test_read_only_over_the_whole_fault_fleet(
+    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+) -> None:
+    for state in faults_fleet.devices:
+        if state.spec.faults & {"hang_no_banner", "very_slow", "slow"}:  # type: ignore[operator]
+            continue
+        transport.collect(as_device(state), credentials, timeout=15, clock=True)
+    for state in faults_fleet.devices:
+        assert_read_only(state)
+
+
+# --- napalm ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def napalm_transport(known_hosts_file: Path) -> NapalmTransport:
+    return NapalmTransport(KnownHosts(known_hosts_file))
+
+
+@pytest.mark.parametrize("name", ["ok-router", "ok-firewall", "f-save-prompt"])
+def test_napalm_transport_collects_read_only(
+    faults_fleet: FleetThread,
+    napalm_transport: NapalmTransport,
+    credentials: Credentials,
+    name: str,
+) -> None:
+    state = faults_fleet.device(name)
+    result = napalm_transport.collect(as_device(state), credentials, timeout=15, clock=True)
+    assert_records_match(result, state)
+    assert result.device_clock is not None
+    assert_read_only(state)
+
+
+def test_napalm_transport_pages_and_maps_errors(
+    faults_fleet: FleetThread, napalm_transport: NapalmTransport, credentials: Credentials
+) -> None:
+    state = faults_fleet.device("f-reject-screen-length")
+    assert_records_match(napalm_transport.collect(as_device(state), credentials, timeout=15), state)
+    for name, kind in [
+        ("f-wrong-credentials", ErrorKind.AUTH),
+        ("f-port-closed", ErrorKind.UNREACHABLE),
+        ("f-command-unsupported", ErrorKind.COMMAND_REJECTED),
+    ]:
+        result = napalm_transport.collect(
+            as_device(faults_fleet.device(name)), credentials, timeout=15
+        )
+        assert result.error is not None and result.error.kind is kind, (name, result.error)
+
+
+# --- legacy SSH: a server that offers only SHA-1 key exchange --------------------------
+
+
+class _Sha1OnlyServer:
+    """An asyncssh server offering only diffie-hellman-group14-sha1 (old VRP), in a thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stop: asyncio.Event | None = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.create_server(
+            asyncssh.SSHServer,
+            "127.0.0.1",
+            0,
+            server_host_keys=[key],
+            kex_algs=["diffie-hellman-group14-sha1"],
+        )
+        self.port = server.get_port()
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+
+    def __enter__(self) -> _Sha1OnlyServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def test_sha1_only_device_gets_a_protocol_error_that_says_what_to_do(tmp_path: Path) -> None:
+    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+    with _Sha1OnlyServer() as server:
+        device = Device("old-vrp", "127.0.0.1", server.port)
+        result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=10)
+    assert result.error is not None
+    assert result.error.kind is ErrorKind.PROTOCOL, result.error
+    assert "SSH negotiation failed" in result.error.message
+    assert "SHA-1" in result.error.message
+    assert "\n" not in result.error.message
+
+
+# --- pure parts: commands -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "screen-length 0 temporary",
+        "display ike offline-info",
+        "display ike offline-info peer 10.1.2.3",
+        "display clock",
+        "N",
+        "quit",
+        "",
+    ],
+)
+def test_allowed_commands(line: str) -> None:
+    check_command(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Y",
+        "y",
+        "yes",
+        "n",
+        "save",
+        "system-view",
+        "reset ike sa",
+        "display current-configuration",
+        "display ike offline-info peer 10.1.2.3\nsave",
+        "display ike offline-info peer 10.1.2.3 ",
+        "display ike offline-info peer 300.1.1.1",
+        "display ike offline-info peer 010.1.1.1",
+        "display ike offline-info peer ::1",
+        "screen-length 0",
+        " display clock",
+    ],
+)
+def test_everything_else_is_refused(line: str) -> None:
+    with pytest.raises(CommandNotAllowed):
+        check_command(line)
+
+
+def test_allowed_list_is_closed() -> None:
+    expected = {
+        "screen-length 0 temporary",
+        "display ike offline-info",
+        "display ike offline-info peer <IPv4>",
+        "display clock",
+        "N",
+        "quit",
+    }
+    assert expected == commands.ALLOWED_COMMANDS
+
+
+@pytest.mark.parametrize(
+    "peer",
+    [
+        "10.0.0.1 ",
+        " 10.0.0.1",
+        "10.0.0.1\n",
+        "10.0.0.1;save",
+        "10.0.0",
+        "1.2.3.4.5",
+        "a.b.c.d",
+        "2001:db8::1",
+        "010.0.0.1",
+        "256.0.0.1",
+        "",
+    ],
+)
+def test_invalid_peers(peer: str) -> None:
+    with pytest.raises(InvalidPeer):
+        validate_peer(peer)
+    with pytest.raises(InvalidPeer):
+        offline_info_command(peer)
+
+
+def test_offline_info_command() -> None:
+    assert offline_info_command(None) == "display ike offline-info"
+    assert offline_info_command("192.0.2.1") == "display ike offline-info peer 192.0.2.1"
+
+
+def test_keystrokes() -> None:
+    check_keystrokes("display clock\n")
+    check_keystrokes("display clock\r\n")
+    check_keystrokes("N\n")
+    check_keystrokes(" ")
+    check_keystrokes("\n")
+    for data in ("Y\n", "display clock", "  ", "N\nY\n", "\x00", "q"):
+        with pytest.raises(CommandNotAllowed):
+            check_keystrokes(data)
+
+
+# --- pure parts: output checks --------------------------------------------------------
+
+
+def _result(text: str, keep_raw: bool = False) -> DeviceResult:
+    return result_from_output(
+        Device("r1", "192.0.2.1"),
+        "display ike offline-info",
+        text,
+        started=datetime.now(UTC),
+        keep_raw=keep_raw,
+    )
+
+
+def test_output_checks_on_parser_fixtures() -> None:
+    ok = _result((FIXTURES / "reference_ar.txt").read_text(), keep_raw=True)
+    assert ok.ok and ok.records and ok.raw is not None
+    rejected = _result((FIXTURES / "rejected_unrecognized.txt").read_text())
+    assert rejected.error is not None and rejected.error.kind is ErrorKind.COMMAND_REJECTED
+    assert "Error" in rejected.error.message
+    truncated = _result((FIXTURES / "truncated_table.txt").read_text())
+    assert truncated.error is not None
+    assert truncated.error.kind is ErrorKind.INCOMPLETE_OUTPUT
+    garbage = _result((FIXTURES / "not_offline_info.txt").read_text())
+    assert garbage.error is not None and garbage.error.kind is ErrorKind.PROTOCOL
+    empty = _result("")
+    assert empty.error is not None and empty.error.kind is ErrorKind.PROTOCOL
+
+
+def test_clean_output_removes_pager_and_ansi() -> None:
+    text = "row1\r\n  ---- More ----\x1b[42D" + " " * 42 + "\x1b[42D  row2\r\n\x1b[1m<r1>"
+    assert clean_output(text) == "row1\n  row2\n<r1>"
+
+
+# --- pure parts: error mapping --------------------------------------------------------
+
+
+def _classify(exc: BaseException, **kwargs: object) -> tuple[ErrorKind, str]:
+    return classify_error(exc, host="192.0.2.9", port=22, username="admin", **kwargs)  # type: ignore[arg-type]
+
+
+def _wrapped(inner: BaseException, outer: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException:
+            raise outer  # noqa: B904 - netmiko rewraps without "from"
+    except BaseException as exc:
+        return exc
+
+
+def test_error_mapping() -> None:
+    assert _classify(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))[0] is (
+        ErrorKind.UNREACHABLE
+    )
+    assert _classify(socket.gaierror(-2, "Name or service not known"))[0] is (ErrorKind.UNREACHABLE)
+    assert _classify(OSError(errno.EHOSTUNREACH, "No route to host"))[0] is (ErrorKind.UNREACHABLE)
+    assert _classify(TimeoutError())[0] is ErrorKind.TIMEOUT
+    auth = _wrapped(paramiko.AuthenticationException("no"), NetmikoAuthenticationException("x"))
+    assert _classify(auth) == (
+        ErrorKind.AUTH,
+        "authentication failed for user 'admin' (password or key refused)",
+    )
+    kind, message = _classify(
+        _wrapped(
+            paramiko.IncompatiblePeer("Incompatible ssh peer (no acceptable kex algorithm)"),
+            NetmikoTimeoutException("A paramiko SSHException occurred\n\nsomething"),
+        )
+    )
+    assert kind is ErrorKind.PROTOCOL and "negotiation failed" in message and "\n" not in message
+    dropped = _classify(EOFError())
+    assert dropped[0] is ErrorKind.PROTOCOL
+    assert _classify(SessionError(ErrorKind.INCOMPLETE_OUTPUT, "cut"))[0] is (
+        ErrorKind.INCOMPLETE_OUTPUT
+    )
+    assert _classify(CommandNotAllowed("refusing"))[0] is ErrorKind.PROTOCOL
+
+
+def test_deadline_wins_over_the_library_error_but_not_over_auth() -> None:
+    deadline = Deadline(5)
+    deadline.fire()
+    kind, message = _classify(EOFError(), deadline=deadline, phase="login")
+    assert kind is ErrorKind.TIMEOUT and "within 5 s" in message and "login" in message
+    assert _classify(paramiko.AuthenticationException(), deadline=deadline)[0] is ErrorKind.AUTH
+
+
+def test_error_messages_are_masked_and_one_line() -> None:
+    masker = SecretMasker([PASSWORD])
+    kind, message = _classify(RuntimeError(f"boom {PASSWORD}\nsecond line"), masker=masker)
+    assert kind is ErrorKind.PROTOCOL
+    assert PASSWORD not in message and "\n" not in message
