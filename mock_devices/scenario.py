@@ -20,6 +20,8 @@ which reads the YAML file it is given.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -214,10 +216,11 @@ class RecordGenerator:
             if candidate not in peers:
                 peers.append(candidate)
         self.peers = tuple(peers)
-        # Zipf-like weights: the first few peers flap far more than the rest.
-        self._peer_weights = tuple(1.0 / (rank + 1) for rank in range(pool))
+        # Zipf-like weights: the first few peers flap far more than the rest. Cumulative
+        # weights, computed once, and a bisect: random.choices redoes the sums on every call.
+        self._peer_cum = tuple(itertools.accumulate(1.0 / (rank + 1) for rank in range(pool)))
         self._reasons = tuple(reason for reason, _ in REASON_WEIGHTS)
-        self._reason_weights = tuple(weight for _, weight in REASON_WEIGHTS)
+        self._reason_cum = tuple(itertools.accumulate(weight for _, weight in REASON_WEIGHTS))
 
     def _random_peer(self) -> str:
         rng = self._rng
@@ -228,8 +231,8 @@ class RecordGenerator:
     def row(self, when: datetime) -> Row:
         """One deletion at ``when`` (device-local, naive)."""
         rng = self._rng
-        peer = rng.choices(self.peers, self._peer_weights)[0]
-        reason = rng.choices(self._reasons, self._reason_weights)[0]
+        peer = self.peers[bisect.bisect(self._peer_cum, rng.random() * self._peer_cum[-1])]
+        reason = self._reasons[bisect.bisect(self._reason_cum, rng.random() * self._reason_cum[-1])]
         version = 1 if rng.random() < 0.2 else 2
         port = 4500 if rng.random() < 0.3 else 500
         return Row(peer=peer, reason=reason, version=version, time=when, port=port)
