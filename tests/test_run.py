@@ -1,0 +1,240 @@
+"""The fan-out runner: retries, deadlines, isolation, progress; then a whole mock fleet."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from collector.commands import InvalidPeer
+from collector.credentials import Credentials, Secret
+from collector.hostkeys import KnownHosts
+from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind
+from collector.run import Progress, collect_fleet, iter_fleet
+from collector.transport import NetmikoTransport
+from mock_devices.fleet import start_fleet
+
+CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))
+
+
+class FakeTransport:
+    """A transport that answers from a script: device name -> list of outcomes per attempt.
+
+    An outcome is an ErrorKind (failure), ``"ok"``, ``"raise"`` or ``"hang"`` (sleep far past
+    the deadline, ignoring it, as a broken library call would).
+    """
+
+    name = "fake"
+
+    def __init__(self, script: dict[str, list[str | ErrorKind]]) -> None:
+        self.script = script
+        self.calls: Counter[str] = Counter()
+        self.kwargs: list[dict[str, object]] = []
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    def collect(
+        self,
+        device: Device,
+        credentials: Credentials,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
+    ) -> DeviceResult:
+        with self.lock:
+            attempt = self.calls[device.name]
+            self.calls[device.name] += 1
+            self.kwargs.append({"peer": peer, "timeout": timeout, "clock": clock})
+        outcomes = self.script.get(device.name, ["ok"])
+        outcome = outcomes[min(attempt, len(outcomes) - 1)]
+        if outcome == "raise":
+            raise RuntimeError("bug in one device's path")
+        if outcome == "hang":
+            self.release.wait(60)
+            return DeviceResult(device, DeviceStatus.OK)
+        if outcome == "ok":
+            return DeviceResult(device, DeviceStatus.OK, started=datetime.now(UTC))
+        assert isinstance(outcome, ErrorKind)
+        return DeviceResult.failure(device, outcome, f"scripted {outcome.value}")
+
+
+def devices(*names: str) -> list[Device]:
+    return [Device(name, f"192.0.2.{n + 1}") for n, name in enumerate(names)]
+
+
+def test_results_in_inventory_order_with_attempts() -> None:
+    fake = FakeTransport(
+        {
+            "flaky": [ErrorKind.UNREACHABLE, "ok"],
+            "down": [ErrorKind.UNREACHABLE],
+            "slowpoke": [ErrorKind.TIMEOUT, ErrorKind.TIMEOUT, "ok"],
+            "badpw": [ErrorKind.AUTH],
+            "impostor": [ErrorKind.HOST_KEY],
+            "refuses": [ErrorKind.COMMAND_REJECTED],
+            "garbage": [ErrorKind.PROTOCOL],
+        }
+    )
+    names = ["a", "flaky", "down", "slowpoke", "badpw", "impostor", "refuses", "garbage", "z"]
+    results = collect_fleet(devices(*names), CREDENTIALS, fake, retries=2, backoff=0.01)
+    assert [r.device.name for r in results] == names
+    by_name = {r.device.name: r for r in results}
+    assert by_name["a"].ok and by_name["a"].attempts == 1
+    assert by_name["flaky"].ok and by_name["flaky"].attempts == 2
+    assert not by_name["down"].ok and by_name["down"].attempts == 3
+    assert by_name["slowpoke"].ok and by_name["slowpoke"].attempts == 3
+    for name in ("badpw", "impostor", "refuses", "garbage"):  # never retried
+        assert by_name[name].attempts == 1 and fake.calls[name] == 1
+
+
+def test_no_retries_by_request() -> None:
+    fake = FakeTransport({"down": [ErrorKind.UNREACHABLE]})
+    [result] = collect_fleet(devices("down"), CREDENTIALS, fake, retries=0)
+    assert result.attempts == 1 and fake.calls["down"] == 1
+
+
+def test_retry_kinds_are_configurable() -> None:
+    fake = FakeTransport({"cut": [ErrorKind.INCOMPLETE_OUTPUT, "ok"]})
+    [result] = collect_fleet(
+        devices("cut"),
+        CREDENTIALS,
+        fake,
+        retries=1,
+        backoff=0.01,
+        retry_on=frozenset({ErrorKind.INCOMPLETE_OUTPUT}),
+    )
+    assert result.ok and result.attempts == 2
+
+
+def test_an_exception_in_one_device_does_not_affect_the_others() -> None:
+    fake = FakeTransport({"broken": ["raise"]})
+    results = collect_fleet(devices("a", "broken", "b"), CREDENTIALS, fake, workers=2)
+    assert [r.ok for r in results] == [True, False, True]
+    error = results[1].error
+    assert error is not None and error.kind is ErrorKind.PROTOCOL
+    assert "internal error" in error.message
+
+
+@pytest.mark.timeout(30)
+def test_a_hung_library_call_is_abandoned_as_timeout() -> None:
+    fake = FakeTransport({"stuck": ["hang"]})
+    try:
+        results = collect_fleet(
+            devices("stuck", "a", "b", "c"),
+            CREDENTIALS,
+            fake,
+            workers=1,
+            timeout=0.3,
+            grace=0.3,
+            retries=0,
+        )
+    finally:
+        fake.release.set()
+    stuck = results[0]
+    assert stuck.error is not None and stuck.error.kind is ErrorKind.TIMEOUT
+    assert "abandoned" in stuck.error.message
+    # With one worker stuck, a replacement worker still read the others.
+    assert all(r.ok for r in results[1:])
+
+
+def test_iterator_yields_each_result_and_progress_counts() -> None:
+    fake = FakeTransport({"x": [ErrorKind.AUTH]})
+    seen: list[Progress] = []
+    names = ["a", "b", "x", "c"]
+    results = list(
+        iter_fleet(devices(*names), CREDENTIALS, fake, workers=3, on_progress=seen.append)
+    )
+    assert sorted(r.device.name for r in results) == sorted(names)
+    assert [p.done for p in seen] == [1, 2, 3, 4]
+    assert seen[-1].failed == 1 and seen[-1].ok == 3 and seen[-1].total == 4
+    assert seen[-1].rate > 0 and seen[-1].eta == 0
+
+
+def test_on_result_is_called_as_devices_finish() -> None:
+    fake = FakeTransport({})
+    stored: list[str] = []
+    collect_fleet(
+        devices("a", "b"), CREDENTIALS, fake, on_result=lambda r: stored.append(r.device.name)
+    )
+    assert sorted(stored) == ["a", "b"]
+
+
+def test_options_reach_the_transport() -> None:
+    fake = FakeTransport({})
+    collect_fleet(devices("a"), CREDENTIALS, fake, peer="10.0.0.1", timeout=7, clock=True)
+    assert fake.kwargs == [{"peer": "10.0.0.1", "timeout": 7, "clock": True}]
+
+
+def test_invalid_peer_is_refused_before_any_device_is_touched() -> None:
+    fake = FakeTransport({})
+    with pytest.raises(InvalidPeer):
+        collect_fleet(devices("a"), CREDENTIALS, fake, peer="10.0.0.1; save")
+    assert not fake.calls
+
+
+def test_empty_fleet() -> None:
+    assert collect_fleet([], CREDENTIALS, FakeTransport({})) == []
+
+
+def test_progress_eta() -> None:
+    assert Progress(10, 0, 0, 1.0).eta is None
+    assert Progress(10, 5, 1, 5.0).eta == pytest.approx(5.0)
+
+
+# --- a whole mock fleet over real SSH -------------------------------------------------
+
+EXPECTED_KINDS = {
+    "f-wrong-credentials": ErrorKind.AUTH,
+    "f-port-closed": ErrorKind.UNREACHABLE,
+    "f-hang-no-banner": ErrorKind.TIMEOUT,
+    "f-very-slow": ErrorKind.TIMEOUT,
+    "f-drop-mid-output": ErrorKind.INCOMPLETE_OUTPUT,
+    "f-command-unsupported": ErrorKind.COMMAND_REJECTED,
+    "f-truncated-table": ErrorKind.INCOMPLETE_OUTPUT,
+    "f-garbage-output": ErrorKind.PROTOCOL,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_fault_fleet_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every device of the fault scenario at once, at the highest log level, with retries."""
+    password = "Fleet-canary-8842"
+    caplog.set_level(logging.DEBUG)
+    fleet = start_fleet("faults", password=password)
+    try:
+        inventory = [
+            Device(s.name, s.host, s.port, platform=s.spec.platform) for s in fleet.devices
+        ]
+        transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+        results = collect_fleet(
+            inventory,
+            Credentials("admin", Secret(password)),
+            transport,
+            workers=8,
+            timeout=8,  # f-slow needs 3 x 1.5 s
+            retries=1,
+            backoff=0.1,
+            clock=True,
+        )
+        for result in results:
+            state = fleet.device(result.device.name)
+            expected = EXPECTED_KINDS.get(state.name)
+            if expected is None:
+                assert result.ok, (state.name, result.error)
+                assert len(result.records) == len(state.records())
+            else:
+                assert result.error is not None, state.name
+                assert result.error.kind is expected, (state.name, result.error)
+            retried = expected in (ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT)
+            assert result.attempts == (2 if retried else 1), (state.name, result.attempts)
+            assert password not in repr(result)
+    finally:
+        fleet.stop()
+    assert password not in caplog.text
+    assert "display ike offline-info" in caplog.text
