@@ -602,8 +602,7 @@ def parse(text: str) -> ParseResult:
     # The hot loop: one regex pass (findall, so no match objects) turns every line
     # into a tuple; a well-formed IPv4 row becomes a record right here. Everything
     # else (noise, IPv6 peers, damaged rows, pager remnants) goes to the careful path.
-    for number, fields in enumerate(shape.findall(text), 1):
-        peer, port, reason, version, stamp, other = fields
+    for number, (peer, port, reason, version, stamp, other) in enumerate(shape.findall(text), 1):
         if peer and ":" not in peer and (len(port) < 5 or int(port) <= 65535):
             try:
                 when = to_datetime(stamp if iso_stamps else _iso_stamp(stamp))
@@ -631,5 +630,6 @@ def parse(text: str) -> ParseResult:
             if lines is None:
                 lines = text.split("\n")
             collector.in_message = False
+            fields = (peer, port, reason, version, stamp, other)
             collector.row(fields, number, lines[number - 1])
     return collector.result(text)
