@@ -35,7 +35,13 @@ from typing import Any
 import yaml
 
 from mock_devices.device import DeviceState
-from mock_devices.scenario import Scenario, ScenarioError, load_scenario
+from mock_devices.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    read_scenario_file,
+    scenario_from_dict,
+)
 from mock_devices.server import BindPlan, Fleet
 
 DEFAULT_PASSWORD_ENV = "MOCK_PASSWORD"
@@ -259,9 +265,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--password-env",
-        default=DEFAULT_PASSWORD_ENV,
+        default=None,
         metavar="NAME",
-        help=f"environment variable holding the devices' password (default {DEFAULT_PASSWORD_ENV})",
+        help="environment variable holding the devices' password (default: the scenario's "
+        f"defaults.password_env, else {DEFAULT_PASSWORD_ENV})",
     )
     parser.add_argument(
         "--password",
@@ -300,8 +307,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _password(args: argparse.Namespace) -> str:
-    from_env = os.environ.get(args.password_env)
+def _password(args: argparse.Namespace, variable: str) -> str:
+    from_env = os.environ.get(variable)
     if from_env:
         return from_env
     if args.password:
@@ -309,7 +316,7 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_file is not None:
         return secrets.token_urlsafe(12)
     raise ScenarioError(
-        f"no password: set ${args.password_env} (or --password-env NAME), "
+        f"no password: set ${variable} (or --password-env NAME), "
         "or give --password-file PATH to receive a generated one"
     )
 
@@ -354,10 +361,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mock-huawei-fleet``."""
     args = _parser().parse_args(argv)
     try:
-        password = _password(args)
-        scenario = load_scenario(
-            args.scenario or ("fleet" if args.count else "demo"), password, args.count
+        data, source = read_scenario_file(args.scenario or ("fleet" if args.count else "demo"))
+        defaults = data.get("defaults")
+        variable = args.password_env or (
+            str(defaults.get("password_env", DEFAULT_PASSWORD_ENV))
+            if isinstance(defaults, dict)
+            else DEFAULT_PASSWORD_ENV
         )
+        password = _password(args, variable)
+        scenario = scenario_from_dict(data, password, args.count, source)
     except ScenarioError as exc:
         print(f"mock-huawei-fleet: {exc}", file=sys.stderr)
         return 2
