@@ -11,9 +11,11 @@ leaves around the table:
   line up with the values below them;
 * reasons longer than their column, which push the following columns right and can
   leave a single space before the version. Rows are therefore never cut at fixed
-  column offsets: each row is anchored on the address at the start (validated with
-  :mod:`ipaddress`), the optional port, the ``v1``/``v2`` token and the timestamp at
-  the end; the reason is whatever lies between;
+  column offsets: each row is anchored on the address at the start (IPv4 checked by a
+  strict dotted-quad pattern, IPv6 with :mod:`ipaddress`), the optional port, the
+  ``v1``/``v2`` token and the timestamp at the end; the reason is whatever lies
+  between. The shape tried first (with or without a port) follows the table header;
+  without a header the port shape is tried first;
 * noise: the echoed command, prompts (``<name>``, ``HRP_M<name>``, ``HRP_S<name>``,
   ``[name]``), ``Info:``/``Warning:`` lines, the timestamp line some firewalls print
   before every display output, CRLF line ends, trailing blanks, and pager remnants
@@ -35,6 +37,10 @@ What the parser decides:
   (``unparsed-row``, with its line number and text; the other rows still parse),
   and unrecognised lines (``garbage``). :attr:`ParseResult.complete` tells whether the
   table can be trusted to be whole.
+
+Records carry the reason code and category of
+:func:`collector.records.classify_reason` (the same as ``OfflineRecord.build``);
+unknown reasons are kept verbatim with code ``unknown``.
 
 Transport code maps :class:`CommandRejected` to ``command-rejected``, other
 :class:`ParseError` to ``protocol`` and an incomplete result to ``incomplete-output``.
