@@ -1,21 +1,82 @@
 """The ``collect-ike-offline`` command line: options in, calls out, exit codes.
 
-No logic lives here that a test would want to call without click.
+No logic lives here that a test would want to call without click: option values are
+read by :mod:`collector.options`, the run by :mod:`collector.run`, the history by
+:mod:`collector.store`, the report by :mod:`collector.report` and :mod:`collector.render`.
+
+Data goes to stdout (or ``--output``), messages to stderr. Every failure ends in one
+line on stderr and a documented exit code, never a traceback (``-vv`` adds detail).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import logging
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from collector import __version__
+from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
+from collector.logs import PROGRAM, cli_logging
+from collector.options import (
+    Threshold,
+    breached,
+    format_duration,
+    parse_duration,
+    parse_moment,
+    parse_threshold,
+    threshold_counts,
+)
 from collector.parse import ParseError, Problem, parse
-from collector.records import OfflineRecord
+from collector.records import Category, DeviceResult, OfflineRecord
 from collector.render import FORMATS, Format, render_records
+
+if TYPE_CHECKING:
+    from collector.inventory import Shard
+    from collector.report import FleetReport
+    from collector.store import DeviceOutcome, Store
+
+log = logging.getLogger("collector.cli")
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ALL_FAILED = 3
+EXIT_THRESHOLD = 4
+EXIT_INTERNAL = 70
+EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   every device was read
+  1   some devices could not be read (named on stderr and in the report)
+  2   usage or configuration error (options, inventory, credentials, database)
+  3   every device failed
+  4   a --fail-on threshold was breached (wins over 0 and 1)
+  70  internal error (a bug: please report it with the -vv output)
+  75  another run holds the lock (--lock-file); nothing was collected
+"""
+
+EXIT_MEANINGS: Mapping[int, str] = {
+    EXIT_OK: "every device was read",
+    EXIT_SOME_FAILED: "some devices could not be read",
+    EXIT_USAGE: "usage or configuration error",
+    EXIT_ALL_FAILED: "every device failed",
+    EXIT_THRESHOLD: "a --fail-on threshold was breached",
+    EXIT_INTERNAL: "internal error",
+    EXIT_LOCKED: "another run holds the lock",
+    EXIT_INTERRUPTED: "interrupted",
+}
+"""One phrase per exit code (the demo prints it)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,3 +159,759 @@ def parse_command(files: tuple[str, ...], fmt: str) -> None:
         click.echo(render_records(records, problems, fmt), nl=False)
     if parsed < len(texts):
         sys.exit(1)
+
+
+# --- shared plumbing for collect, report and prune -------------------------------------------
+
+
+class CommandError(Exception):
+    """Ends a command with one line on stderr and ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+F = TypeVar("F", bound=Callable[..., int])
+
+
+def _say_error(message: str) -> None:
+    click.echo(f"{PROGRAM}: error: {message}", err=True)
+
+
+def guarded(func: F) -> Callable[..., NoReturn]:
+    """Run a command body with logging set up; turn every outcome into an exit code.
+
+    The body gets ``masker`` (add secrets to it as soon as they are known) and returns
+    its exit code. ``CommandError`` prints its line; any other exception is an internal
+    error: one masked line (the traceback only at ``-vv``), exit 70.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> NoReturn:
+        with cli_logging(kwargs.get("verbose", 0), kwargs.get("quiet", False)) as masker:
+            try:
+                code = func(*args, masker=masker, **kwargs)
+            except CommandError as error:
+                _say_error(masker.mask(str(error)))
+                code = error.code
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except KeyboardInterrupt:
+                _say_error("interrupted")
+                code = EXIT_INTERRUPTED
+            except Exception as error:
+                log.debug("internal error", exc_info=True)
+                text = " ".join(str(error).split())[:300]
+                _say_error(
+                    masker.mask(f"internal error: {type(error).__name__}: {text}")
+                    + " (run with -vv for detail)"
+                )
+                code = EXIT_INTERNAL
+        sys.exit(code)
+
+    return wrapper
+
+
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "-q", "--quiet", is_flag=True, help="Errors only: no warnings, no progress bar."
+    )(func)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More detail on stderr: -v each device, -vv the device conversation (masked).",
+    )(func)
+
+
+def _db_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        metavar="URL|PATH",
+        envvar="IKE_COLLECTOR_DB",
+        show_envvar=True,
+        default=None,
+        help="History database: a SQLite file or postgresql://user@host/db "
+        "(default: ~/.local/share/collect-ike-offline/history.sqlite3).",
+    )(func)
+
+
+def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=Format.TABLE.value,
+        show_default=True,
+        help="Report format (json: {generated_at, window, devices, summary}).",
+    )(func)
+
+
+def _output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--prometheus",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Also write node_exporter textfile metrics here (atomically).",
+    )(func)
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Write the report here (atomically: temp file + rename) instead of stdout.",
+    )(func)
+
+
+def _emit(
+    report: FleetReport, fmt: str, records: bool, output: Path | None, prometheus: Path | None
+) -> None:
+    """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
+    from collector.render import render_prometheus, render_report, write_atomic
+
+    text = render_report(report, fmt, records=records)
+    for path, content in ((output, text), (prometheus, None)):
+        if path is None:
+            continue
+        try:
+            write_atomic(path, content if content is not None else render_prometheus(report))
+        except OSError as error:
+            raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
+    if output is None:
+        click.echo(text, nl=False)
+
+
+def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = False) -> Store:
+    from collector.store import StoreError, default_db_path, is_postgres_url, open_store
+
+    if must_exist and not (db and is_postgres_url(db)):
+        path = Path(db).expanduser() if db else default_db_path()
+        if not path.exists():
+            raise CommandError(
+                f"no history database at {path}: run 'collect-ike-offline collect' first, "
+                "or point --db at one"
+            )
+    try:
+        return open_store(db, keep_raw=keep_raw)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+
+
+# --- option callbacks: bad values are usage errors (exit 2) before anything connects --------
+
+
+def _peer_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from collector.commands import InvalidPeer, validate_peer
+
+    if value is None:
+        return None
+    try:
+        return validate_peer(value)
+    except InvalidPeer as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _shard_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    from collector.inventory import parse_shard
+
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _where_values(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    from collector.inventory import parse_where
+
+    try:
+        return tuple(parse_where(value) for value in values)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _threshold_values(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[Threshold, ...]:
+    try:
+        return tuple(parse_threshold(value) for value in values)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _duration_value(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+# --- collect -----------------------------------------------------------------------------
+
+
+def _reason_counts_of_run(store: Store, run_id: int) -> tuple[Any, ...]:
+    """The run's new deletions by reason, as the report's ReasonCount values."""
+    from collector.report import ReasonCount
+
+    rows = store.fetch(
+        "SELECT reason_code, category, min(reason), count(*), count(DISTINCT device_id) "
+        "FROM deletions WHERE first_seen_run = ? GROUP BY reason_code, category",
+        (run_id,),
+    )
+    counts = [
+        ReasonCount(str(code), Category(str(category)), int(count), str(example), int(devices))
+        for code, category, example, count, devices in rows
+    ]
+    counts.sort(key=lambda item: (-item.count, item.reason_code))
+    return tuple(counts)
+
+
+def _with_history(
+    report: FleetReport,
+    outcomes: Mapping[str, DeviceOutcome],
+    new_by_reason: tuple[Any, ...],
+    run_started: datetime,
+) -> FleetReport:
+    """The run's report with what the store learnt: new deletions per device, gaps."""
+    from collector.report import GapSummary
+
+    devices = tuple(
+        dataclasses.replace(
+            device,
+            new_records=outcomes[device.name].new_records if device.name in outcomes else 0,
+        )
+        for device in report.devices
+    )
+    gaps = tuple(
+        GapSummary(
+            outcome.gap.device,
+            outcome.gap.missing_since,
+            outcome.gap.missing_until,
+            run_started,
+        )
+        for outcome in outcomes.values()
+        if outcome.gap is not None
+    )
+    totals = dataclasses.replace(
+        report.totals,
+        new_records=sum(outcome.new_records for outcome in outcomes.values()),
+        gaps=len(gaps),
+    )
+    return dataclasses.replace(
+        report, devices=devices, totals=totals, gaps=gaps, new_by_reason=new_by_reason
+    )
+
+
+def _warn_gap(outcome: DeviceOutcome, result: DeviceResult | None) -> None:
+    gap = outcome.gap
+    assert gap is not None
+    since = gap.missing_since_local or "-"
+    until = gap.missing_until_local or "-"
+    advice = "collect more often"
+    if result is not None and len(result.records) > 1:
+        times = [record.offline_time for record in result.records]
+        span = max(times) - min(times)
+        if span > timedelta(0):
+            advice = (
+                f"its 200-deletion buffer holds about {format_duration(span)} of deletions: "
+                f"collect it at least every {format_duration(span / 2)}"
+            )
+    log.warning(
+        "%s: the device's buffer wrapped since the previous run: deletions between %s and %s "
+        "(device time) may be lost; %s",
+        gap.device,
+        since,
+        until,
+        advice,
+    )
+
+
+def _warn_skew(result: DeviceResult) -> None:
+    from collector.clock import ZoneError, clock_skew, resolve_zone, skew_exceeds
+
+    if result.device_clock is None or result.started is None or result.finished is None:
+        return
+    zone_text = result.device.data.get("timezone")
+    try:
+        zone, _ = resolve_zone(None if zone_text is None else str(zone_text), result.device_clock)
+    except ZoneError:
+        return
+    middle = result.started + (result.finished - result.started) / 2
+    skew = clock_skew(result.device_clock, zone, middle)
+    if skew_exceeds(skew):
+        direction = "ahead of" if skew > timedelta(0) else "behind"
+        log.warning(
+            "%s: device clock is %s %s this host's (device says %s): its offline times are "
+            "off by as much; check NTP on the device",
+            result.device.name,
+            f"{abs(skew).total_seconds():.0f} s",
+            direction,
+            result.device_clock.isoformat(sep=" ", timespec="seconds"),
+        )
+
+
+def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
+    if result.ok:
+        new = "" if outcome is None else f", {outcome.new_records} new"
+        log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
+    elif result.error is not None:
+        log.warning("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
+
+
+@main.command("collect", epilog=EXIT_CODES_HELP)
+@click.option(
+    "--inventory",
+    "-i",
+    "inventory_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Nornir inventory (directory or hosts.yaml, groups.yaml/defaults.yaml beside it) "
+    "or a CSV file.",
+)
+@click.option("--host", "hosts", multiple=True, metavar="GLOB", help="Device names (repeatable).")
+@click.option("--group", "groups", multiple=True, metavar="NAME", help="Group (repeatable).")
+@click.option(
+    "--where",
+    "wheres",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_where_values,
+    help="Inventory data must match, e.g. site=par1 (repeatable: all must hold).",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_shard_value,
+    help="Only shard K of N (a stable split of the devices across N collector hosts).",
+)
+@click.option(
+    "--peer",
+    metavar="A.B.C.D",
+    callback=_peer_value,
+    help="Only this peer's deletions (display ike offline-info peer A.B.C.D).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Devices read at once.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="S",
+    help="Hard deadline per device and attempt (connect, login and command).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Extra attempts after a connection failure (never after an authentication failure).",
+)
+@click.option(
+    "--transport",
+    "transport_name",
+    type=click.Choice(["netmiko", "napalm"]),
+    default="netmiko",
+    show_default=True,
+    help="napalm: napalm-huawei-vrp's driver and cli() (pip install '.[napalm]').",
+)
+@click.option(
+    "--password-env",
+    default=DEFAULT_PASSWORD_ENV,
+    show_default=True,
+    metavar="NAME",
+    help="Environment variable holding the SSH password (else a hidden prompt on a terminal).",
+)
+@click.option(
+    "--username", "-u", default=None, help="SSH user for devices with none in the inventory."
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SSH private key (tried before the password).",
+)
+@click.option("--ssh-agent", is_flag=True, help="Offer the SSH agent's keys.")
+@click.option(
+    "--ssh-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="OpenSSH client config (ProxyJump / ProxyCommand for jump hosts).",
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="known_hosts file (default ~/.ssh/known_hosts; new devices are trusted on first use).",
+)
+@click.option(
+    "--strict-host-keys",
+    is_flag=True,
+    help="Refuse devices whose host key is not in the known_hosts file yet.",
+)
+@click.option(
+    "--legacy-ssh",
+    is_flag=True,
+    help="Allow the SHA-1 key exchanges of older VRP releases (needs paramiko<5).",
+)
+@_db_option
+@click.option("--no-store", is_flag=True, help="Do not record this run in the history database.")
+@click.option("--keep-raw", is_flag=True, help="Keep each device's raw output in the history.")
+@click.option(
+    "--clock-from-device",
+    is_flag=True,
+    help="Also read 'display clock': zone for devices without data.timezone, skew warnings.",
+)
+@click.option("--records", is_flag=True, help="Add the full listing of deletions to the report.")
+@_format_option
+@_output_options
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    callback=_threshold_values,
+    help="Exit 4 when this run's NEW deletions breach a threshold: dpd_timeout>5, "
+    "liveness>=10, new>100, failed>0, gaps>0 (repeatable).",
+)
+@click.option(
+    "--lock-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Run lock (default: next to the SQLite database); a second run exits 75 at once.",
+)
+@verbosity_options
+@guarded
+def collect_command(
+    *,
+    inventory_path: Path,
+    hosts: tuple[str, ...],
+    groups: tuple[str, ...],
+    wheres: tuple[tuple[str, str], ...],
+    shard: Shard | None,
+    peer: str | None,
+    workers: int,
+    timeout: float,
+    retries: int,
+    transport_name: str,
+    password_env: str,
+    username: str | None,
+    key_file: Path | None,
+    ssh_agent: bool,
+    ssh_config: Path | None,
+    known_hosts: Path | None,
+    strict_host_keys: bool,
+    legacy_ssh: bool,
+    db: str | None,
+    no_store: bool,
+    keep_raw: bool,
+    clock_from_device: bool,
+    records: bool,
+    fmt: str,
+    output: Path | None,
+    prometheus: Path | None,
+    fail_on: tuple[Threshold, ...],
+    lock_file: Path | None,
+    verbose: int,
+    quiet: bool,
+    masker: SecretMasker,
+) -> int:
+    """Read `display ike offline-info` from every selected device and print the fleet report.
+
+    Each device's result is stored in the history as soon as it is read (one
+    transaction per device); deletions seen before are not stored twice. The password
+    comes from the environment (--password-env) or a prompt, never from the inventory
+    or the command line.
+    """
+    from collector.clock import ZoneError, parse_zone
+    from collector.credentials import CredentialsError, load_credentials
+    from collector.hostkeys import KnownHosts
+    from collector.inventory import InventoryError, load_inventory, select
+    from collector.lock import LockHeld, RunLock, default_lock_path
+    from collector.progress import ProgressBar
+    from collector.report import aggregate
+    from collector.run import collect_fleet
+    from collector.store import StoreError
+    from collector.transport import NapalmTransport, NetmikoTransport, legacy_kex_available
+
+    if fail_on and no_store:
+        raise click.UsageError(
+            "--fail-on counts the run's NEW deletions, which needs the history: drop --no-store"
+        )
+    try:
+        inventory = load_inventory(inventory_path)
+    except InventoryError as error:
+        raise CommandError(str(error)) from None
+    for warning in inventory.warnings:
+        log.warning("%s", warning)
+    devices = select(inventory, hosts=hosts, groups=groups, where=wheres, shard=shard)
+    if not devices:
+        raise CommandError(
+            f"{inventory.path}: no device matches the filters "
+            f"({len(inventory.devices)} in the inventory); check --host/--group/--where/--shard"
+        )
+    for device in devices:
+        zone = device.data.get("timezone")
+        if zone is not None:
+            try:
+                parse_zone(str(zone))
+            except ZoneError as error:
+                raise CommandError(f"{inventory.path}: device {device.name}: {error}") from None
+    if username is None:
+        missing = [device.name for device in devices if not device.username]
+        if missing:
+            raise CommandError(
+                f"{inventory.path}: no SSH user name for {missing[0]}"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                + ": set 'username' in the inventory or pass --username"
+            )
+    try:
+        credentials = load_credentials(
+            username,
+            password_env=password_env,
+            key_file=key_file,
+            use_agent=ssh_agent,
+            ssh_config_file=ssh_config,
+        )
+    except CredentialsError as error:
+        raise CommandError(str(error)) from None
+    for secret in credentials.secrets():
+        masker.add(secret)
+
+    if legacy_ssh and not legacy_kex_available():
+        log.warning(
+            "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left "
+            "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
+        )
+    host_keys = KnownHosts(known_hosts, strict=strict_host_keys)
+    transport: NetmikoTransport | NapalmTransport
+    if transport_name == "napalm":
+        try:
+            transport = NapalmTransport(host_keys, allow_sha1_kex=legacy_ssh)
+        except ImportError:
+            raise CommandError(
+                "--transport napalm needs napalm-huawei-vrp: "
+                "pip install 'collect-ike-offline[napalm]'"
+            ) from None
+    else:
+        transport = NetmikoTransport(host_keys, allow_sha1_kex=legacy_ssh)
+
+    with contextlib.ExitStack() as stack:
+        lock = RunLock(lock_file or default_lock_path(db))
+        try:
+            lock.acquire()
+        except LockHeld as error:
+            raise CommandError(str(error), EXIT_LOCKED) from None
+        except OSError as error:
+            raise CommandError(f"cannot take the run lock {lock.path}: {error}") from None
+        stack.callback(lock.release)
+        store = None if no_store else _open_store(db, keep_raw=keep_raw)
+        if store is not None:
+            stack.callback(store.close)
+        run_started = datetime.now(UTC)
+        run_id = (
+            None
+            if store is None
+            else store.start_run(inventory.path, None if shard is None else str(shard))
+        )
+        outcomes: dict[str, DeviceOutcome] = {}
+
+        def on_result(result: DeviceResult) -> None:
+            outcome = None
+            if store is not None and run_id is not None:
+                bar.clear()
+                try:
+                    outcome = store.record_device(run_id, result)
+                except StoreError as error:
+                    log.error("%s: not stored: %s", result.device.name, error)
+                else:
+                    outcomes[result.device.name] = outcome
+            _log_result(result, outcome)
+
+        bar = ProgressBar(enabled=False if quiet else None)
+        stack.callback(bar.close)
+        log.info(
+            "collecting from %d devices (%d workers, %s transport)",
+            len(devices),
+            min(workers, len(devices)),
+            transport.name,
+        )
+        results = collect_fleet(
+            devices,
+            credentials,
+            transport,
+            workers=workers,
+            timeout=timeout,
+            retries=retries,
+            peer=peer,
+            clock=clock_from_device,
+            keep_raw=keep_raw,
+            on_result=on_result,
+            on_progress=bar,
+        )
+        run_finished = datetime.now(UTC)
+        bar.close()
+        report = aggregate(
+            results,
+            generated_at=run_finished,
+            run_started=run_started,
+            run_finished=run_finished,
+        )
+        new_by_reason: dict[str, int] = {}
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, finished=run_finished)
+            new_by_reason = store.new_by_reason(run_id)
+            report = _with_history(
+                report, outcomes, _reason_counts_of_run(store, run_id), run_started
+            )
+        by_name = {result.device.name: result for result in results}
+        for result in results:
+            _warn_skew(result)
+        for outcome in outcomes.values():
+            if outcome.gap is not None:
+                _warn_gap(outcome, by_name.get(outcome.device))
+        _emit(report, fmt, records, output, prometheus)
+
+    failed = report.totals.devices_failed
+    if failed:
+        log.warning("%d of %d devices could not be read (see the report)", failed, len(results))
+    if failed == len(results):
+        return EXIT_ALL_FAILED
+    counts = threshold_counts(new_by_reason, failed=failed, gaps=report.totals.gaps)
+    breaches = breached(fail_on, counts)
+    for threshold, count in breaches:
+        log.error("--fail-on %s breached: %d", threshold.text, count)
+    if breaches:
+        return EXIT_THRESHOLD
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+# --- report and prune ------------------------------------------------------------------------
+
+
+@main.command("report", epilog=EXIT_CODES_HELP)
+@_db_option
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    metavar="24h|7d|ISO",
+    help="Window start: a duration back from now or an ISO date/time (no zone: UTC).",
+)
+@click.option("--until", default=None, metavar="24h|7d|ISO", help="Window end (default: now).")
+@click.option(
+    "--group-by",
+    type=click.Choice(["device", "site", "group", "reason", "category", "peer"]),
+    default=None,
+    help="Also break deletions down by this dimension.",
+)
+@click.option(
+    "--flap-threshold",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="A peer with at least this many deletions in the window is flapping.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="At most this many flapping peers.",
+)
+@click.option(
+    "--interval",
+    type=click.Choice(["hour", "day"]),
+    default=None,
+    help="Trend buckets (default: hourly up to two days of data, else daily).",
+)
+@_format_option
+@_output_options
+@verbosity_options
+@guarded
+def report_command(
+    *,
+    db: str | None,
+    since: str,
+    until: str | None,
+    group_by: str | None,
+    flap_threshold: int,
+    top: int,
+    interval: str | None,
+    fmt: str,
+    output: Path | None,
+    prometheus: Path | None,
+    verbose: int,
+    quiet: bool,
+    masker: SecretMasker,
+) -> int:
+    """The fleet report over the history: new deletions since the previous run, by reason and
+    category, by --group-by, flapping peers, trend per hour/day, gaps, failing devices.
+
+    Times in this report are UTC (each device's offline times converted with its zone).
+    """
+    now = datetime.now(UTC)
+    try:
+        window_since = parse_moment(since, now)
+        window_until = None if until is None else parse_moment(until, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    if window_until is not None and window_until <= window_since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    with contextlib.closing(_open_store(db, must_exist=True)) as store:
+        report = store.report(
+            since=window_since,
+            until=window_until,
+            generated_at=now,
+            group_by=group_by,
+            flap_threshold=flap_threshold,
+            top=top,
+            trend_interval=interval,
+        )
+    _emit(report, fmt, False, output, prometheus)
+    return EXIT_OK
+
+
+@main.command("prune", epilog=EXIT_CODES_HELP)
+@_db_option
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="90d",
+    callback=_duration_value,
+    help="Remove deletions (and runs, gaps) older than this: 90d, 12w, 36h.",
+)
+@verbosity_options
+@guarded
+def prune_command(
+    *, db: str | None, older_than: timedelta, verbose: int, quiet: bool, masker: SecretMasker
+) -> int:
+    """Retention: forget deletions older than --older-than (devices remember the cut-off, so
+    old rows still in a device's buffer are not stored again as new)."""
+    now = datetime.now(UTC)
+    with contextlib.closing(_open_store(db, must_exist=True)) as store:
+        removed = store.prune(older_than, now=now)
+        target = store.display_target
+    if not quiet:
+        cutoff = (now - older_than).isoformat(sep=" ", timespec="seconds")
+        click.echo(
+            f"{PROGRAM}: removed {removed} deletions older than {cutoff} from {target}",
+            err=True,
+        )
+    return EXIT_OK
