@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Category(StrEnum):
@@ -184,9 +184,13 @@ def classify_reason(text: str) -> tuple[str, Category]:
     return reason.code, reason.category
 
 
-@dataclass(frozen=True, slots=True)
-class OfflineRecord:
-    """One deleted IPsec tunnel, one row of ``display ike offline-info``."""
+class OfflineRecord(NamedTuple):
+    """One deleted IPsec tunnel, one row of ``display ike offline-info``.
+
+    A named tuple rather than a frozen dataclass: it is as immutable and typed, and
+    about three times cheaper to build, which matters when a fleet run parses
+    200 rows from each of thousands of devices.
+    """
 
     peer: str
     """Peer address, IPv4 or IPv6, as printed."""
@@ -285,9 +289,7 @@ class Device:
     groups: tuple[str, ...] = ()
     data: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Free-form inventory data (``site``, ``timezone``, ...)."""
-    netmiko_extras: MappingProxyType[str, Any] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    netmiko_extras: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """``connection_options.netmiko.extras`` from a Nornir inventory."""
 
     @property

@@ -40,9 +40,7 @@ class Row:
 
 
 _ROUTER_RULE = "-" * 77 + "   "
-_ROUTER_HEADER = (
-    "  peer              offline-reason              version     offline-time        "
-)
+_ROUTER_HEADER = "  peer              offline-reason              version     offline-time        "
 _FIREWALL_TOP_RULE = "  " + "-" * 86
 _FIREWALL_HEADER = "  Peer                Port   Offline-reason           Version   Offline-time"
 _FIREWALL_MID_RULE = "  " + "-" * 79

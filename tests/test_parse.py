@@ -13,7 +13,6 @@ from __future__ import annotations
 import doctest
 import json
 import os
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,7 @@ def test_reference_example_verbatim() -> None:
         ike_version=2,
         offline_time=datetime(2017, 2, 18, 2, 12, 39),
     )
-    earlier = replace(expected, offline_time=datetime(2017, 2, 18, 1, 17, 6))
+    earlier = expected._replace(offline_time=datetime(2017, 2, 18, 1, 17, 6))
     assert result.records == (expected, earlier)
     assert result.problems == ()
     assert result.declared_count == 2
