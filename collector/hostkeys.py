@@ -148,6 +148,9 @@ class KnownHosts:
         self._plain: dict[str, dict[str, paramiko.PKey]] = {}
         self._revoked: dict[str, set[str]] = {}
         self._hashed: list[_HashedEntry] = []
+        self.trusted: list[tuple[str, str, str]] = []
+        """``(device, known_hosts name, fingerprint)`` of every key trusted on first use in
+        this run, for one summary line (each is also logged at INFO)."""
 
     def __repr__(self) -> str:
         return f"KnownHosts({str(self.path)!r}, strict={self.strict})"
@@ -293,7 +296,10 @@ class KnownHosts:
                     HostKeyProblem.UNKNOWN, device, name, fingerprint(key), None, self.path
                 )
             self._plain.setdefault(name, {})[key.get_name()] = key
-            log.warning(
+            self.trusted.append((device, name, fingerprint(key)))
+            # INFO, not WARNING: the first run over a fleet of thousands would print
+            # thousands of lines; the CLI prints one summary from ``trusted``.
+            log.info(
                 "%s: new host key %s %s trusted on first use (%s)",
                 device,
                 key.get_name(),

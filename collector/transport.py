@@ -384,8 +384,12 @@ def clean_output(text: str) -> str:
         >>> clean_output("a\\r\\n  ---- More ----\\x1b[16D                \\x1b[16Db\\r\\n")
         'a\\nb\\n'
     """
-    text = _PAGER.sub("", text)
-    text = _ANSI.sub("", text)
+    # The substitutions cost more than the whole parse on a 200-row table: skip them
+    # unless there is something to remove.
+    if "More" in text:
+        text = _PAGER.sub("", text)
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
     return text.replace("\r\n", "\n").replace("\r", "")
 
 
@@ -459,6 +463,9 @@ _LOGIN_PROMPT = re.compile(
     r"(?:^|[\r\n])[ \t]*(?P<prompt>(?:HRP_[MS])?"
     r"(?:<(?P<angle>[^<>\r\n]{1,80})>|\[~?\*?(?P<square>[^\[\]\r\n]{1,80})\]))[ \t]*$"
 )
+_PROMPT_AT_END = re.compile(
+    r"(?:^|[\r\n])[ \t]*(?:HRP_[MS])?[<\[]~?\*?(?P<name>[^<>\[\]\r\n]{1,80})[>\]][ \t]*$"
+)
 _MORE_AT_END = re.compile(r"-{2,}[ \t]*More[ \t]*-{2,}[ \t]*$")
 
 
@@ -494,7 +501,6 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.masker = masker or SecretMasker()
         self.allow_sha1_kex = allow_sha1_kex
         self.paging = True
-        self.prompt_pattern_exact: re.Pattern[str] | None = None
         self._sock: socket.socket | None = None
         self._proxy: Any = None
         self._aborted = threading.Event()
@@ -589,12 +595,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                 raise SessionError(ErrorKind.PROTOCOL, "no VRP prompt after login")
 
     def _learn_prompt(self, match: re.Match[str]) -> None:
-        name = (match.group("angle") or match.group("square") or "").strip()
-        self.base_prompt = name
-        # The HRP_M/HRP_S prefix may flip during the session (HA switchover): accept both.
-        self.prompt_pattern_exact = re.compile(
-            r"(?:^|[\r\n])[ \t]*(?:HRP_[MS])?[<\[]~?\*?" + re.escape(name) + r"[>\]][ \t]*$"
-        )
+        self.base_prompt = (match.group("angle") or match.group("square") or "").strip()
         log.debug("%s: prompt %r", self.device_name, match.group("prompt"))
 
     def set_base_prompt(self, *args: Any, **kwargs: Any) -> str:
@@ -674,7 +675,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                 (``incomplete-output``) or before (``protocol``).
         """
         check_command(command)
-        if self.prompt_pattern_exact is None:
+        if not self.base_prompt:
             raise SessionError(ErrorKind.PROTOCOL, "no prompt seen before the first command")
         self.phase = f"'{command}'"
         self.write_channel(command + self.RETURN)
@@ -684,7 +685,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             while True:
                 text += self._recv()
                 tail = text[-512:]
-                if self.prompt_pattern_exact.search(tail):
+                if self._at_prompt(tail):
                     break
                 if _MORE_AT_END.search(tail) and len(text) != answered_at:
                     self.write_channel(commands.PAGER_KEY)
@@ -699,12 +700,19 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             ) from None
         return self._strip_echo_and_prompt(clean_output(text), command)
 
+    def _at_prompt(self, text: str) -> bool:
+        """Whether ``text`` ends with this device's prompt.
+
+        Any HRP_M/HRP_S prefix is accepted (it may flip during an HA switchover).
+        """
+        match = _PROMPT_AT_END.search(text)
+        return match is not None and match.group("name").strip() == self.base_prompt
+
     def _strip_echo_and_prompt(self, text: str, command: str) -> str:
         lines = text.split("\n")
         if lines and command in lines[0]:
             lines = lines[1:]
-        prompt = self.prompt_pattern_exact
-        if lines and prompt is not None and prompt.search("\n" + lines[-1]):
+        if lines and self._at_prompt(lines[-1]):
             lines = lines[:-1]
         return "\n".join(lines)
 

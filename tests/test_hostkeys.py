@@ -77,6 +77,7 @@ def test_trust_on_first_use_records_the_key(fleet: FleetThread, tmp_path: Path) 
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     lines = path.read_text().splitlines()
     assert len(lines) == 2
+    assert sorted(device for device, _, _ in transport.known_hosts.trusted) == ["edge-1", "edge-2"]
     for state in fleet.devices:
         public = state.host_key.export_public_key("openssh").decode().split()[:2]
         assert f"[127.0.0.1]:{state.port} {public[0]} {public[1]}" in lines
