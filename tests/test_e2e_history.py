@@ -1,0 +1,266 @@
+"""History end to end: ``collect`` twice, deletions added by the mock between runs, buffer
+wrap -> gap, the run lock, ``--fail-on``, ``--prometheus``, ``report --since``, ``prune``.
+
+The real CLI (click's CliRunner) against mock fleets over real SSH; each test has its own
+fleet and its own SQLite history in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.cli import main
+from collector.lock import RunLock, default_lock_path
+from collector.records import normalize_reason
+from collector.store import open_store
+from mock_devices.fleet import FleetThread
+from mock_devices.tables import Row
+
+PASSWORD = "canary-Hist-pw-9921"
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.stdout)
+        return document
+
+
+def invoke(*args: str) -> Run:
+    result = CliRunner().invoke(main, list(args), env={"IKE_COLLECTOR_PASSWORD": PASSWORD})
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+class History:
+    """A fleet, its inventory and one history database."""
+
+    def __init__(self, fleet: FleetThread, directory: Path) -> None:
+        self.fleet = fleet
+        self.db = directory / "history.sqlite3"
+        self.known_hosts = directory / "known_hosts"
+        assert fleet.inventory_path is not None
+        self.inventory = fleet.inventory_path
+
+    def collect(self, *args: str) -> Run:
+        return invoke(
+            "collect",
+            "--inventory",
+            str(self.inventory),
+            "--db",
+            str(self.db),
+            "--known-hosts",
+            str(self.known_hosts),
+            "--timeout",
+            "10",
+            "--format",
+            "json",
+            *args,
+        )
+
+    def report(self, *args: str) -> Run:
+        return invoke("report", "--db", str(self.db), "--format", "json", *args)
+
+    def stored(self, name: str) -> Counter[tuple[Any, ...]]:
+        with open_store(self.db) as store:
+            return Counter(
+                (r.peer, normalize_reason(r.reason), r.ike_version, r.offline_time)
+                for r in store.deletions(name)
+            )
+
+
+def mock_rows(fleet: FleetThread, name: str) -> Counter[tuple[Any, ...]]:
+    return Counter(
+        (r.peer, normalize_reason(r.reason), r.version, r.time)
+        for r in fleet.device(name).records()
+    )
+
+
+SMALL = {
+    "defaults": {
+        "username": "admin",
+        "timezone": "UTC",
+        "records": {"generate": {"count": 30, "seed": 5}},
+    },
+    "devices": [{"name": "ar-1"}, {"name": "fw-1", "layout": "firewall"}],
+}
+
+
+@pytest.fixture
+def history(mock_fleet: Any, tmp_path: Path) -> History:
+    return History(mock_fleet(SMALL, password=PASSWORD), tmp_path)
+
+
+def new_records(run: Run) -> dict[str, int]:
+    return {device["name"]: device["new_records"] for device in run.json()["devices"]}
+
+
+def test_unchanged_fleet_adds_nothing_the_second_time(history: History) -> None:
+    first = history.collect()
+    assert first.code == 0, first.stderr
+    assert new_records(first) == {"ar-1": 30, "fw-1": 30}
+    second = history.collect()
+    assert second.code == 0
+    assert new_records(second) == {"ar-1": 0, "fw-1": 0}
+    assert second.json()["summary"]["totals"]["new_records"] == 0
+    for name in ("ar-1", "fw-1"):
+        assert history.stored(name) == mock_rows(history.fleet, name)
+
+
+def test_deletions_added_between_runs_are_stored_exactly_once(history: History) -> None:
+    assert history.collect().code == 0
+    ar = history.fleet.device("ar-1")
+    added = ar.add_deletions(7)
+    # Two identical deletions in the same second are two events, both kept.
+    twin = Row(
+        peer="192.0.2.9", reason="dpd timeout", version=2, time=ar.now().replace(microsecond=0)
+    )
+    ar.add_records([twin, twin])
+    run = history.collect()
+    assert run.code == 0
+    assert new_records(run) == {"ar-1": len(added) + 2, "fw-1": 0}
+    assert history.stored("ar-1") == mock_rows(history.fleet, "ar-1")
+    assert history.stored("ar-1")[("192.0.2.9", "dpd timeout", 2, twin.time)] == 2
+    again = history.collect()
+    assert new_records(again) == {"ar-1": 0, "fw-1": 0}
+
+
+def test_buffer_wrap_between_runs_is_reported_as_a_gap(history: History) -> None:
+    assert history.collect().code == 0
+    history.fleet.device("fw-1").add_deletions(230)  # more than the 200-entry buffer
+    run = history.collect("--fail-on", "gaps>0")
+    assert run.code == 4
+    summary = run.json()["summary"]
+    assert summary["totals"]["gaps"] == 1
+    assert [gap["device"] for gap in summary["gaps"]] == ["fw-1"]
+    assert "fw-1: the device's buffer wrapped since the previous run" in run.stderr
+    assert "collect it at least every" in run.stderr
+    report = history.report("--since", "7d")
+    assert [gap["device"] for gap in report.json()["summary"]["gaps"]] == ["fw-1"]
+
+
+def test_lock_held_exits_75_without_connecting(history: History) -> None:
+    for device in history.fleet.devices:
+        device.clear_journal()
+    with RunLock(default_lock_path(str(history.db))):
+        run = history.collect()
+    assert run.code == 75
+    assert "holds the lock" in run.stderr
+    assert run.stdout == ""
+    assert all(device.journal() == [] for device in history.fleet.devices)
+    assert history.collect().code == 0  # released: the next run goes ahead
+
+
+def test_fail_on_counts_new_deletions_of_this_run(history: History) -> None:
+    assert history.collect("--fail-on", "new>100").code == 0
+    ar = history.fleet.device("ar-1")
+    now = ar.now().replace(microsecond=0)
+    ar.add_records(
+        [Row(peer=f"192.0.2.{n}", reason="dpd-timeout", version=2, time=now) for n in (1, 2, 3)]
+    )
+    run = history.collect("--fail-on", "dpd_timeout>2", "--fail-on", "new>100")
+    assert run.code == 4
+    assert "--fail-on dpd_timeout>2 breached: 3" in run.stderr
+    assert run.json()["summary"]["totals"]["new_records"] == 3
+    # The same deletions are not new any more: no breach.
+    assert history.collect("--fail-on", "dpd_timeout>2").code == 0
+
+
+def test_prometheus_textfile_parses(history: History, tmp_path: Path) -> None:
+    path = tmp_path / "textfile" / "ike.prom"
+    path.parent.mkdir()
+    run = history.collect("--prometheus", str(path))
+    assert run.code == 0
+    metrics = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+    assert metrics[("ike_offline_devices", (("status", "ok"),))] == 2
+    assert metrics[("ike_offline_devices", (("status", "failed"),))] == 0
+    assert sum(v for (name, _), v in metrics.items() if name == "ike_offline_new_deletions") == 60
+    assert not [name for name, labels in metrics if any(k == "peer" for k, _ in labels)]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_output_file_is_written_atomically(history: History, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.json"
+    target.parent.mkdir()
+    target.write_text("old report\n")
+    run = history.collect("--output", str(target))
+    assert run.code == 0
+    assert run.stdout == ""
+    assert json.loads(target.read_text())["summary"]["totals"]["devices"] == 2
+    assert sorted(os.listdir(target.parent)) == ["report.json"]  # no temp file left behind
+    missing = tmp_path / "no-such-dir" / "report.json"
+    failed = history.collect("--output", str(missing))
+    assert failed.code == 2
+    assert f"cannot write {missing}" in failed.stderr
+
+
+DATED = {
+    "defaults": {"username": "admin", "timezone": "UTC+08:00"},
+    "devices": [
+        {
+            "name": "ar-dated",
+            "site": "beijing",
+            "records": [
+                {"peer": "10.0.0.1", "reason": "dpd timeout", "time": "2026-01-01 10:00:00"},
+                {"peer": "10.0.0.1", "reason": "dpd timeout", "time": "2026-01-01 11:00:00"},
+                {"peer": "10.0.0.2", "reason": "peer request", "time": "2026-01-01 12:00:00"},
+                {"peer": "10.0.0.1", "reason": "phase1 hard expiry", "time": "2026-01-03 09:00:00"},
+                {"peer": "10.0.0.3", "reason": "dpd timeout", "time": "2026-01-03 10:00:00"},
+            ],
+        }
+    ],
+}
+
+
+def test_report_since_until_numbers_and_prune(mock_fleet: Any, tmp_path: Path) -> None:
+    history = History(mock_fleet(DATED, password=PASSWORD), tmp_path)
+    assert history.collect().code == 0
+    # Device time is UTC+8: 2026-01-01 10:00 there is 02:00 UTC.
+    day1 = history.report("--since", "2026-01-01T00:00", "--until", "2026-01-02")
+    assert day1.code == 0, day1.stderr
+    totals = day1.json()["summary"]["totals"]
+    assert totals["records"] == 3
+    by_reason = {r["reason_code"]: r["count"] for r in day1.json()["summary"]["by_reason"]}
+    assert by_reason == {"dpd_timeout": 2, "peer_request": 1}
+    both = history.report("--since", "2026-01-01", "--until", "2026-01-04", "--group-by", "peer")
+    counts = {c["key"]: c["deletions"] for c in both.json()["summary"]["by_group"]["counts"]}
+    assert counts == {"10.0.0.1": 3, "10.0.0.2": 1, "10.0.0.3": 1}
+    flapping = both.json()["summary"]["top_peers"]
+    assert [(p["peer"], p["deletions"]) for p in flapping] == [("10.0.0.1", 3)]
+    early = history.report("--since", "2026-01-01T02:30+00:00", "--until", "2026-01-01T03:30Z")
+    assert early.json()["summary"]["totals"]["records"] == 1
+    table = invoke("report", "--db", str(history.db), "--since", "2026-01-01", "--group-by", "site")
+    assert table.code == 0
+    assert "Deletions by site" in table.stdout and "beijing" in table.stdout
+
+    before = datetime.now(UTC) - datetime(2026, 1, 2, 12, tzinfo=UTC)
+    older = f"{int(before / timedelta(hours=1))}h"  # cuts between the two days
+    pruned = invoke("prune", "--db", str(history.db), "--older-than", older)
+    assert pruned.code == 0, pruned.stderr
+    assert "removed 3 deletions" in pruned.stderr
+    after = history.report("--since", "2025-12-01")
+    assert after.json()["summary"]["totals"]["records"] == 2
+    # The pruned rows are still in the device's buffer: not stored again as new.
+    again = history.collect()
+    assert new_records(again) == {"ar-dated": 0}
+    assert history.report("--since", "2025-12-01").json()["summary"]["totals"]["records"] == 2
