@@ -185,10 +185,12 @@ def threshold_counts(new_by_reason: Mapping[str, int], *, failed: int, gaps: int
     counts: dict[str, int] = {code: 0 for code in REASON_BY_CODE}
     counts.update({category.value: 0 for category in Category})
     for code, count in new_by_reason.items():
-        counts[code] = counts.get(code, 0) + count
         reason = REASON_BY_CODE.get(code)
-        category = reason.category if reason is not None else Category.UNKNOWN
-        counts[category.value] += count
+        if reason is None:  # the "unknown" code is also the "unknown" category: count once
+            counts[Category.UNKNOWN.value] += count
+            continue
+        counts[code] += count
+        counts[reason.category.value] += count
     counts[TOTAL_KEY] = sum(new_by_reason.values())
     counts[FAILED_KEY] = failed
     counts[GAPS_KEY] = gaps
