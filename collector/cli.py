@@ -780,6 +780,18 @@ def collect_command(
             report = _with_history(
                 report, outcomes, _reason_counts_of_run(store, run_id), run_started
             )
+        trusted = getattr(host_keys, "trusted", [])
+        if trusted:
+            names = ", ".join(device for device, _, _ in trusted[:5])
+            more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
+            log.warning(
+                "trusted the host keys of %d new devices on first use (%s%s) and recorded them "
+                "in %s; -v lists the fingerprints, --strict-host-keys refuses unknown devices",
+                len(trusted),
+                names,
+                more,
+                host_keys.path,
+            )
         by_name = {result.device.name: result for result in results}
         for result in results:
             _warn_skew(result)
