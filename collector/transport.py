@@ -51,6 +51,7 @@ import re
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind
 
 __all__ = [
     "SUPPORTED_PLATFORMS",
+    "TRANSPORTS",
     "Deadline",
     "NapalmTransport",
     "NetmikoTransport",
@@ -77,8 +79,10 @@ __all__ = [
     "SessionError",
     "Stage",
     "Transport",
+    "TransportUnavailable",
     "classify_error",
     "legacy_kex_available",
+    "make_transport",
     "result_from_output",
 ]
 
@@ -573,8 +577,20 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.phase = "login"
         text = ""
         nudged = False
+        declined: list[str] = []
         while True:
-            chunk = self._recv(idle=None if nudged else _NUDGE_AFTER)
+            try:
+                chunk = self._recv(idle=None if nudged else _NUDGE_AFTER)
+            except _ConnectionDropped:
+                if any("password" in question.lower() for question in declined):
+                    # Some releases end the session when an expired password is not changed.
+                    raise SessionError(
+                        ErrorKind.AUTH,
+                        "the device closed the session after the collector declined its"
+                        f" password change question ({declined[-1]!r}): change the password"
+                        " interactively; the collector never changes anything",
+                    ) from None
+                raise
             if not chunk:
                 nudged = True  # some devices print the prompt only after a key press
                 self.write_channel(self.RETURN)
@@ -582,7 +598,9 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             text += chunk
             tail = text[-512:].rstrip("\r\n")
             if _QUESTION.search(tail):
-                question = tail.splitlines()[-1].strip() if tail.strip() else tail
+                lines = [line.strip() for line in tail.splitlines() if line.strip()]
+                question = " ".join(lines[-2:])
+                declined.append(question)
                 log.info("%s: answering N to %r", self.device_name, question)
                 self.write_channel(commands.ANSWER_NO + self.RETURN)
                 text = ""
@@ -943,7 +961,9 @@ def _collect(
             masker=masker,
         )
         log.info("%s: %s: %s", device.name, kind.value, message)
-        log.debug("%s: exception detail", device.name, exc_info=log.isEnabledFor(logging.DEBUG))
+        if log.isEnabledFor(logging.DEBUG):
+            detail = "".join(traceback.format_exception(exc))
+            log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
         return DeviceResult.failure(
             device, kind, message, started=started, finished=datetime.now(UTC)
         )
@@ -1058,3 +1078,36 @@ class NapalmTransport:
     ) -> DeviceResult:
         """Read one device through NAPALM (see :class:`Transport`)."""
         return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
+
+
+TRANSPORTS = ("netmiko", "napalm")
+"""The names ``--transport`` accepts."""
+
+
+class TransportUnavailable(Exception):
+    """A transport whose library is not installed; the message says what to install."""
+
+
+def make_transport(
+    name: str = "netmiko",
+    *,
+    known_hosts: KnownHosts | None = None,
+    allow_sha1_kex: bool = False,
+) -> Transport:
+    """The transport called ``name`` (``netmiko`` or ``napalm``).
+
+    Raises:
+        TransportUnavailable: ``napalm`` without napalm-huawei-vrp installed.
+        ValueError: an unknown name.
+    """
+    if name == "netmiko":
+        return NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+    if name == "napalm":
+        try:
+            return NapalmTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+        except ImportError:
+            raise TransportUnavailable(
+                "--transport napalm needs napalm-huawei-vrp:"
+                " pip install 'collect-ike-offline[napalm]'"
+            ) from None
+    raise ValueError(f"unknown transport {name!r} (use one of: {', '.join(TRANSPORTS)})")

@@ -38,6 +38,7 @@ from collector.transport import (
     SessionError,
     classify_error,
     clean_output,
+    make_transport,
     result_from_output,
 )
 from mock_devices.device import DeviceState
@@ -449,6 +450,66 @@ def test_sha1_only_device_gets_a_protocol_error_that_says_what_to_do(tmp_path: P
     assert "SSH negotiation failed" in result.error.message
     assert "SHA-1" in result.error.message
     assert "\n" not in result.error.message
+
+
+class _ExpiredPasswordServer(_Sha1OnlyServer):
+    """Asks the password-change question and hangs up when it is declined (some VRP
+    releases refuse a session with an expired password). Records what it received."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[str] = []
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        received = self.received
+
+        class Server(asyncssh.SSHServer):
+            def password_auth_supported(self) -> bool:
+                return True
+
+            def validate_password(self, username: str, password: str) -> bool:
+                return True
+
+        async def shell(process: asyncssh.SSHServerProcess[str]) -> None:
+            process.stdout.write(
+                "\r\nWarning: The password has expired.\r\n"
+                "The password needs to be changed. Change now? [Y/N]:"
+            )
+            line = await process.stdin.readline()
+            received.append(line.strip())
+            process.stdout.write("\r\nInfo: Password not changed. Goodbye.\r\n")
+            process.exit(0)
+
+        server = await asyncssh.create_server(
+            Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            process_factory=shell,
+            line_editor=False,
+        )
+        self.port = server.get_port()
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+
+
+def test_declined_password_change_then_hangup_is_an_auth_failure(tmp_path: Path) -> None:
+    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+    with _ExpiredPasswordServer() as server:
+        device = Device("expired", "127.0.0.1", server.port)
+        result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=10)
+    assert server.received == ["N"]
+    assert result.error is not None and result.error.kind is ErrorKind.AUTH, result.error
+    assert "password change" in result.error.message
+
+
+def test_make_transport() -> None:
+    assert isinstance(make_transport("netmiko"), NetmikoTransport)
+    assert isinstance(make_transport("napalm"), NapalmTransport)
+    with pytest.raises(ValueError, match="netmiko, napalm"):
+        make_transport("scrapli")
 
 
 # --- pure parts: commands -------------------------------------------------------------
