@@ -1062,9 +1062,13 @@ class NapalmTransport:
                 yield run
             finally:
                 if holder:
-                    holder[0].close()
-                    driver.device = None
-                    driver._netmiko_device = None
+                    try:
+                        # napalm's close(): _netmiko_close() -> our disconnect() (quit, close).
+                        driver.close()
+                    except Exception as exc:  # closing must not hide the real outcome
+                        log.debug("%s: napalm close failed: %s", device.name, exc)
+                    finally:
+                        holder[0].close()  # idempotent; also shuts our socket
 
     def collect(
         self,
