@@ -36,12 +36,12 @@ from collector.options import (
     threshold_counts,
 )
 from collector.parse import ParseError, Problem, parse
-from collector.records import Category, DeviceResult, OfflineRecord
+from collector.records import REASON_BY_CODE, Category, DeviceResult, OfflineRecord
 from collector.render import FORMATS, Format, render_records
 
 if TYPE_CHECKING:
     from collector.inventory import Shard
-    from collector.report import FleetReport
+    from collector.report import FleetReport, ReasonCount
     from collector.store import DeviceOutcome, Store
 
 log = logging.getLogger("collector.cli")
@@ -359,19 +359,18 @@ def _duration_value(
 # --- collect -----------------------------------------------------------------------------
 
 
-def _reason_counts_of_run(store: Store, run_id: int) -> tuple[Any, ...]:
-    """The run's new deletions by reason, as the report's ReasonCount values."""
+def _new_reason_counts(new_by_reason: Mapping[str, int]) -> tuple[ReasonCount, ...]:
+    """The run's new deletions by reason code (from the store) as the report's values.
+
+    ``devices`` stays 0: the store counts new deletions per reason, not per device.
+    """
     from collector.report import ReasonCount
 
-    rows = store.fetch(
-        "SELECT reason_code, category, min(reason), count(*), count(DISTINCT device_id) "
-        "FROM deletions WHERE first_seen_run = ? GROUP BY reason_code, category",
-        (run_id,),
-    )
-    counts = [
-        ReasonCount(str(code), Category(str(category)), int(count), str(example), int(devices))
-        for code, category, example, count, devices in rows
-    ]
+    counts = []
+    for code, count in new_by_reason.items():
+        reason = REASON_BY_CODE.get(code)
+        category = Category.UNKNOWN if reason is None else reason.category
+        counts.append(ReasonCount(code, category, count, code if reason is None else reason.text))
     counts.sort(key=lambda item: (-item.count, item.reason_code))
     return tuple(counts)
 
@@ -379,7 +378,7 @@ def _reason_counts_of_run(store: Store, run_id: int) -> tuple[Any, ...]:
 def _with_history(
     report: FleetReport,
     outcomes: Mapping[str, DeviceOutcome],
-    new_by_reason: tuple[Any, ...],
+    new_by_reason: tuple[ReasonCount, ...],
     run_started: datetime,
 ) -> FleetReport:
     """The run's report with what the store learnt: new deletions per device, gaps."""
@@ -777,9 +776,7 @@ def collect_command(
         if store is not None and run_id is not None:
             store.finish_run(run_id, finished=run_finished)
             new_by_reason = store.new_by_reason(run_id)
-            report = _with_history(
-                report, outcomes, _reason_counts_of_run(store, run_id), run_started
-            )
+            report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
         trusted = getattr(host_keys, "trusted", [])
         if trusted:
             names = ", ".join(device for device, _, _ in trusted[:5])
