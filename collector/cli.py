@@ -66,18 +66,6 @@ Exit codes:
   75  another run holds the lock (--lock-file); nothing was collected
 """
 
-EXIT_MEANINGS: Mapping[int, str] = {
-    EXIT_OK: "every device was read",
-    EXIT_SOME_FAILED: "some devices could not be read",
-    EXIT_USAGE: "usage or configuration error",
-    EXIT_ALL_FAILED: "every device failed",
-    EXIT_THRESHOLD: "a --fail-on threshold was breached",
-    EXIT_INTERNAL: "internal error",
-    EXIT_LOCKED: "another run holds the lock",
-    EXIT_INTERRUPTED: "interrupted",
-}
-"""One phrase per exit code (the demo prints it)."""
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="collect-ike-offline")
@@ -733,8 +721,8 @@ def collect_command(
 
         def on_result(result: DeviceResult) -> None:
             outcome = None
+            bar.clear()  # log lines start on a clean line; the bar is redrawn after
             if store is not None and run_id is not None:
-                bar.clear()
                 try:
                     outcome = store.record_device(run_id, result)
                 except StoreError as error:
