@@ -82,6 +82,7 @@ __all__ = [
     "TransportUnavailable",
     "classify_error",
     "legacy_kex_available",
+    "legacy_transport",
     "make_transport",
     "result_from_output",
 ]
@@ -136,6 +137,22 @@ def legacy_kex_available() -> bool:
     """Whether the installed paramiko still has the SHA-1 key exchanges (paramiko < 5)."""
     kex_info: Mapping[str, object] = getattr(paramiko.Transport, "_kex_info", {})
     return any(name in kex_info for name in LEGACY_KEX)
+
+
+def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """A paramiko ``Transport`` that also offers the SHA-1 key exchanges it still has.
+
+    Used as ``SSHClient.connect(transport_factory=...)`` with ``allow_sha1_kex``: whether a
+    paramiko < 5 lists them by default or only knows them, they end up offered (last, so a
+    device with a SHA-2 exchange still gets that one).
+    """
+    transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    known: Mapping[str, object] = getattr(transport, "_kex_info", {})
+    missing = [name for name in LEGACY_KEX if name in known and name not in options.kex]
+    if missing:
+        options.kex = (*options.kex, *missing)
+    return transport
 
 
 # --- deadlines ------------------------------------------------------------------------
@@ -536,10 +553,13 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         params["timeout"] = slack
         params["banner_timeout"] = slack
         params["auth_timeout"] = slack
-        if not self.allow_sha1_kex and legacy_kex_available():
-            disabled = dict(params.get("disabled_algorithms") or {})
-            disabled["kex"] = sorted(set(disabled.get("kex", [])) | set(LEGACY_KEX))
-            params["disabled_algorithms"] = disabled
+        if legacy_kex_available():
+            if self.allow_sha1_kex:
+                params["transport_factory"] = legacy_transport
+            else:  # paramiko < 5 offers them by default: not without --legacy-ssh
+                disabled = dict(params.get("disabled_algorithms") or {})
+                disabled["kex"] = sorted(set(disabled.get("kex", [])) | set(LEGACY_KEX))
+                params["disabled_algorithms"] = disabled
         self._target = (str(params["hostname"]), int(params["port"]))
         if params.get("sock") is None:
             params["sock"] = self._open_socket(*self._target)

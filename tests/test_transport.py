@@ -32,12 +32,15 @@ from collector.credentials import Credentials, Secret, SecretMasker
 from collector.hostkeys import KnownHosts
 from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
 from collector.transport import (
+    LEGACY_KEX,
     Deadline,
     NapalmTransport,
     NetmikoTransport,
     SessionError,
     classify_error,
     clean_output,
+    legacy_kex_available,
+    legacy_transport,
     make_transport,
     result_from_output,
 )
@@ -503,6 +506,19 @@ def test_declined_password_change_then_hangup_is_an_auth_failure(tmp_path: Path)
     assert server.received == ["N"]
     assert result.error is not None and result.error.kind is ErrorKind.AUTH, result.error
     assert "password change" in result.error.message
+
+
+def test_legacy_transport_offers_only_what_paramiko_has() -> None:
+    left, right = socket.socketpair()
+    try:
+        transport = legacy_transport(left)
+        offered = transport.get_security_options().kex
+        assert set(offered) >= set(paramiko.Transport._preferred_kex)
+        for name in LEGACY_KEX:
+            assert (name in offered) == legacy_kex_available()
+    finally:
+        left.close()
+        right.close()
 
 
 def test_make_transport() -> None:
