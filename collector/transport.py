@@ -267,12 +267,12 @@ class _DeadlinePassed(Exception):
     """The device's deadline passed while waiting for it."""
 
 
-def _one_line(text: str, masker: SecretMasker | None = None) -> str:
+def _one_line(text: str, masker: SecretMasker | None = None, limit: int = _MESSAGE_LIMIT) -> str:
     line = " ".join(str(text).split())
     if masker is not None:
         line = masker.mask(line)
-    if len(line) > _MESSAGE_LIMIT:
-        line = line[: _MESSAGE_LIMIT - 3] + "..."
+    if len(line) > limit:
+        line = line[: limit - 3] + "..."
     return line
 
 
@@ -322,12 +322,14 @@ def classify_error(
     chain = list(_chain(exc))
     where = f"{host}:{port}"
     for item in chain:
+        # Host key messages are ours (no device text) and end with the remedy
+        # (ssh-keygen -R ...): a long known_hosts path must not cut it off.
         if isinstance(item, HostKeyError):
-            return ErrorKind.HOST_KEY, _one_line(str(item), masker)
+            return ErrorKind.HOST_KEY, _one_line(str(item), masker, limit=1000)
         if isinstance(item, paramiko.BadHostKeyException):
             if known_hosts is not None:
                 error = known_hosts.changed_error(device_name, host, port, item.key)
-                return ErrorKind.HOST_KEY, _one_line(str(error), masker)
+                return ErrorKind.HOST_KEY, _one_line(str(error), masker, limit=1000)
             return ErrorKind.HOST_KEY, _one_line(f"host key of {where} changed", masker)
     for item in chain:
         if isinstance(item, paramiko.BadAuthenticationType):

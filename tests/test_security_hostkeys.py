@@ -1,0 +1,154 @@
+"""Host keys through the real CLI: trust on first use, a changed key, strict mode.
+
+``tests/test_hostkeys.py`` covers the known_hosts file format at the transport level; this
+module checks what the operator sees from ``collect``: the recorded file, the error line
+naming the device and both fingerprints, the exit codes, and that a refused device is never
+logged in to (its journal has no login).
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.hostkeys import host_entry_name
+from mock_devices.device import DeviceState
+from mock_devices.fleet import FleetThread, start_fleet
+
+PASSWORD = "hostkeys-cli-Pw-0193"
+SCENARIO = {
+    "defaults": {"username": "admin", "records": {"generate": {"count": 5, "seed": 3}}},
+    "devices": [{"name": "edge-a"}, {"name": "edge-b", "layout": "firewall"}],
+}
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def errors(self) -> dict[str, dict[str, str] | None]:
+        document: dict[str, Any] = json.loads(self.stdout)
+        return {device["name"]: device["error"] for device in document["devices"]}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[FleetThread]:
+    running = start_fleet(SCENARIO, password=PASSWORD, inventory=tmp_path / "inventory")
+    yield running
+    running.stop()
+
+
+def collect(fleet: FleetThread, known_hosts: Path, *args: str) -> Run:
+    assert fleet.inventory_path is not None
+    result = CliRunner().invoke(
+        main,
+        [
+            "collect",
+            "--inventory",
+            str(fleet.inventory_path),
+            "--known-hosts",
+            str(known_hosts),
+            "--no-store",
+            "--timeout",
+            "10",
+            "--format",
+            "json",
+            *args,
+        ],
+        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    )
+    assert "Traceback" not in result.stderr
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def known_line(state: DeviceState) -> str:
+    public = state.host_key.export_public_key("openssh").decode().split()
+    return f"{host_entry_name(state.host, state.port)} {public[0]} {public[1]}"
+
+
+def fingerprint(state: DeviceState) -> str:
+    return str(state.host_key.get_fingerprint("sha256"))
+
+
+def logged_in(state: DeviceState) -> bool:
+    return any(entry.kind in ("login", "auth-failed") for entry in state.journal())
+
+
+def test_first_use_records_each_key_once_in_a_private_file(
+    fleet: FleetThread, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "ssh" / "known_hosts"
+    run = collect(fleet, known_hosts, "-v")
+    assert run.code == 0, run.stderr
+    assert "on first use" in run.stderr
+    lines = known_hosts.read_text().splitlines()
+    assert sorted(lines) == sorted(known_line(state) for state in fleet.devices)
+    assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o600
+    # A second run trusts the recorded keys and adds nothing.
+    again = collect(fleet, known_hosts)
+    assert again.code == 0, again.stderr
+    assert known_hosts.read_text().splitlines() == lines
+
+
+def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
+    fleet: FleetThread, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    assert collect(fleet, known_hosts).code == 0
+    before = known_hosts.read_bytes()
+    old = fingerprint(fleet.device("edge-b"))
+    replaced = fleet.update_device("edge-b", host_key_seed="swapped-chassis")
+    new = fingerprint(replaced)
+    assert new != old
+    for state in fleet.devices:
+        state.clear_journal()
+
+    run = collect(fleet, known_hosts)
+    assert run.code == 1  # edge-a still read
+    error = run.errors()["edge-b"]
+    assert error is not None and error["kind"] == "host-key"
+    for text in (error["message"], run.stderr):
+        assert "edge-b" in text and old in text and new in text and "CHANGED" in text
+    assert "ssh-keygen -R" in error["message"]
+    assert run.errors()["edge-a"] is None
+    assert not logged_in(replaced), "credentials were offered to an impostor"
+    assert known_hosts.read_bytes() == before, "the changed key must not be recorded"
+
+    alone = collect(fleet, known_hosts, "--host", "edge-b")
+    assert alone.code == 3
+    assert alone.errors()["edge-b"] is not None
+
+
+def test_strict_refuses_unknown_keys_before_login(fleet: FleetThread, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    run = collect(fleet, known_hosts, "--strict-host-keys")
+    assert run.code == 3
+    for state in fleet.devices:
+        error = run.errors()[state.name]
+        assert error is not None and error["kind"] == "host-key"
+        assert state.name in error["message"] and fingerprint(state) in error["message"]
+        assert "strict" in error["message"]
+        assert not logged_in(state)
+    assert not known_hosts.exists() or known_hosts.read_text() == ""
+
+
+def test_strict_accepts_keys_recorded_by_an_earlier_run(
+    fleet: FleetThread, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    assert collect(fleet, known_hosts, "--host", "edge-a").code == 0
+    run = collect(fleet, known_hosts, "--strict-host-keys")
+    assert run.code == 1
+    errors = run.errors()
+    assert errors["edge-a"] is None
+    assert errors["edge-b"] is not None and errors["edge-b"]["kind"] == "host-key"
