@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from collector.records import UNKNOWN_REASON_CODE, Category, DeviceStatus, ErrorKind
 from collector.report import (
@@ -31,6 +31,7 @@ from collector.report import (
     TrendInterval,
     UnknownReason,
 )
+from collector.store import _MAX_OFFSET
 
 if TYPE_CHECKING:
     from collector.store import Store
@@ -52,24 +53,6 @@ class _Device:
     error_message: str | None
     last_run: int | None
     last_success: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    sql: str
-    params: tuple[Any, ...]
-
-    @classmethod
-    def of(cls, since: datetime | None, until: datetime | None) -> _Window:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            clauses.append("offline_time_utc >= ?")
-            params.append(int(since.timestamp()))
-        if until is not None:
-            clauses.append("offline_time_utc < ?")
-            params.append(int(until.timestamp()))
-        return cls(" AND ".join(clauses) or "1 = 1", tuple(params))
 
 
 def _utc(seconds: float | None) -> datetime | None:
@@ -177,67 +160,210 @@ def _device_breakdown(
     )
 
 
+_DAY = 86400
+_HOUR = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which whole UTC days the roll-ups answer, and which instants need raw rows.
+
+    A window ``[since, until)`` is split into the whole days inside it, read from the
+    roll-ups, and at most two partial days at its edges, read from ``deletions`` through
+    per-device ``(device_id, t_local)`` ranges: windows are exact to the second.
+    """
+
+    days: str
+    """SQL condition on the roll-ups' ``day`` column."""
+    day_params: tuple[int, ...]
+    edges: tuple[tuple[int, int], ...]
+    """``[low, high)`` UTC seconds read from the raw rows."""
+
+    @classmethod
+    def of(cls, since: int | None, until: int | None) -> _Plan:
+        first = None if since is None else -(-since // _DAY)
+        last = None if until is None else until // _DAY
+        if since is not None and until is not None and -(-since // _DAY) >= until // _DAY:
+            # Less than a whole day inside the window: all of it from raw rows.
+            return cls("1 = 0", (), ((since, until),) if since < until else ())
+        clauses: list[str] = []
+        params: list[int] = []
+        edges: list[tuple[int, int]] = []
+        if since is not None and first is not None:
+            clauses.append("day >= ?")
+            params.append(first)
+            if since < first * _DAY:
+                edges.append((since, first * _DAY))
+        if until is not None and last is not None:
+            clauses.append("day < ?")
+            params.append(last)
+            if last * _DAY < until:
+                edges.append((last * _DAY, until))
+        return cls(" AND ".join(clauses) or "1 = 1", tuple(params), tuple(edges))
+
+
+def _raw_range(low: int | None, high: int | None) -> tuple[str, tuple[int, ...]]:
+    """SQL over ``deletions`` for ``low <= t_utc < high``, using the clustered key.
+
+    The table is clustered on (device_id, t_local, ...): naming every device and a
+    local-time range widened by the largest UTC offset lets SQLite seek per device
+    instead of scanning every row; the t_utc condition then makes it exact.
+    """
+    clauses: list[str] = []
+    params: list[int] = []
+    if low is not None:
+        clauses += ["t_local >= ?", "t_utc >= ?"]
+        params += [low - _MAX_OFFSET, low]
+    if high is not None:
+        clauses += ["t_local < ?", "t_utc < ?"]
+        params += [high + _MAX_OFFSET, high]
+    if not clauses:
+        return "1 = 1", ()
+    return "device_id IN (SELECT id FROM devices) AND " + " AND ".join(clauses), tuple(params)
+
+
+def _edge_rows(store: Store, plan: _Plan) -> list[tuple[int, int, int, int]]:
+    """(device_id, peer_id, reason_id, t_utc) of every deletion in the plan's edges."""
+    rows: list[tuple[int, int, int, int]] = []
+    for low, high in plan.edges:
+        where, params = _raw_range(low, high)
+        rows += store.fetch(
+            f"SELECT device_id, peer_id, reason_id, t_utc FROM deletions WHERE {where}", params
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _ReasonInfo:
+    text: str
+    code: str
+    category: Category
+
+
+def _reasons(store: Store) -> dict[int, _ReasonInfo]:
+    return {
+        int(reason_id): _ReasonInfo(str(text), str(code), _category(str(category)))
+        for reason_id, text, code, category in store.fetch(
+            "SELECT id, reason, reason_code, category FROM reasons"
+        )
+    }
+
+
+def _peer_texts(store: Store, ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    if len(wanted) > 500:
+        rows = store.fetch("SELECT id, peer FROM peers")
+    else:
+        marks = ", ".join("?" * len(wanted))
+        rows = store.fetch(f"SELECT id, peer FROM peers WHERE id IN ({marks})", wanted)
+    return {int(peer_id): str(peer) for peer_id, peer in rows}
+
+
 def _trend(
-    store: Store, window: _Window, interval: TrendInterval | str | None
+    store: Store,
+    plan: _Plan,
+    edges: list[tuple[int, int, int, int]],
+    span: int,
+    since: int | None,
+    until: int | None,
+    interval: TrendInterval | str | None,
 ) -> tuple[TrendInterval, tuple[TrendBucket, ...]]:
     if interval is None:
-        low, high = store.fetch(
-            f"SELECT min(offline_time_utc), max(offline_time_utc) FROM deletions "
-            f"WHERE {window.sql}",
-            window.params,
-        )[0]
-        span = 0 if low is None else int(high) - int(low)
         chosen = TrendInterval.HOUR if span <= _TWO_DAYS else TrendInterval.DAY
     else:
         chosen = TrendInterval(interval)
+    counts: Counter[int] = Counter()
+    if chosen is TrendInterval.DAY:
+        for day, count in store.fetch(
+            f"SELECT day, sum(n) FROM roll_device WHERE {plan.days} GROUP BY day",
+            plan.day_params,
+        ):
+            counts[int(day)] += int(count)
+        for *_, moment in edges:
+            counts[moment // _DAY] += 1
+    else:
+        # Hours are finer than the roll-ups: count raw rows of the window (per-device
+        # ranges when it has a start; a whole-history hourly trend scans the table).
+        where, params = _raw_range(since, until)
+        for hour, count in store.fetch(
+            f"SELECT t_utc / {_HOUR} AS hour, count(*) FROM deletions WHERE {where} GROUP BY hour",
+            params,
+        ):
+            counts[int(hour)] += int(count)
     width = _BUCKET_SECONDS[chosen]
-    # Integer division is floor for the non-negative epoch seconds in both dialects.
-    rows = store.fetch(
-        f"SELECT offline_time_utc / {width} AS bucket, count(*) FROM deletions "
-        f"WHERE {window.sql} GROUP BY bucket ORDER BY bucket",
-        window.params,
-    )
     buckets = tuple(
-        TrendBucket(datetime.fromtimestamp(int(bucket) * width, UTC), int(count))
-        for bucket, count in rows
+        TrendBucket(datetime.fromtimestamp(bucket * width, UTC), count)
+        for bucket, count in sorted(counts.items())
+        if count
     )
     return chosen, buckets
 
 
 def _peers(
-    store: Store, window: _Window, threshold: int, top: int | None
+    store: Store,
+    plan: _Plan,
+    edges: list[tuple[int, int, int, int]],
+    threshold: int,
+    top: int | None,
+    reasons: dict[int, _ReasonInfo],
+    every: bool,
 ) -> tuple[int, tuple[PeerFlap, ...], list[tuple[str, int, int]]]:
-    """Distinct peers, the flapping ones, and (peer, deletions, devices) for every peer."""
-    rows = store.fetch(
-        "SELECT peer, count(*), count(DISTINCT device_id), max(offline_time_utc) "
-        f"FROM deletions WHERE {window.sql} GROUP BY peer",
-        window.params,
-    )
-    flapping = [row for row in rows if int(row[1]) >= threshold]
-    flapping.sort(key=lambda row: (-int(row[1]), -int(row[2]), row[0]))
+    """Distinct peers, the flapping ones, and (peer, deletions, devices) if ``every``."""
+    counts: Counter[int] = Counter()
+    devices: defaultdict[int, set[int]] = defaultdict(set)
+    newest: dict[int, int] = {}
+    for peer_id, device_id, count, moment in store.fetch(
+        "SELECT peer_id, device_id, sum(n), max(newest) FROM roll_peer "
+        f"WHERE {plan.days} GROUP BY peer_id, device_id",
+        plan.day_params,
+    ):
+        counts[peer_id] += int(count)
+        devices[peer_id].add(device_id)
+        if int(moment) > newest.get(peer_id, -1):
+            newest[peer_id] = int(moment)
+    for device_id, peer_id, _reason, moment in edges:
+        counts[peer_id] += 1
+        devices[peer_id].add(device_id)
+        if moment > newest.get(peer_id, -1):
+            newest[peer_id] = moment
+    candidates = [peer_id for peer_id, count in counts.items() if count >= threshold]
+    texts = _peer_texts(store, counts if every else candidates)
+    candidates.sort(key=lambda p: (-counts[p], -len(devices[p]), texts[p]))
     if top is not None:
-        flapping = flapping[: max(top, 0)]
-    reasons: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
-    if flapping:
-        marks = ", ".join("?" * len(flapping))
-        for peer, code, count in store.fetch(
-            "SELECT peer, reason_code, count(*) FROM deletions "
-            f"WHERE {window.sql} AND peer IN ({marks}) GROUP BY peer, reason_code",
-            (*window.params, *(row[0] for row in flapping)),
+        candidates = candidates[: max(top, 0)]
+    by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    if candidates:
+        marks = ", ".join("?" * len(candidates))
+        for peer_id, reason_id, count in store.fetch(
+            "SELECT peer_id, reason_id, sum(n) FROM roll_peer_reason "
+            f"WHERE peer_id IN ({marks}) AND {plan.days} GROUP BY peer_id, reason_id",
+            (*candidates, *plan.day_params),
         ):
-            reasons[peer].append((-int(count), str(code)))
+            by_reason[int(peer_id)][reasons[int(reason_id)].code] += int(count)
+        chosen = set(candidates)
+        for _device, peer_id, reason_id, _moment in edges:
+            if peer_id in chosen:
+                by_reason[peer_id][reasons[reason_id].code] += 1
     flaps = tuple(
         PeerFlap(
-            peer=peer,
-            deletions=int(count),
-            devices=int(devices),
-            reasons=tuple(code for _, code in sorted(reasons[peer])),
-            last_seen=datetime.fromtimestamp(int(last), UTC),
+            peer=texts[peer_id],
+            deletions=counts[peer_id],
+            devices=len(devices[peer_id]),
+            reasons=tuple(
+                code for code, _ in sorted(by_reason[peer_id].items(), key=lambda i: (-i[1], i[0]))
+            ),
+            last_seen=datetime.fromtimestamp(newest[peer_id], UTC),
         )
-        for peer, count, devices, last in flapping
+        for peer_id in candidates
     )
-    every = [(str(peer), int(count), int(devices)) for peer, count, devices, _ in rows]
-    return len(rows), flaps, every
+    listing = (
+        [(texts[p], count, len(devices[p])) for p, count in counts.items() if count]
+        if every
+        else []
+    )
+    return sum(1 for count in counts.values() if count), flaps, listing
 
 
 def _gaps(store: Store, since: datetime | None, until: datetime | None) -> tuple[GapSummary, ...]:
@@ -291,27 +417,46 @@ def history_report(
         the window, those new in its latest run), by reason/category/dimension, flapping
         peers, trend, gaps overlapping the window, devices whose latest collection failed.
     """
-    window = _Window.of(since, until)
+    since_s = None if since is None else int(since.timestamp())
+    until_s = None if until is None else int(until.timestamp())
+    plan = _Plan.of(since_s, until_s)
     devices = _devices(store)
+    reasons = _reasons(store)
+    edges = _edge_rows(store, plan)
 
-    reason_rows: list[tuple[int, str, str, str, int]] = []
-    newest: dict[int, int] = {}
-    # One scan: everything per device and reason text folds from these rows.
-    for device_id, text, code, category, count, moment in store.fetch(
-        "SELECT device_id, reason, reason_code, category, count(*), max(offline_time_utc) "
-        f"FROM deletions WHERE {window.sql} GROUP BY device_id, reason, reason_code, category",
-        window.params,
+    # Per (device, reason): count, newest, oldest; whole days from the roll-up, edges raw.
+    cells: dict[tuple[int, int], list[int]] = {}
+    for device_id, reason_id, count, newest, oldest in store.fetch(
+        "SELECT device_id, reason_id, sum(n), max(newest), min(oldest) FROM roll_device "
+        f"WHERE {plan.days} GROUP BY device_id, reason_id",
+        plan.day_params,
     ):
-        reason_rows.append((int(device_id), str(text), str(code), str(category), int(count)))
-        newest[int(device_id)] = max(newest.get(int(device_id), 0), int(moment))
+        cells[(device_id, reason_id)] = [int(count), int(newest), int(oldest)]
+    for device_id, _peer, reason_id, moment in edges:
+        cell = cells.get((device_id, reason_id))
+        if cell is None:
+            cells[(device_id, reason_id)] = [1, moment, moment]
+        else:
+            cell[0] += 1
+            cell[1] = max(cell[1], moment)
+            cell[2] = min(cell[2], moment)
+    reason_rows: list[tuple[int, str, str, str, int]] = []
+    newest_by_device: dict[int, int] = {}
     per_device: Counter[int] = Counter()
     per_category: Counter[Category] = Counter()
     unknown: Counter[str] = Counter()
-    for device_id, text, code, category, count in reason_rows:
+    low, high = None, None
+    for (device_id, reason_id), (count, newest, oldest) in cells.items():
+        info = reasons[reason_id]
+        reason_rows.append((device_id, info.text, info.code, info.category.value, count))
         per_device[device_id] += count
-        per_category[_category(category)] += count
-        if code == UNKNOWN_REASON_CODE:
-            unknown[text] += count
+        per_category[info.category] += count
+        if info.code == UNKNOWN_REASON_CODE:
+            unknown[info.text] += count
+        if newest > newest_by_device.get(device_id, -1):
+            newest_by_device[device_id] = newest
+        high = newest if high is None else max(high, newest)
+        low = oldest if low is None else min(low, oldest)
 
     # New deletions: first seen in each device's latest run (several collector hosts
     # may write one database, each with its own runs).
@@ -320,25 +465,29 @@ def history_report(
     runs = sorted(set(latest.values()))
     if runs:
         marks = ", ".join("?" * len(runs))
-        for device_id, run, text, code, category, count in store.fetch(
-            "SELECT device_id, first_seen_run, reason, reason_code, category, count(*) "
-            f"FROM deletions WHERE first_seen_run IN ({marks}) "
-            "GROUP BY device_id, first_seen_run, reason, reason_code, category",
+        for run, device_id, reason_id, count in store.fetch(
+            f"SELECT run_id, device_id, reason_id, n FROM roll_run WHERE run_id IN ({marks})",
             runs,
         ):
-            if latest.get(int(device_id)) == int(run):
-                new_rows.append((int(device_id), str(text), str(code), str(category), int(count)))
+            if latest.get(int(device_id)) == int(run) and count:
+                info = reasons[int(reason_id)]
+                new_rows.append(
+                    (int(device_id), info.text, info.code, info.category.value, int(count))
+                )
     new_per_device: Counter[int] = Counter()
     for device_id, *_, count in new_rows:
         new_per_device[device_id] += count
 
-    peer_total, flaps, every_peer = _peers(store, window, flap_threshold, top)
-    interval, trend = _trend(store, window, trend_interval)
+    dimension = None if group_by is None else GroupBy(group_by)
+    peer_total, flaps, every_peer = _peers(
+        store, plan, edges, flap_threshold, top, reasons, dimension is GroupBy.PEER
+    )
+    span = 0 if low is None or high is None else high - low
+    interval, trend = _trend(store, plan, edges, span, since_s, until_s, trend_interval)
     gaps = _gaps(store, since, until)
 
     breakdown: GroupBreakdown | None = None
-    if group_by is not None:
-        dimension = GroupBy(group_by)
+    if dimension is not None:
         if dimension in (GroupBy.DEVICE, GroupBy.SITE, GroupBy.GROUP):
             breakdown = _device_breakdown(devices, per_device, dimension)
         elif dimension is GroupBy.PEER:
@@ -365,7 +514,7 @@ def history_report(
             site=device.site,
             status=device.status,
             records=per_device[device.id],
-            newest_deletion=_utc(newest.get(device.id)),
+            newest_deletion=_utc(newest_by_device.get(device.id)),
             error_kind=device.error_kind,
             error_message=device.error_message,
             groups=device.groups,

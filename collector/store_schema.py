@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Dialect(StrEnum):
@@ -86,17 +86,31 @@ _TEXT = ColumnType.TEXT
 
 DEDUP_KEY: tuple[str, ...] = (
     "device_id",
-    "offline_time_local",
-    "peer",
+    "t_local",
+    "peer_id",
     "port",
-    "reason",
+    "reason_id",
     "ike_version",
     "occurrence",
 )
-"""One deletion: a device's row as printed, numbered among identical rows of a snapshot."""
+"""One deletion: a device's row as printed, numbered among identical rows of a snapshot.
+
+``t_local`` is the device-local ``offline-time`` as naive epoch seconds (the printed text
+comes back exactly: the device prints whole seconds); ``peer_id`` and ``reason_id`` are
+the interned texts of ``peers`` and ``reasons``. Leading with (device, time) clusters a
+device's rows by time, so the rows a new snapshot overlaps are one range scan.
+"""
+
+_COUNT = (Column("n", _BIG, not_null=True),)
+_COUNT_NEWEST = (*_COUNT, Column("newest", _BIG, not_null=True))
 
 SCHEMA: tuple[Table, ...] = (
     Table("meta", (Column("key", _TEXT, not_null=True), Column("value", _TEXT)), unique=("key",)),
+    Table(
+        "schema_version",
+        (Column("version", _INT, not_null=True), Column("applied", _AT)),
+        primary_key=("version",),
+    ),
     Table(
         "runs",
         (
@@ -164,28 +178,86 @@ SCHEMA: tuple[Table, ...] = (
             Index("device_runs_device", ("device_id", "run_id")),
         ),
     ),
+    # Interned texts: a fleet has about as many peers as devices and 17 documented reasons
+    # (plus whatever unknown texts devices print), so rows carry small integers.
+    Table(
+        "peers",
+        (Column("id", _ID), Column("peer", _TEXT, not_null=True)),
+        unique=("peer",),
+    ),
+    Table(
+        "reasons",
+        (
+            Column("id", _ID),
+            Column("reason", _TEXT, not_null=True),
+            Column("reason_code", _TEXT, not_null=True),
+            Column("category", _TEXT, not_null=True),
+        ),
+        unique=("reason",),
+    ),
     Table(
         "deletions",
         (
             Column("device_id", _BIG, not_null=True),
-            Column("offline_time_local", _TEXT, not_null=True),
-            Column("peer", _TEXT, not_null=True),
+            Column("t_local", _BIG, not_null=True),
+            Column("peer_id", _BIG, not_null=True),
             # 0 when the layout prints no port: NULLs are distinct in a UNIQUE index.
             Column("port", _INT, not_null=True),
-            Column("reason", _TEXT, not_null=True),
+            Column("reason_id", _BIG, not_null=True),
             Column("ike_version", _INT, not_null=True),
             Column("occurrence", _INT, not_null=True),
-            Column("reason_code", _TEXT, not_null=True),
-            Column("category", _TEXT, not_null=True),
-            Column("offline_time_utc", _BIG, not_null=True),
+            Column("t_utc", _BIG, not_null=True),
             Column("first_seen_run", _BIG, not_null=True),
         ),
-        # Clustered on the de-duplication key: one b-tree per insert, a device's rows on
-        # neighbouring pages. No index on offline_time_utc: with one transaction per
-        # device it would rewrite ~200 scattered pages per device (measured: 5x slower
-        # ingest in SQLite), and window reports scan the table in well under a second.
-        indexes=(Index("deletions_first_seen", ("first_seen_run",)),),
+        # Clustered on the de-duplication key, no secondary index: one b-tree per insert,
+        # a device's rows on neighbouring pages (an index on t_utc made SQLite ingest 5x
+        # slower). Reports read the roll-ups below; raw rows only for the partial days at
+        # the edges of a window, through (device_id, t_local) ranges.
         primary_key=DEDUP_KEY,
+    ),
+    # Roll-ups, maintained in the device's transaction from the rows actually inserted.
+    # Days are UTC (t_utc / 86400). Each is small next to ``deletions``: a
+    # report reads these instead of sorting every stored deletion.
+    Table(
+        "roll_device",
+        (
+            Column("device_id", _BIG, not_null=True),
+            Column("reason_id", _BIG, not_null=True),
+            Column("day", _INT, not_null=True),
+            *_COUNT_NEWEST,
+            Column("oldest", _BIG, not_null=True),
+        ),
+        primary_key=("device_id", "reason_id", "day"),
+    ),
+    Table(
+        "roll_peer",
+        (
+            Column("peer_id", _BIG, not_null=True),
+            Column("device_id", _BIG, not_null=True),
+            Column("day", _INT, not_null=True),
+            *_COUNT_NEWEST,
+        ),
+        primary_key=("peer_id", "device_id", "day"),
+    ),
+    Table(
+        "roll_peer_reason",
+        (
+            Column("peer_id", _BIG, not_null=True),
+            Column("reason_id", _BIG, not_null=True),
+            Column("day", _INT, not_null=True),
+            *_COUNT,
+        ),
+        primary_key=("peer_id", "reason_id", "day"),
+    ),
+    Table(
+        "roll_run",
+        (
+            Column("run_id", _BIG, not_null=True),
+            Column("device_id", _BIG, not_null=True),
+            Column("reason_id", _BIG, not_null=True),
+            *_COUNT,
+        ),
+        primary_key=("run_id", "device_id", "reason_id"),
     ),
     Table(
         "gaps",
@@ -201,6 +273,8 @@ SCHEMA: tuple[Table, ...] = (
         indexes=(Index("gaps_device", ("device_id",)), Index("gaps_run", ("run_id",))),
     ),
 )
+
+ROLLUPS: tuple[str, ...] = tuple(t.name for t in SCHEMA if t.name.startswith("roll_"))
 
 TABLES: dict[str, Table] = {table.name: table for table in SCHEMA}
 

@@ -200,18 +200,16 @@ def test_time_zones_to_utc_keep_local_text(store: Store) -> None:
     assert outcome.skew == timedelta(seconds=40)
     assert naive.zone_source == "assumed-utc" and naive.skew is None
     rows = dict(
-        store.fetch(
-            "SELECT v.name, d.offline_time_utc FROM deletions d JOIN devices v "
-            "ON v.id = d.device_id"
-        )
+        store.fetch("SELECT v.name, d.t_utc FROM deletions d JOIN devices v ON v.id = d.device_id")
     )
     local = BASE.replace(tzinfo=UTC).timestamp()
     assert rows["cn"] == local - 8 * 3600
     assert rows["in"] == local - 5.5 * 3600
     assert rows["ny"] == local + 5 * 3600  # EST in March before the DST switch (8 March)
     assert rows["clk"] == rows["none"] == local
-    texts = {row[0] for row in store.fetch("SELECT offline_time_local FROM deletions")}
-    assert texts == {"2026-03-01 00:00:00"}
+    locals_ = {row[0] for row in store.fetch("SELECT t_local FROM deletions")}
+    assert locals_ == {local}
+    assert {str(r.offline_time) for r in store.deletions("ny")} == {"2026-03-01 00:00:00"}
     skews = store.fetch("SELECT clock_skew FROM device_runs WHERE clock_skew IS NOT NULL")
     assert skews == [(40.0,)]
 
