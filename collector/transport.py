@@ -81,6 +81,7 @@ __all__ = [
     "Transport",
     "TransportUnavailable",
     "classify_error",
+    "client_transport",
     "legacy_kex_available",
     "legacy_transport",
     "make_transport",
@@ -139,14 +140,33 @@ def legacy_kex_available() -> bool:
     return any(name in kex_info for name in LEGACY_KEX)
 
 
-def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
-    """A paramiko ``Transport`` that also offers the SHA-1 key exchanges it still has.
+AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+"""Preferred first: with an AEAD cipher paramiko skips its pure-Python MAC comparison
+(``util.constant_time_bytes_eq``, a loop per received packet); measured on the mock
+fleet, about 0.4 of 9 ms client CPU per device. Devices without GCM still negotiate the
+CTR ciphers paramiko offers next."""
 
-    Used as ``SSHClient.connect(transport_factory=...)`` with ``allow_sha1_kex``: whether a
-    paramiko < 5 lists them by default or only knows them, they end up offered (last, so a
-    device with a SHA-2 exchange still gets that one).
-    """
+
+def client_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """The paramiko ``Transport`` for a device session (``SSHClient.connect``'s
+    ``transport_factory``): AEAD ciphers first."""
     transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    ciphers = tuple(options.ciphers)
+    first = tuple(name for name in AEAD_CIPHERS if name in ciphers)
+    if first:
+        options.ciphers = first + tuple(name for name in ciphers if name not in first)
+    return transport
+
+
+def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """:func:`client_transport` that also offers the SHA-1 key exchanges paramiko still has.
+
+    Used with ``allow_sha1_kex`` (``--legacy-ssh``): whether a paramiko < 5 lists them by
+    default or only knows them, they end up offered (last, so a device with a SHA-2
+    exchange still gets that one).
+    """
+    transport = client_transport(sock, **kwargs)
     options = transport.get_security_options()
     known: Mapping[str, object] = getattr(transport, "_kex_info", {})
     missing = [name for name in LEGACY_KEX if name in known and name not in options.kex]
@@ -555,6 +575,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         params["timeout"] = slack
         params["banner_timeout"] = slack
         params["auth_timeout"] = slack
+        params["transport_factory"] = client_transport
         if legacy_kex_available():
             if self.allow_sha1_kex:
                 params["transport_factory"] = legacy_transport

@@ -39,6 +39,7 @@ from collector.transport import (
     SessionError,
     classify_error,
     clean_output,
+    client_transport,
     legacy_kex_available,
     legacy_transport,
     make_transport,
@@ -516,6 +517,17 @@ def test_legacy_transport_offers_only_what_paramiko_has() -> None:
         assert set(offered) >= set(paramiko.Transport._preferred_kex)
         for name in LEGACY_KEX:
             assert (name in offered) == legacy_kex_available()
+    finally:
+        left.close()
+        right.close()
+
+
+def test_client_transport_prefers_aead_ciphers() -> None:
+    left, right = socket.socketpair()
+    try:
+        ciphers = client_transport(left).get_security_options().ciphers
+        assert ciphers[0] == "aes128-gcm@openssh.com"
+        assert set(ciphers) == set(paramiko.Transport._preferred_ciphers)
     finally:
         left.close()
         right.close()
