@@ -59,6 +59,7 @@ from collector.report import (
     FleetReport,
     GroupBreakdown,
     ReasonCount,
+    TrendInterval,
 )
 
 
@@ -426,6 +427,30 @@ def _stamp(moment: datetime | None) -> str:
     return moment.isoformat(sep=" ", timespec="seconds")
 
 
+_TABLE_REASONS = 3
+
+
+def _reason_summary(reasons: tuple[str, ...]) -> str:
+    """The first few reason codes (most frequent first) for a table cell.
+
+    Examples:
+        >>> _reason_summary(("dpd_timeout", "peer_request"))
+        'dpd_timeout, peer_request'
+        >>> _reason_summary(("a", "b", "c", "d", "e"))
+        'a, b, c (+2 more)'
+    """
+    shown = ", ".join(reasons[:_TABLE_REASONS])
+    hidden = len(reasons) - _TABLE_REASONS
+    return f"{shown} (+{hidden} more)" if hidden > 0 else shown
+
+
+def _bucket(start: datetime, interval: TrendInterval) -> str:
+    """A trend bucket's start as a person reads it: the day, or the day and hour."""
+    if interval is TrendInterval.DAY:
+        return start.strftime("%Y-%m-%d")
+    return start.strftime("%Y-%m-%d %H:00")
+
+
 def _window_line(report: FleetReport) -> str:
     if report.window_since is None and report.window_until is None:
         return "Window: what the devices hold now (one run)"
@@ -525,18 +550,21 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                     flap.peer,
                     flap.deletions,
                     flap.devices,
-                    ", ".join(flap.reasons),
+                    _reason_summary(flap.reasons),
                     _stamp(flap.last_seen),
                 ]
                 for flap in report.top_peers
             ],
-            ["peer", "deletions", "devices", "reasons", "last seen"],
+            ["peer", "deletions", "devices", "main reasons", "last seen"],
         )
     )
     sections.append(
         _table(
             f"Deletions per {report.trend_interval.value}",
-            [[_stamp(bucket.start), bucket.count] for bucket in report.trend],
+            [
+                [_bucket(bucket.start, report.trend_interval), bucket.count]
+                for bucket in report.trend
+            ],
             [report.trend_interval.value, "deletions"],
         )
     )
