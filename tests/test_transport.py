@@ -47,7 +47,7 @@ from collector.transport import (
 )
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
-from mock_devices.tables import Row
+from mock_devices.tables import Row, render_table
 
 PASSWORD = "canary-Pw-7f3a9"
 FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
@@ -497,6 +497,68 @@ class _ExpiredPasswordServer(_Sha1OnlyServer):
         self._ready.set()
         await self._stop.wait()
         server.close()
+
+
+class _SilentUntilEnterServer(_Sha1OnlyServer):
+    """A VRP-like shell that prints nothing until a key is pressed, then the prompt, and
+    answers the two commands (a device variant netmiko sends an Enter for)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[str] = []
+        self.rows = [
+            Row("10.0.0.1", "dpd timeout", 2, datetime(2026, 1, 2, 3, 4, 5)),
+            Row("10.0.0.2", "peer request", 1, datetime(2026, 1, 2, 3, 0, 0)),
+        ]
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        received, rows = self.received, self.rows
+
+        class Server(asyncssh.SSHServer):
+            def password_auth_supported(self) -> bool:
+                return True
+
+            def validate_password(self, username: str, password: str) -> bool:
+                return True
+
+        async def shell(process: asyncssh.SSHServerProcess[str]) -> None:
+            while True:
+                line = (await process.stdin.readline()).strip()
+                if not line and process.stdin.at_eof():
+                    break
+                received.append(line)
+                if line == "display ike offline-info":
+                    process.stdout.write("\r\n".join(render_table(rows, "router")) + "\r\n")
+                elif line == "screen-length 0 temporary":
+                    process.stdout.write("Info: The configuration takes effect.\r\n")
+                elif line == "quit":
+                    break
+                process.stdout.write("<quiet-ar>")
+            process.exit(0)
+
+        server = await asyncssh.create_server(
+            Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            process_factory=shell,
+            line_editor=False,
+        )
+        self.port = server.get_port()
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+
+
+def test_device_silent_until_enter_gets_one_enter(tmp_path: Path) -> None:
+    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+    with _SilentUntilEnterServer() as server:
+        device = Device("quiet-ar", "127.0.0.1", server.port)
+        result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=15)
+    assert result.ok, result.error
+    assert [r.peer for r in result.records] == ["10.0.0.1", "10.0.0.2"]
+    assert server.received[:3] == ["", "screen-length 0 temporary", "display ike offline-info"]
 
 
 def test_declined_password_change_then_hangup_is_an_auth_failure(tmp_path: Path) -> None:
