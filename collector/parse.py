@@ -174,9 +174,11 @@ class CommandRejected(ParseError):
 # cursor-left + blanks + cursor-left ("\x1b[16D" + 16 spaces + "\x1b[16D"; some
 # versions use 42 columns). The next row then follows on the same line.
 _PAGER_PROMPT = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}")
-# CSI sequences, a lone ESC, backspaces, CR and the other C0 controls but tab and LF.
-_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
-_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# CSI sequences, a lone ESC, backspaces, CR and the other C0 controls but tab and LF;
+# C1 controls too (U+0080-U+009F: U+009B is a one-character CSI for some terminals).
+# None may reach a record: reports print reasons on the operator's terminal.
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def strip_terminal_noise(text: str) -> str:
@@ -203,9 +205,11 @@ _ADDRESS = rf"[ \t]*+({_OCTET}(?:\.{_OCTET}){{3}}|[0-9A-Fa-f.]*+:[0-9A-Fa-f:.]*+
 # The reason is what lies between the address (or port) and " vN <timestamp>" at the
 # end of the line: words, lazily, so that a reason containing spaces, hyphens or even a
 # "v2" word still ends where the version column does. Possessive quantifiers (3.11)
-# stop the engine from re-trying every split of the padding blanks.
+# stop the engine from re-trying every split of the padding blanks. Words hold no
+# control character: such a line goes to the careful path, which strips them first.
+_WORD = r"[^\s\x00-\x1f\x7f-\x9f]++"
 _REASON_TO_END = (
-    r"(\S++(?:[ \t]++\S++)*?)[ \t]++[vV]([12])[ \t]++"
+    rf"({_WORD}(?:[ \t]++{_WORD})*?)[ \t]++[vV]([12])[ \t]++"
     r"([0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ \t]++[0-9]{2}:[0-9]{2}:[0-9]{2})[ \t\r]*+"
 )
 

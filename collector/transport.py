@@ -287,8 +287,12 @@ class _DeadlinePassed(Exception):
     """The device's deadline passed while waiting for it."""
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Device text (an ``Error:`` line, garbage) must not drive the operator's terminal."""
+
+
 def _one_line(text: str, masker: SecretMasker | None = None, limit: int = _MESSAGE_LIMIT) -> str:
-    line = " ".join(str(text).split())
+    line = _CONTROL_CHARACTERS.sub("?", " ".join(str(text).split()))
     if masker is not None:
         line = masker.mask(line)
     if len(line) > limit:
@@ -495,7 +499,7 @@ def result_from_output(
             **common,
         )
     for problem in result.problems:
-        log.warning("%s: %s: %s", device.name, problem.message, problem.text or "")
+        log.warning("%s: %s: %s", device.name, problem.message, _one_line(problem.text or ""))
     return DeviceResult(device, DeviceStatus.OK, records=result.records, **common)
 
 
