@@ -18,6 +18,7 @@ buffer wrapped between two runs and deletions in between may be lost.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -33,12 +34,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NewType
 
 from collector.clock import ZoneError, clock_skew, resolve_zone
-from collector.records import DeviceResult, OfflineRecord, classify_reason
+from collector.records import (
+    UNKNOWN_REASON_CODE,
+    DeviceResult,
+    OfflineRecord,
+    classify_reason,
+)
 from collector.store_schema import (
     DEDUP_KEY,
+    REASON_CODE_BITS,
     ROLLUPS,
     SCHEMA_VERSION,
     TABLES,
+    ColumnType,
     Dialect,
     Table,
     ddl,
@@ -143,6 +151,8 @@ class _Interned:
     def __init__(self) -> None:
         self.peers: dict[str, int] = {}
         self.reasons: dict[str, int] = {}
+        self.reason_bits: dict[int, int] = {}
+        """reason_id -> bit of its code in ``roll_device.codes``."""
         self.loaded = False
 
     def forget(self, entries: Iterable[tuple[str, str]]) -> None:
@@ -396,10 +406,11 @@ class Store:
         self._interned.peers.update(
             (str(peer), int(peer_id)) for peer_id, peer in self.fetch("SELECT id, peer FROM peers")
         )
-        self._interned.reasons.update(
-            (str(text), int(reason_id))
-            for reason_id, text in self.fetch("SELECT id, reason FROM reasons")
-        )
+        for reason_id, text, code in self.fetch("SELECT id, reason, reason_code FROM reasons"):
+            self._interned.reasons[str(text)] = int(reason_id)
+            self._interned.reason_bits[int(reason_id)] = REASON_CODE_BITS.get(
+                str(code), REASON_CODE_BITS[UNKNOWN_REASON_CODE]
+            )
         self._interned.loaded = True
 
     def _peer_id(self, peer: str) -> int:
@@ -427,6 +438,7 @@ class Store:
             (text, code, category.value),
         ) or self.fetch("SELECT id FROM reasons WHERE reason = ?", (text,))
         self._interned.reasons[text] = reason_id = int(rows[0][0])
+        self._interned.reason_bits[reason_id] = REASON_CODE_BITS[code]
         self._pending.append(("reasons", text))
         return reason_id
 
@@ -509,6 +521,7 @@ class Store:
             raw = zlib.compress(result.raw.encode("utf-8", "replace"), 6)
         gap: Gap | None = None
         new_records = 0
+        new_reasons: str | None = None
         digest: str | None = None
         with self.transaction():
             device_id, last_digest, pruned_until = self._device_row(
@@ -518,15 +531,15 @@ class Store:
                 keys, digest = self._snapshot_keys(records)
                 # Unchanged since the last run (the common cron case): nothing to diff.
                 if digest != last_digest:
-                    new_records, gap = self._insert_snapshot(
+                    new_records, gap, new_reasons = self._insert_snapshot(
                         run_id, device.name, device_id, keys, tz, pruned_until, full
                     )
             error = result.error
             self._execute(
                 "INSERT INTO device_runs (run_id, device_id, status, error_kind, error_message, "
                 "record_count, declared_count, new_records, gap, clock_skew, zone_source, "
-                "started, finished, attempts, raw) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "started, finished, attempts, raw, new_reasons) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     device_id,
@@ -543,6 +556,7 @@ class Store:
                     None if result.finished is None else _epoch(result.finished),
                     result.attempts,
                     raw,
+                    new_reasons,
                 ),
             )
             self._execute(
@@ -594,7 +608,7 @@ class Store:
         zone: tzinfo,
         pruned_until: int,
         full: bool,
-    ) -> tuple[int, Gap | None]:
+    ) -> tuple[int, Gap | None, str | None]:
         """Insert the rows of the snapshot not stored yet; update the roll-ups from them."""
         to_utc = _utc_seconds_function(zone)
         utcs = [to_utc(key[0]) for key in keys]
@@ -604,7 +618,7 @@ class Store:
             keys = [key for key, _ in kept]
             utcs = [utc for _, utc in kept]
         if not keys:
-            return 0, None
+            return 0, None, None
         oldest_local = min(key[0] for key in keys)
         previous: list[Row] = []
         if full:
@@ -636,7 +650,10 @@ class Store:
                     )
                 rows.append((device_id, *key, occurrence, utc, run_id))
         inserted = self._insert_rows(rows) if rows else []
-        self._roll_up(run_id, device_id, inserted)
+        self._roll_up(device_id, inserted)
+        new_reasons: dict[int, int] = {}
+        for _peer, reason_id, _utc in inserted:
+            new_reasons[reason_id] = new_reasons.get(reason_id, 0) + 1
         gap = None
         if full and previous and len(inserted) == len(keys):
             oldest = min(range(len(keys)), key=lambda index: keys[index][0])
@@ -648,7 +665,7 @@ class Store:
                 missing_since_local=_local_text(int(previous[0][0])),
                 missing_until_local=_local_text(keys[oldest][0]),
             )
-        return len(inserted), gap
+        return len(inserted), gap, json.dumps(new_reasons, separators=(",", ":"))
 
     def _insert_rows(self, rows: list[Row]) -> list[tuple[int, int, int]]:
         """Insert deletion rows; return (peer_id, reason_id, t_utc) of those inserted."""
@@ -666,58 +683,48 @@ class Store:
             for peer, reason, utc in self.fetch(_INSERT_DELETIONS_PG, columns)
         ]
 
-    def _roll_up(self, run_id: int, device_id: int, rows: list[tuple[int, int, int]]) -> None:
+    def _roll_up(self, device_id: int, rows: list[tuple[int, int, int]]) -> None:
         """Add the inserted rows (peer_id, reason_id, t_utc) to the roll-up tables."""
         if not rows:
             return
-        by_device: dict[tuple[int, int], list[int]] = {}
-        by_peer: dict[tuple[int, int], list[int]] = {}
-        by_peer_reason: dict[tuple[int, int, int], int] = {}
-        by_run: dict[int, int] = {}
+        bits = self._interned.reason_bits
+        days: dict[int, _DayCell] = {}
+        by_peer_reason: dict[tuple[int, int, int], list[int]] = {}
         for peer_id, reason_id, utc in rows:
             day = utc // 86400
-            cell = by_device.get((reason_id, day))
+            cell = days.get(day)
             if cell is None:
-                by_device[(reason_id, day)] = [1, utc, utc]
-            else:
-                cell[0] += 1
-                if utc > cell[1]:
-                    cell[1] = utc
-                elif utc < cell[2]:
-                    cell[2] = utc
-            peer_cell = by_peer.get((peer_id, day))
-            if peer_cell is None:
-                by_peer[(peer_id, day)] = [1, utc]
-            else:
-                peer_cell[0] += 1
-                if utc > peer_cell[1]:
-                    peer_cell[1] = utc
+                cell = days[day] = _DayCell(0, utc, utc, 0, {}, {})
+            cell.add(peer_id, reason_id, utc, bits[reason_id])
             key = (peer_id, reason_id, day)
-            by_peer_reason[key] = by_peer_reason.get(key, 0) + 1
-            by_run[reason_id] = by_run.get(reason_id, 0) + 1
-        # Sorted: concurrent PostgreSQL writers then lock shared cells in the same order.
+            found = by_peer_reason.get(key)
+            if found is None:
+                by_peer_reason[key] = [1, utc]
+            else:
+                found[0] += 1
+                if utc > found[1]:
+                    found[1] = utc
+        # The device's own rows (its lock is held): read, merge in Python, write back.
+        for day, n, newest, oldest, codes, reasons, peers in self.fetch(
+            "SELECT day, n, newest, oldest, codes, reasons, peers FROM roll_device "
+            "WHERE device_id = ? AND day >= ? AND day <= ?",
+            (device_id, min(days), max(days)),
+        ):
+            cell = days.get(int(day))
+            if cell is not None:
+                cell.merge(int(n), int(newest), int(oldest), int(codes), reasons, peers)
         self._upsert(
             "roll_device",
-            [
-                (device_id, reason_id, day, n, newest, oldest)
-                for (reason_id, day), (n, newest, oldest) in sorted(by_device.items())
-            ],
+            [(device_id, day, *days[day].values()) for day in sorted(days)],
         )
+        # Sorted: concurrent PostgreSQL writers lock shared peer cells in the same order.
         self._upsert(
-            "roll_peer",
-            [
-                (peer_id, device_id, day, n, newest)
-                for (peer_id, day), (n, newest) in sorted(by_peer.items())
-            ],
-        )
-        self._upsert("roll_peer_reason", [(*key, n) for key, n in sorted(by_peer_reason.items())])
-        self._upsert(
-            "roll_run",
-            [(run_id, device_id, reason_id, n) for reason_id, n in sorted(by_run.items())],
+            "roll_peer_reason",
+            [(*key, n, newest) for key, (n, newest) in sorted(by_peer_reason.items())],
         )
 
     def _upsert(self, table: str, rows: list[Row]) -> None:
-        """Add counts into roll-up cells (n summed, newest max, oldest min)."""
+        """Write roll-up cells (roll_device: replace; others: add counts, keep newest)."""
         sql = self._upsert_sql.get(table)
         if sql is None:
             sql = self._upsert_sql[table] = _upsert_statement(TABLES[table], self.dialect)
@@ -759,32 +766,44 @@ class Store:
         return removed
 
     def rebuild_rollups(self) -> None:
-        """Recompute every roll-up table from ``deletions`` (after a prune, or to repair)."""
+        """Recompute the roll-up tables from ``deletions`` (after a prune, or to repair)."""
         with self.transaction():
             if self.dialect is Dialect.POSTGRES:
                 # Writers update cells as they go: keep them out while the tables are redone.
-                self._execute("LOCK TABLE roll_device, roll_peer, roll_peer_reason, roll_run")
+                self._execute("LOCK TABLE roll_device, roll_peer_reason")
             for table in ROLLUPS:
                 self._execute(f"DELETE FROM {table}")
+            self._load_interned()
+            bits = self._interned.reason_bits
+            cells: dict[tuple[int, int], _DayCell] = {}
+            for device_id, day, n, newest, oldest in self.fetch(
+                "SELECT device_id, t_utc / 86400 AS day, count(*), max(t_utc), min(t_utc) "
+                "FROM deletions GROUP BY device_id, day"
+            ):
+                cells[(int(device_id), int(day))] = _DayCell(
+                    int(n), int(newest), int(oldest), 0, {}, {}
+                )
+            for device_id, day, reason_id, n in self.fetch(
+                "SELECT device_id, t_utc / 86400 AS day, reason_id, count(*) FROM deletions "
+                "GROUP BY device_id, day, reason_id"
+            ):
+                cell = cells[(int(device_id), int(day))]
+                cell.reasons[int(reason_id)] = int(n)
+                cell.codes |= 1 << bits[int(reason_id)]
+            for device_id, day, peer_id, n in self.fetch(
+                "SELECT device_id, t_utc / 86400 AS day, peer_id, count(*) FROM deletions "
+                "GROUP BY device_id, day, peer_id"
+            ):
+                cells[(int(device_id), int(day))].peers[int(peer_id)] = int(n)
+            if cells:
+                self._upsert(
+                    "roll_device",
+                    [(*key, *cell.values()) for key, cell in sorted(cells.items())],
+                )
             self._execute(
-                "INSERT INTO roll_device (device_id, reason_id, day, n, newest, oldest) "
-                "SELECT device_id, reason_id, t_utc / 86400, count(*), max(t_utc), min(t_utc) "
-                "FROM deletions GROUP BY device_id, reason_id, t_utc / 86400"
-            )
-            self._execute(
-                "INSERT INTO roll_peer (peer_id, device_id, day, n, newest) "
-                "SELECT peer_id, device_id, t_utc / 86400, count(*), max(t_utc) "
-                "FROM deletions GROUP BY peer_id, device_id, t_utc / 86400"
-            )
-            self._execute(
-                "INSERT INTO roll_peer_reason (peer_id, reason_id, day, n) "
-                "SELECT peer_id, reason_id, t_utc / 86400, count(*) "
+                "INSERT INTO roll_peer_reason (peer_id, reason_id, day, n, newest) "
+                "SELECT peer_id, reason_id, t_utc / 86400, count(*), max(t_utc) "
                 "FROM deletions GROUP BY peer_id, reason_id, t_utc / 86400"
-            )
-            self._execute(
-                "INSERT INTO roll_run (run_id, device_id, reason_id, n) "
-                "SELECT first_seen_run, device_id, reason_id, count(*) "
-                "FROM deletions GROUP BY first_seen_run, device_id, reason_id"
             )
 
     def integrity_check(self) -> list[str]:
@@ -856,12 +875,16 @@ class Store:
 
     def new_by_reason(self, run_id: int) -> dict[str, int]:
         """Deletions first seen in ``run_id``, by reason code (for ``--fail-on``)."""
-        rows = self.fetch(
-            "SELECT r.reason_code, sum(x.n) FROM roll_run x JOIN reasons r ON r.id = x.reason_id "
-            "WHERE x.run_id = ? GROUP BY r.reason_code",
+        codes: dict[int, str] = dict(self.fetch("SELECT id, reason_code FROM reasons"))
+        counts: dict[str, int] = {}
+        for (text,) in self.fetch(
+            "SELECT new_reasons FROM device_runs WHERE run_id = ? AND new_reasons IS NOT NULL",
             (run_id,),
-        )
-        return {str(code): int(count) for code, count in rows}
+        ):
+            for reason_id, count in json.loads(text).items():
+                code = str(codes[int(reason_id)])
+                counts[code] = counts.get(code, 0) + int(count)
+        return counts
 
     def gaps(self, run_id: int | None = None) -> list[Gap]:
         """Recorded gaps, of one run or all, oldest first."""
@@ -933,22 +956,84 @@ def _utc_seconds_function(zone: tzinfo) -> Callable[[int], int]:
 
 
 def _upsert_statement(table: Table, dialect: Dialect) -> str:
-    """``INSERT ... ON CONFLICT (key) DO UPDATE`` adding a batch into roll-up cells."""
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` writing a batch of roll-up cells.
+
+    ``roll_device`` rows come merged from Python (replaced); other cells add counts.
+    """
     names = [column.name for column in table.columns]
-    larger, smaller = ("max", "min") if dialect is Dialect.SQLITE else ("greatest", "least")
+    larger = "max" if dialect is Dialect.SQLITE else "greatest"
     merge = {
         "n": f"n = {table.name}.n + excluded.n",
         "newest": f"newest = {larger}({table.name}.newest, excluded.newest)",
-        "oldest": f"oldest = {smaller}({table.name}.oldest, excluded.oldest)",
     }
-    updates = ", ".join(merge[name] for name in names if name not in table.primary_key)
+    replace = table.name == "roll_device"
+    updates = ", ".join(
+        f"{name} = excluded.{name}" if replace else merge[name]
+        for name in names
+        if name not in table.primary_key
+    )
     conflict = f"ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {updates}"
     if dialect is Dialect.SQLITE:
         values = f"VALUES ({', '.join('?' * len(names))})"
     else:
         # One statement per batch: arrays in, rows out of unnest (no per-row round trip).
-        values = f"SELECT * FROM unnest({', '.join(['?::bigint[]'] * len(names))})"
+        types = {ColumnType.TEXT: "text[]"}
+        arrays = ", ".join(f"?::{types.get(c.type, 'bigint[]')}" for c in table.columns)
+        values = f"SELECT * FROM unnest({arrays})"
     return f"INSERT INTO {table.name} ({', '.join(names)}) {values} {conflict}"
+
+
+class _DayCell:
+    """One device's deletions of one UTC day, as ``roll_device`` holds them."""
+
+    __slots__ = ("codes", "n", "newest", "oldest", "peers", "reasons")
+
+    def __init__(
+        self,
+        n: int,
+        newest: int,
+        oldest: int,
+        codes: int,
+        reasons: dict[int, int],
+        peers: dict[int, int],
+    ) -> None:
+        self.n = n
+        self.newest = newest
+        self.oldest = oldest
+        self.codes = codes
+        self.reasons = reasons
+        self.peers = peers
+
+    def add(self, peer_id: int, reason_id: int, utc: int, bit: int) -> None:
+        self.n += 1
+        if utc > self.newest:
+            self.newest = utc
+        elif utc < self.oldest:
+            self.oldest = utc
+        self.codes |= 1 << bit
+        self.reasons[reason_id] = self.reasons.get(reason_id, 0) + 1
+        self.peers[peer_id] = self.peers.get(peer_id, 0) + 1
+
+    def merge(self, n: int, newest: int, oldest: int, codes: int, reasons: str, peers: str) -> None:
+        """Fold in the stored cell of the same day."""
+        self.n += n
+        self.newest = max(self.newest, newest)
+        self.oldest = min(self.oldest, oldest)
+        self.codes |= codes
+        for key, count in json.loads(reasons).items():
+            self.reasons[int(key)] = self.reasons.get(int(key), 0) + int(count)
+        for key, count in json.loads(peers).items():
+            self.peers[int(key)] = self.peers.get(int(key), 0) + int(count)
+
+    def values(self) -> tuple[int, int, int, int, str, str]:
+        return (
+            self.n,
+            self.newest,
+            self.oldest,
+            self.codes,
+            json.dumps(self.reasons, separators=(",", ":")),
+            json.dumps(self.peers, separators=(",", ":")),
+        )
 
 
 _DELETION_COLUMNS = tuple(column.name for column in TABLES["deletions"].columns)

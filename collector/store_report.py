@@ -8,13 +8,20 @@ Times in a history report are UTC (the store converted each device's local time)
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from collector.records import UNKNOWN_REASON_CODE, Category, DeviceStatus, ErrorKind
+from collector.records import (
+    REASON_BY_CODE,
+    UNKNOWN_REASON_CODE,
+    Category,
+    DeviceStatus,
+    ErrorKind,
+)
 from collector.report import (
     CategoryCount,
     DeviceFailure,
@@ -32,6 +39,7 @@ from collector.report import (
     UnknownReason,
 )
 from collector.store import _MAX_OFFSET
+from collector.store_schema import REASON_CODE_BITS, json_entries
 
 if TYPE_CHECKING:
     from collector.store import Store
@@ -39,6 +47,11 @@ if TYPE_CHECKING:
 _BUCKET_SECONDS = {TrendInterval.HOUR: 3600, TrendInterval.DAY: 86400}
 _TWO_DAYS = 2 * 86400
 _CATEGORY_ORDER = {category: index for index, category in enumerate(Category)}
+_CODE_CATEGORY: tuple[Category, ...] = tuple(
+    (REASON_BY_CODE[code].category if code in REASON_BY_CODE else Category.UNKNOWN)
+    for code, _bit in sorted(REASON_CODE_BITS.items(), key=lambda item: item[1])
+)
+"""Category of each bit of ``roll_device.codes``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +115,31 @@ def _devices(store: Store) -> list[_Device]:
     ]
 
 
-def _reason_counts(
-    rows: Iterable[tuple[int, str, str, str, int]],
+def _by_code(
+    per_text: Counter[int], reasons: dict[int, _ReasonInfo], devices: Counter[str]
 ) -> tuple[ReasonCount, ...]:
-    """Fold (device_id, reason text, code, category, count) rows into ReasonCounts."""
+    """Fold counts per reason text into ReasonCounts per code (most deletions first).
+
+    ``example`` is the code's most frequent text (ties: the first alphabetically).
+    """
     counts: Counter[str] = Counter()
-    texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    devices: defaultdict[str, set[int]] = defaultdict(set)
+    texts: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
     categories: dict[str, Category] = {}
-    for device_id, text, code, category, count in rows:
-        counts[code] += count
-        texts[code][text] += count
-        devices[code].add(device_id)
-        categories[code] = _category(category)
+    for reason_id, count in per_text.items():
+        if not count:
+            continue
+        info = reasons[reason_id]
+        counts[info.code] += count
+        texts[info.code].append((-count, info.text))
+        categories[info.code] = info.category
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(
         ReasonCount(
             reason_code=code,
             category=categories[code],
             count=count,
-            example=texts[code].most_common(1)[0][0],
-            devices=len(devices[code]),
+            example=min(texts[code])[1],
+            devices=devices[code],
         )
         for code, count in ordered
     )
@@ -263,8 +280,7 @@ def _peer_texts(store: Store, ids: Iterable[int]) -> dict[int, str]:
 
 def _trend(
     store: Store,
-    plan: _Plan,
-    edges: list[tuple[int, int, int, int]],
+    per_day: Counter[int],
     span: int,
     since: int | None,
     until: int | None,
@@ -276,13 +292,7 @@ def _trend(
         chosen = TrendInterval(interval)
     counts: Counter[int] = Counter()
     if chosen is TrendInterval.DAY:
-        for day, count in store.fetch(
-            f"SELECT day, sum(n) FROM roll_device WHERE {plan.days} GROUP BY day",
-            plan.day_params,
-        ):
-            counts[int(day)] += int(count)
-        for *_, moment in edges:
-            counts[moment // _DAY] += 1
+        counts = per_day
     else:
         # Hours are finer than the roll-ups: count raw rows of the window (per-device
         # ranges when it has a start; a whole-history hourly trend scans the table).
@@ -313,39 +323,38 @@ def _peers(
     """Distinct peers, the flapping ones, and (peer, deletions, devices) if ``every``."""
     counts: Counter[int] = Counter()
     devices: defaultdict[int, set[int]] = defaultdict(set)
-    newest: dict[int, int] = {}
-    for peer_id, device_id, count, moment in store.fetch(
-        "SELECT peer_id, device_id, sum(n), max(newest) FROM roll_peer "
-        f"WHERE {plan.days} GROUP BY peer_id, device_id",
+    entries, key, value = json_entries("r.peers", store.dialect)
+    for peer_id, device_id, count in store.fetch(
+        f"SELECT {key} AS peer_id, r.device_id, sum({value}) FROM roll_device r, {entries} "
+        f"WHERE {plan.days} GROUP BY peer_id, r.device_id",
         plan.day_params,
     ):
-        counts[peer_id] += int(count)
-        devices[peer_id].add(device_id)
-        if int(moment) > newest.get(peer_id, -1):
-            newest[peer_id] = int(moment)
-    for device_id, peer_id, _reason, moment in edges:
+        counts[int(peer_id)] += int(count)
+        devices[int(peer_id)].add(device_id)
+    for device_id, peer_id, _reason, _moment in edges:
         counts[peer_id] += 1
         devices[peer_id].add(device_id)
-        if moment > newest.get(peer_id, -1):
-            newest[peer_id] = moment
     candidates = [peer_id for peer_id, count in counts.items() if count >= threshold]
     texts = _peer_texts(store, counts if every else candidates)
     candidates.sort(key=lambda p: (-counts[p], -len(devices[p]), texts[p]))
     if top is not None:
         candidates = candidates[: max(top, 0)]
     by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    newest: dict[int, int] = {}
     if candidates:
         marks = ", ".join("?" * len(candidates))
-        for peer_id, reason_id, count in store.fetch(
-            "SELECT peer_id, reason_id, sum(n) FROM roll_peer_reason "
+        for peer_id, reason_id, count, moment in store.fetch(
+            "SELECT peer_id, reason_id, sum(n), max(newest) FROM roll_peer_reason "
             f"WHERE peer_id IN ({marks}) AND {plan.days} GROUP BY peer_id, reason_id",
             (*candidates, *plan.day_params),
         ):
             by_reason[int(peer_id)][reasons[int(reason_id)].code] += int(count)
+            newest[int(peer_id)] = max(newest.get(int(peer_id), -1), int(moment))
         chosen = set(candidates)
-        for _device, peer_id, reason_id, _moment in edges:
+        for _device, peer_id, reason_id, moment in edges:
             if peer_id in chosen:
                 by_reason[peer_id][reasons[reason_id].code] += 1
+                newest[peer_id] = max(newest.get(peer_id, -1), moment)
     flaps = tuple(
         PeerFlap(
             peer=texts[peer_id],
@@ -424,66 +433,79 @@ def history_report(
     reasons = _reasons(store)
     edges = _edge_rows(store, plan)
 
-    # Per (device, reason): count, newest, oldest; whole days from the roll-up, edges raw.
-    cells: dict[tuple[int, int], list[int]] = {}
-    for device_id, reason_id, count, newest, oldest in store.fetch(
-        "SELECT device_id, reason_id, sum(n), max(newest), min(oldest) FROM roll_device "
-        f"WHERE {plan.days} GROUP BY device_id, reason_id",
+    # Per device and per day: whole days from the roll-up, edge rows folded in.
+    per_device: Counter[int] = Counter()
+    per_day: Counter[int] = Counter()
+    newest_by_device: dict[int, int] = {}
+    codes_by_device: Counter[int] = Counter()
+    low, high = None, None
+    for device_id, day, count, newest, oldest, codes in store.fetch(
+        f"SELECT device_id, day, n, newest, oldest, codes FROM roll_device WHERE {plan.days}",
         plan.day_params,
     ):
-        cells[(device_id, reason_id)] = [int(count), int(newest), int(oldest)]
-    for device_id, _peer, reason_id, moment in edges:
-        cell = cells.get((device_id, reason_id))
-        if cell is None:
-            cells[(device_id, reason_id)] = [1, moment, moment]
-        else:
-            cell[0] += 1
-            cell[1] = max(cell[1], moment)
-            cell[2] = min(cell[2], moment)
-    reason_rows: list[tuple[int, str, str, str, int]] = []
-    newest_by_device: dict[int, int] = {}
-    per_device: Counter[int] = Counter()
-    per_category: Counter[Category] = Counter()
-    unknown: Counter[str] = Counter()
-    low, high = None, None
-    for (device_id, reason_id), (count, newest, oldest) in cells.items():
-        info = reasons[reason_id]
-        reason_rows.append((device_id, info.text, info.code, info.category.value, count))
         per_device[device_id] += count
-        per_category[info.category] += count
-        if info.code == UNKNOWN_REASON_CODE:
-            unknown[info.text] += count
+        per_day[day] += count
+        codes_by_device[device_id] |= codes
         if newest > newest_by_device.get(device_id, -1):
             newest_by_device[device_id] = newest
         high = newest if high is None else max(high, newest)
         low = oldest if low is None else min(low, oldest)
+    per_text: Counter[int] = Counter()
+    entries, key, value = json_entries("r.reasons", store.dialect)
+    for reason_id, count in store.fetch(
+        f"SELECT {key} AS reason_id, sum({value}) FROM roll_device r, {entries} "
+        f"WHERE {plan.days} GROUP BY reason_id",
+        plan.day_params,
+    ):
+        per_text[int(reason_id)] += int(count)
+    for device_id, _peer, reason_id, moment in edges:
+        per_device[device_id] += 1
+        per_day[moment // _DAY] += 1
+        per_text[reason_id] += 1
+        codes_by_device[device_id] |= 1 << REASON_CODE_BITS[reasons[reason_id].code]
+        if moment > newest_by_device.get(device_id, -1):
+            newest_by_device[device_id] = moment
+        high = moment if high is None else max(high, moment)
+        low = moment if low is None else min(low, moment)
+    # Devices per reason code, from each device's bit set of codes seen in the window.
+    devices_by_code: Counter[str] = Counter()
+    for mask in codes_by_device.values():
+        for code, bit in REASON_CODE_BITS.items():
+            if mask >> bit & 1:
+                devices_by_code[code] += 1
+    reason_rows = _by_code(per_text, reasons, devices_by_code)
+    per_category: Counter[Category] = Counter()
+    unknown: Counter[str] = Counter()
+    for reason_id, count in per_text.items():
+        info = reasons[reason_id]
+        per_category[info.category] += count
+        if info.code == UNKNOWN_REASON_CODE:
+            unknown[info.text] += count
 
     # New deletions: first seen in each device's latest run (several collector hosts
     # may write one database, each with its own runs).
-    latest = {device.id: device.last_run for device in devices if device.last_run is not None}
-    new_rows: list[tuple[int, str, str, str, int]] = []
-    runs = sorted(set(latest.values()))
-    if runs:
-        marks = ", ".join("?" * len(runs))
-        for run, device_id, reason_id, count in store.fetch(
-            f"SELECT run_id, device_id, reason_id, n FROM roll_run WHERE run_id IN ({marks})",
-            runs,
-        ):
-            if latest.get(int(device_id)) == int(run) and count:
-                info = reasons[int(reason_id)]
-                new_rows.append(
-                    (int(device_id), info.text, info.code, info.category.value, int(count))
-                )
+    new_text: Counter[int] = Counter()
     new_per_device: Counter[int] = Counter()
-    for device_id, *_, count in new_rows:
-        new_per_device[device_id] += count
+    new_codes: defaultdict[str, set[int]] = defaultdict(set)
+    for device_id, text in store.fetch(
+        "SELECT d.device_id, d.new_reasons FROM device_runs d "
+        "JOIN devices v ON v.id = d.device_id AND v.last_run = d.run_id "
+        "WHERE d.new_reasons IS NOT NULL"
+    ):
+        for reason_id, count in json.loads(text).items():
+            new_text[int(reason_id)] += int(count)
+            new_per_device[int(device_id)] += int(count)
+            new_codes[reasons[int(reason_id)].code].add(int(device_id))
+    new_rows = _by_code(
+        new_text, reasons, Counter({code: len(ids) for code, ids in new_codes.items()})
+    )
 
     dimension = None if group_by is None else GroupBy(group_by)
     peer_total, flaps, every_peer = _peers(
         store, plan, edges, flap_threshold, top, reasons, dimension is GroupBy.PEER
     )
     span = 0 if low is None or high is None else high - low
-    interval, trend = _trend(store, plan, edges, span, since_s, until_s, trend_interval)
+    interval, trend = _trend(store, per_day, span, since_s, until_s, trend_interval)
     gaps = _gaps(store, since, until)
 
     breakdown: GroupBreakdown | None = None
@@ -495,16 +517,25 @@ def history_report(
                 dimension,
                 _sorted_counts(GroupCount(peer, count, seen) for peer, count, seen in every_peer),
             )
-        else:
-            counts: Counter[str] = Counter()
-            seen_by: defaultdict[str, set[int]] = defaultdict(set)
-            for device_id, _text, code, category, count in reason_rows:
-                key = code if dimension is GroupBy.REASON else _category(category).value
-                counts[key] += count
-                seen_by[key].add(device_id)
+        elif dimension is GroupBy.REASON:
             breakdown = GroupBreakdown(
                 dimension,
-                _sorted_counts(GroupCount(k, n, len(seen_by[k])) for k, n in counts.items()),
+                _sorted_counts(GroupCount(r.reason_code, r.count, r.devices) for r in reason_rows),
+            )
+        else:
+            members: defaultdict[str, int] = defaultdict(int)
+            for mask in codes_by_device.values():
+                seen = {
+                    _CODE_CATEGORY[bit] for bit in range(len(_CODE_CATEGORY)) if mask >> bit & 1
+                }
+                for category in seen:
+                    members[category.value] += 1
+            breakdown = GroupBreakdown(
+                dimension,
+                _sorted_counts(
+                    GroupCount(category.value, count, members[category.value])
+                    for category, count in per_category.items()
+                ),
             )
 
     summaries = tuple(
@@ -545,7 +576,7 @@ def history_report(
         window_since=since,
         window_until=until,
         devices=summaries,
-        by_reason=_reason_counts(reason_rows),
+        by_reason=reason_rows,
         by_category=tuple(
             CategoryCount(category, count)
             for category, count in sorted(
@@ -569,7 +600,7 @@ def history_report(
         gaps=gaps,
         failing=failing,
         unknown_reasons=unknown_list,
-        new_by_reason=_reason_counts(new_rows),
+        new_by_reason=new_rows,
         flap_threshold=flap_threshold,
         run_started=_utc(last_run[0][0]) if last_run else None,
         run_finished=_utc(last_run[0][1]) if last_run else None,

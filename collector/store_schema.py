@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from collector.records import REASONS, UNKNOWN_REASON_CODE
+
 SCHEMA_VERSION = 2
 
 
@@ -172,6 +174,8 @@ SCHEMA: tuple[Table, ...] = (
             Column("finished", _AT),
             Column("attempts", _INT),
             Column("raw", ColumnType.BLOB),
+            # Deletions first seen in this run, as JSON {reason_id: count}.
+            Column("new_reasons", _TEXT),
         ),
         indexes=(
             Index("device_runs_run", ("run_id",)),
@@ -216,48 +220,34 @@ SCHEMA: tuple[Table, ...] = (
         primary_key=DEDUP_KEY,
     ),
     # Roll-ups, maintained in the device's transaction from the rows actually inserted.
-    # Days are UTC (t_utc / 86400). Each is small next to ``deletions``: a
-    # report reads these instead of sorting every stored deletion.
+    # Days are UTC (t_utc / 86400). One row per device and day: the device lock that
+    # serializes a device's writers also guards its roll-up rows, and a device adds about
+    # eight rows for a full buffer of a week. ``reasons`` and ``peers`` are JSON objects
+    # {id: count} (json_each / jsonb_each_text unnest them in SQL); ``codes`` is a bit
+    # set of the reason codes seen (bit = REASON_CODE_BITS), for "devices per reason".
     Table(
         "roll_device",
         (
             Column("device_id", _BIG, not_null=True),
-            Column("reason_id", _BIG, not_null=True),
             Column("day", _INT, not_null=True),
             *_COUNT_NEWEST,
             Column("oldest", _BIG, not_null=True),
+            Column("codes", _BIG, not_null=True),
+            Column("reasons", _TEXT, not_null=True),
+            Column("peers", _TEXT, not_null=True),
         ),
-        primary_key=("device_id", "reason_id", "day"),
+        primary_key=("device_id", "day"),
     ),
-    Table(
-        "roll_peer",
-        (
-            Column("peer_id", _BIG, not_null=True),
-            Column("device_id", _BIG, not_null=True),
-            Column("day", _INT, not_null=True),
-            *_COUNT_NEWEST,
-        ),
-        primary_key=("peer_id", "device_id", "day"),
-    ),
+    # Reasons and last deletion per peer, for the few flapping peers a report lists.
     Table(
         "roll_peer_reason",
         (
             Column("peer_id", _BIG, not_null=True),
             Column("reason_id", _BIG, not_null=True),
             Column("day", _INT, not_null=True),
-            *_COUNT,
+            *_COUNT_NEWEST,
         ),
         primary_key=("peer_id", "reason_id", "day"),
-    ),
-    Table(
-        "roll_run",
-        (
-            Column("run_id", _BIG, not_null=True),
-            Column("device_id", _BIG, not_null=True),
-            Column("reason_id", _BIG, not_null=True),
-            *_COUNT,
-        ),
-        primary_key=("run_id", "device_id", "reason_id"),
     ),
     Table(
         "gaps",
@@ -275,6 +265,25 @@ SCHEMA: tuple[Table, ...] = (
 )
 
 ROLLUPS: tuple[str, ...] = tuple(t.name for t in SCHEMA if t.name.startswith("roll_"))
+
+REASON_CODE_BITS: dict[str, int] = {
+    **{reason.code: bit for bit, reason in enumerate(REASONS)},
+    UNKNOWN_REASON_CODE: len(REASONS),
+}
+"""Bit of each reason code in ``roll_device.codes`` (append only: stored data uses it)."""
+
+
+def json_entries(column: str, dialect: Dialect) -> tuple[str, str, str]:
+    """(FROM item, key expression, integer value expression) unnesting a JSON column.
+
+    Examples:
+        >>> json_entries("r.peers", Dialect.SQLITE)
+        ('json_each(r.peers) AS j', 'CAST(j.key AS INTEGER)', 'j.value')
+    """
+    if dialect is Dialect.SQLITE:
+        return f"json_each({column}) AS j", "CAST(j.key AS INTEGER)", "j.value"
+    return f"jsonb_each_text({column}::jsonb) AS j", "j.key::bigint", "j.value::bigint"
+
 
 TABLES: dict[str, Table] = {table.name: table for table in SCHEMA}
 
