@@ -403,7 +403,9 @@ def classify_error(
             isinstance(item, paramiko.SSHException)
             and re.search(r"Incompatible|no acceptable|no matching", str(item), re.IGNORECASE)
         ):
-            return ErrorKind.PROTOCOL, _one_line(_negotiation_message(str(item)), masker)
+            # The advice comes last and is the point: cut the library's detail, not it.
+            detail = _one_line(str(item), masker, limit=160)
+            return ErrorKind.PROTOCOL, _one_line(_negotiation_message(detail), limit=1000)
         if isinstance(item, paramiko.SSHException) and "banner" in str(item).lower():
             return ErrorKind.PROTOCOL, f"no SSH banner from {where} (is it an SSH server?)"
         if isinstance(item, _ConnectionDropped | EOFError | ConnectionResetError):

@@ -1,0 +1,88 @@
+"""Legacy SSH: a device that offers only SHA-1 key exchange gets a clear, actionable error.
+
+Older VRP releases offer only ``diffie-hellman-group14-sha1``, which paramiko 5 removed. The
+mock fleet is started with that single key exchange (its server's algorithm list is the
+mock's configuration, not the collector's), and the real CLI must fail that device with
+``protocol`` and one line that says what to do: enable a SHA-2 key exchange on the device,
+or install paramiko<5 (``netmiko[par4]``) and run with ``--legacy-ssh``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import mock_devices.server
+from collector.cli import main
+from collector.transport import legacy_kex_available
+from mock_devices.fleet import FleetThread, start_fleet
+
+PASSWORD = "legacy-ssh-Pw-6120"
+SCENARIO = {
+    "defaults": {"username": "admin", "records": {"generate": {"count": 3, "seed": 2}}},
+    "devices": [{"name": "old-vrp"}],
+}
+
+
+@pytest.fixture
+def sha1_only_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FleetThread]:
+    monkeypatch.setattr(mock_devices.server, "KEX_ALGS", ("diffie-hellman-group14-sha1",))
+    fleet = start_fleet(SCENARIO, password=PASSWORD, inventory=tmp_path / "inventory")
+    yield fleet
+    fleet.stop()
+
+
+def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    assert fleet.inventory_path is not None
+    result = CliRunner().invoke(
+        main,
+        [
+            "collect",
+            "--inventory",
+            str(fleet.inventory_path),
+            "--known-hosts",
+            str(tmp / "known_hosts"),
+            "--no-store",
+            "--timeout",
+            "10",
+            "--format",
+            "json",
+            *args,
+        ],
+        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    )
+    assert "Traceback" not in result.stderr
+    (device,) = json.loads(result.stdout)["devices"]
+    error = device["error"]
+    assert isinstance(error, dict)
+    return result.exit_code, error, result.stderr
+
+
+@pytest.mark.skipif(legacy_kex_available(), reason="this paramiko still has SHA-1 kex")
+def test_sha1_only_device_fails_with_what_to_do(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, error, stderr = collect(sha1_only_fleet, tmp_path)
+    assert code == 3
+    assert error["kind"] == "protocol"
+    message = str(error["message"])
+    assert message.startswith("SSH negotiation failed")
+    for advice in ("SHA-1", "diffie-hellman-group14-sha1", "netmiko[par4]", "--legacy-ssh"):
+        assert advice in message, advice
+    assert f"old-vrp: protocol: {message}" in stderr
+    assert not any(e.kind == "login" for e in sha1_only_fleet.device("old-vrp").journal())
+
+
+@pytest.mark.skipif(legacy_kex_available(), reason="this paramiko still has SHA-1 kex")
+def test_legacy_ssh_without_paramiko_4_says_so(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, error, stderr = collect(sha1_only_fleet, tmp_path, "--legacy-ssh")
+    assert code == 3
+    assert "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left" in stderr
+    assert "netmiko[par4]" in stderr
+    assert error["kind"] == "protocol"
