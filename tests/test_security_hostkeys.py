@@ -142,9 +142,7 @@ def test_strict_refuses_unknown_keys_before_login(fleet: FleetThread, tmp_path: 
     assert not known_hosts.exists() or known_hosts.read_text() == ""
 
 
-def test_strict_accepts_keys_recorded_by_an_earlier_run(
-    fleet: FleetThread, tmp_path: Path
-) -> None:
+def test_strict_accepts_keys_recorded_by_an_earlier_run(fleet: FleetThread, tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts"
     assert collect(fleet, known_hosts, "--host", "edge-a").code == 0
     run = collect(fleet, known_hosts, "--strict-host-keys")
