@@ -152,7 +152,7 @@ class _Interned:
         self.peers: dict[str, int] = {}
         self.reasons: dict[str, int] = {}
         self.reason_bits: dict[int, int] = {}
-        """reason_id -> bit of its code in ``roll_device.codes``."""
+        """reason_id -> the bit (a power of two) of its code in ``roll_device.codes``."""
         self.loaded = False
 
     def forget(self, entries: Iterable[tuple[str, str]]) -> None:
@@ -408,7 +408,7 @@ class Store:
         )
         for reason_id, text, code in self.fetch("SELECT id, reason, reason_code FROM reasons"):
             self._interned.reasons[str(text)] = int(reason_id)
-            self._interned.reason_bits[int(reason_id)] = REASON_CODE_BITS.get(
+            self._interned.reason_bits[int(reason_id)] = 1 << REASON_CODE_BITS.get(
                 str(code), REASON_CODE_BITS[UNKNOWN_REASON_CODE]
             )
         self._interned.loaded = True
@@ -438,7 +438,7 @@ class Store:
             (text, code, category.value),
         ) or self.fetch("SELECT id FROM reasons WHERE reason = ?", (text,))
         self._interned.reasons[text] = reason_id = int(rows[0][0])
-        self._interned.reason_bits[reason_id] = REASON_CODE_BITS[code]
+        self._interned.reason_bits[reason_id] = 1 << REASON_CODE_BITS[code]
         self._pending.append(("reasons", text))
         return reason_id
 
@@ -522,6 +522,7 @@ class Store:
         gap: Gap | None = None
         new_records = 0
         new_reasons: str | None = None
+        new_codes = 0
         digest: str | None = None
         with self.transaction():
             device_id, last_digest, pruned_until = self._device_row(
@@ -531,15 +532,15 @@ class Store:
                 keys, digest = self._snapshot_keys(records)
                 # Unchanged since the last run (the common cron case): nothing to diff.
                 if digest != last_digest:
-                    new_records, gap, new_reasons = self._insert_snapshot(
+                    new_records, gap, new_reasons, new_codes = self._insert_snapshot(
                         run_id, device.name, device_id, keys, tz, pruned_until, full
                     )
             error = result.error
             self._execute(
                 "INSERT INTO device_runs (run_id, device_id, status, error_kind, error_message, "
                 "record_count, declared_count, new_records, gap, clock_skew, zone_source, "
-                "started, finished, attempts, raw, new_reasons) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "started, finished, attempts, raw, new_reasons, new_codes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     device_id,
@@ -557,6 +558,7 @@ class Store:
                     result.attempts,
                     raw,
                     new_reasons,
+                    new_codes,
                 ),
             )
             self._execute(
@@ -608,7 +610,7 @@ class Store:
         zone: tzinfo,
         pruned_until: int,
         full: bool,
-    ) -> tuple[int, Gap | None, str | None]:
+    ) -> tuple[int, Gap | None, str | None, int]:
         """Insert the rows of the snapshot not stored yet; update the roll-ups from them."""
         to_utc = _utc_seconds_function(zone)
         utcs = [to_utc(key[0]) for key in keys]
@@ -618,7 +620,7 @@ class Store:
             keys = [key for key, _ in kept]
             utcs = [utc for _, utc in kept]
         if not keys:
-            return 0, None, None
+            return 0, None, None, 0
         oldest_local = min(key[0] for key in keys)
         previous: list[Row] = []
         if full:
@@ -654,6 +656,10 @@ class Store:
         new_reasons: dict[int, int] = {}
         for _peer, reason_id, _utc in inserted:
             new_reasons[reason_id] = new_reasons.get(reason_id, 0) + 1
+        bits = self._interned.reason_bits
+        new_codes = 0
+        for reason_id in new_reasons:
+            new_codes |= bits[reason_id]
         gap = None
         if full and previous and len(inserted) == len(keys):
             oldest = min(range(len(keys)), key=lambda index: keys[index][0])
@@ -665,7 +671,7 @@ class Store:
                 missing_since_local=_local_text(int(previous[0][0])),
                 missing_until_local=_local_text(keys[oldest][0]),
             )
-        return len(inserted), gap, json.dumps(new_reasons, separators=(",", ":"))
+        return len(inserted), gap, json.dumps(new_reasons, separators=(",", ":")), new_codes
 
     def _insert_rows(self, rows: list[Row]) -> list[tuple[int, int, int]]:
         """Insert deletion rows; return (peer_id, reason_id, t_utc) of those inserted."""
@@ -689,39 +695,29 @@ class Store:
             return
         bits = self._interned.reason_bits
         days: dict[int, _DayCell] = {}
-        by_peer_reason: dict[tuple[int, int, int], list[int]] = {}
+        by_reason: dict[tuple[int, int], int] = {}
         for peer_id, reason_id, utc in rows:
             day = utc // 86400
             cell = days.get(day)
             if cell is None:
-                cell = days[day] = _DayCell(0, utc, utc, 0, {}, {})
-            cell.add(peer_id, reason_id, utc, bits[reason_id])
-            key = (peer_id, reason_id, day)
-            found = by_peer_reason.get(key)
-            if found is None:
-                by_peer_reason[key] = [1, utc]
-            else:
-                found[0] += 1
-                if utc > found[1]:
-                    found[1] = utc
+                cell = days[day] = _DayCell(0, utc, utc, 0, {})
+            cell.add(peer_id, utc, bits[reason_id])
+            by_reason[(day, reason_id)] = by_reason.get((day, reason_id), 0) + 1
         # The device's own rows (its lock is held): read, merge in Python, write back.
-        for day, n, newest, oldest, codes, reasons, peers in self.fetch(
-            "SELECT day, n, newest, oldest, codes, reasons, peers FROM roll_device "
+        for day, n, newest, oldest, codes, peers in self.fetch(
+            "SELECT day, n, newest, oldest, codes, peers FROM roll_device "
             "WHERE device_id = ? AND day >= ? AND day <= ?",
             (device_id, min(days), max(days)),
         ):
             cell = days.get(int(day))
             if cell is not None:
-                cell.merge(int(n), int(newest), int(oldest), int(codes), reasons, peers)
+                cell.merge(int(n), int(newest), int(oldest), int(codes), peers)
         self._upsert(
             "roll_device",
             [(device_id, day, *days[day].values()) for day in sorted(days)],
         )
-        # Sorted: concurrent PostgreSQL writers lock shared peer cells in the same order.
-        self._upsert(
-            "roll_peer_reason",
-            [(*key, n, newest) for key, (n, newest) in sorted(by_peer_reason.items())],
-        )
+        # Sorted: concurrent PostgreSQL writers lock these shared cells in the same order.
+        self._upsert("roll_reason", [(*key, n) for key, n in sorted(by_reason.items())])
 
     def _upsert(self, table: str, rows: list[Row]) -> None:
         """Write roll-up cells (roll_device: replace; others: add counts, keep newest)."""
@@ -770,7 +766,7 @@ class Store:
         with self.transaction():
             if self.dialect is Dialect.POSTGRES:
                 # Writers update cells as they go: keep them out while the tables are redone.
-                self._execute("LOCK TABLE roll_device, roll_peer_reason")
+                self._execute(f"LOCK TABLE {', '.join(ROLLUPS)}")
             for table in ROLLUPS:
                 self._execute(f"DELETE FROM {table}")
             self._load_interned()
@@ -781,15 +777,12 @@ class Store:
                 "FROM deletions GROUP BY device_id, day"
             ):
                 cells[(int(device_id), int(day))] = _DayCell(
-                    int(n), int(newest), int(oldest), 0, {}, {}
+                    int(n), int(newest), int(oldest), 0, {}
                 )
-            for device_id, day, reason_id, n in self.fetch(
-                "SELECT device_id, t_utc / 86400 AS day, reason_id, count(*) FROM deletions "
-                "GROUP BY device_id, day, reason_id"
+            for device_id, day, reason_id in self.fetch(
+                "SELECT DISTINCT device_id, t_utc / 86400, reason_id FROM deletions"
             ):
-                cell = cells[(int(device_id), int(day))]
-                cell.reasons[int(reason_id)] = int(n)
-                cell.codes |= 1 << bits[int(reason_id)]
+                cells[(int(device_id), int(day))].codes |= bits[int(reason_id)]
             for device_id, day, peer_id, n in self.fetch(
                 "SELECT device_id, t_utc / 86400 AS day, peer_id, count(*) FROM deletions "
                 "GROUP BY device_id, day, peer_id"
@@ -801,9 +794,9 @@ class Store:
                     [(*key, *cell.values()) for key, cell in sorted(cells.items())],
                 )
             self._execute(
-                "INSERT INTO roll_peer_reason (peer_id, reason_id, day, n, newest) "
-                "SELECT peer_id, reason_id, t_utc / 86400, count(*), max(t_utc) "
-                "FROM deletions GROUP BY peer_id, reason_id, t_utc / 86400"
+                "INSERT INTO roll_reason (day, reason_id, n) "
+                "SELECT t_utc / 86400, reason_id, count(*) FROM deletions "
+                "GROUP BY t_utc / 86400, reason_id"
             )
 
     def integrity_check(self) -> list[str]:
@@ -986,52 +979,39 @@ def _upsert_statement(table: Table, dialect: Dialect) -> str:
 class _DayCell:
     """One device's deletions of one UTC day, as ``roll_device`` holds them."""
 
-    __slots__ = ("codes", "n", "newest", "oldest", "peers", "reasons")
+    __slots__ = ("codes", "n", "newest", "oldest", "peers")
 
-    def __init__(
-        self,
-        n: int,
-        newest: int,
-        oldest: int,
-        codes: int,
-        reasons: dict[int, int],
-        peers: dict[int, int],
-    ) -> None:
+    def __init__(self, n: int, newest: int, oldest: int, codes: int, peers: dict[int, int]) -> None:
         self.n = n
         self.newest = newest
         self.oldest = oldest
         self.codes = codes
-        self.reasons = reasons
         self.peers = peers
 
-    def add(self, peer_id: int, reason_id: int, utc: int, bit: int) -> None:
+    def add(self, peer_id: int, utc: int, bit: int) -> None:
         self.n += 1
         if utc > self.newest:
             self.newest = utc
         elif utc < self.oldest:
             self.oldest = utc
-        self.codes |= 1 << bit
-        self.reasons[reason_id] = self.reasons.get(reason_id, 0) + 1
+        self.codes |= bit
         self.peers[peer_id] = self.peers.get(peer_id, 0) + 1
 
-    def merge(self, n: int, newest: int, oldest: int, codes: int, reasons: str, peers: str) -> None:
+    def merge(self, n: int, newest: int, oldest: int, codes: int, peers: str) -> None:
         """Fold in the stored cell of the same day."""
         self.n += n
         self.newest = max(self.newest, newest)
         self.oldest = min(self.oldest, oldest)
         self.codes |= codes
-        for key, count in json.loads(reasons).items():
-            self.reasons[int(key)] = self.reasons.get(int(key), 0) + int(count)
         for key, count in json.loads(peers).items():
             self.peers[int(key)] = self.peers.get(int(key), 0) + int(count)
 
-    def values(self) -> tuple[int, int, int, int, str, str]:
+    def values(self) -> tuple[int, int, int, int, str]:
         return (
             self.n,
             self.newest,
             self.oldest,
             self.codes,
-            json.dumps(self.reasons, separators=(",", ":")),
             json.dumps(self.peers, separators=(",", ":")),
         )
 

@@ -8,9 +8,8 @@ Times in a history report are UTC (the store converted each device's local time)
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -52,6 +51,8 @@ _CODE_CATEGORY: tuple[Category, ...] = tuple(
     for code, _bit in sorted(REASON_CODE_BITS.items(), key=lambda item: item[1])
 )
 """Category of each bit of ``roll_device.codes``."""
+_CODES_OR = " | ".join(f"max(codes & {1 << bit})" for bit in range(len(REASON_CODE_BITS)))
+"""Bitwise OR of ``codes`` over a group (no bit_or aggregate in SQLite): OR of per-bit max."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,17 @@ def _by_code(
     )
 
 
+def _devices_by_code(masks: Iterable[int]) -> Counter[str]:
+    """How many devices' bit sets of reason codes hold each code."""
+    listed = list(masks)
+    return Counter(
+        {
+            code: sum(1 for mask in listed if mask >> bit & 1)
+            for code, bit in REASON_CODE_BITS.items()
+        }
+    )
+
+
 def _sorted_counts(counts: Iterable[GroupCount]) -> tuple[GroupCount, ...]:
     return tuple(
         sorted(counts, key=lambda item: (-item.deletions, item.key is None, item.key or ""))
@@ -179,6 +191,8 @@ def _device_breakdown(
 
 _DAY = 86400
 _HOUR = 3600
+_MAX_LISTED_DEVICES = 5000
+"""Above this many devices a query names them with a sub-select, not parameters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,24 +233,29 @@ class _Plan:
         return cls(" AND ".join(clauses) or "1 = 1", tuple(params), tuple(edges))
 
 
-def _raw_range(low: int | None, high: int | None) -> tuple[str, tuple[int, ...]]:
+def _raw_range(
+    low: int | None, high: int | None, devices: Sequence[int] | None = None
+) -> tuple[str, tuple[int, ...]]:
     """SQL over ``deletions`` for ``low <= t_utc < high``, using the clustered key.
 
-    The table is clustered on (device_id, t_local, ...): naming every device and a
-    local-time range widened by the largest UTC offset lets SQLite seek per device
-    instead of scanning every row; the t_utc condition then makes it exact.
+    The table is clustered on (device_id, t_local, ...): naming the devices (all, or
+    ``devices``) and a local-time range widened by the largest UTC offset lets the
+    database seek per device instead of reading every row; t_utc then makes it exact.
     """
     clauses: list[str] = []
     params: list[int] = []
+    if devices is not None and len(devices) <= _MAX_LISTED_DEVICES:
+        clauses.append(f"device_id IN ({', '.join('?' * len(devices))})")
+        params += devices
+    elif low is not None or high is not None:
+        clauses.append("device_id IN (SELECT id FROM devices)")
     if low is not None:
         clauses += ["t_local >= ?", "t_utc >= ?"]
         params += [low - _MAX_OFFSET, low]
     if high is not None:
         clauses += ["t_local < ?", "t_utc < ?"]
         params += [high + _MAX_OFFSET, high]
-    if not clauses:
-        return "1 = 1", ()
-    return "device_id IN (SELECT id FROM devices) AND " + " AND ".join(clauses), tuple(params)
+    return " AND ".join(clauses) or "1 = 1", tuple(params)
 
 
 def _edge_rows(store: Store, plan: _Plan) -> list[tuple[int, int, int, int]]:
@@ -280,7 +299,8 @@ def _peer_texts(store: Store, ids: Iterable[int]) -> dict[int, str]:
 
 def _trend(
     store: Store,
-    per_day: Counter[int],
+    plan: _Plan,
+    edges: list[tuple[int, int, int, int]],
     span: int,
     since: int | None,
     until: int | None,
@@ -292,7 +312,13 @@ def _trend(
         chosen = TrendInterval(interval)
     counts: Counter[int] = Counter()
     if chosen is TrendInterval.DAY:
-        counts = per_day
+        for day, count in store.fetch(
+            f"SELECT day, sum(n) FROM roll_device WHERE {plan.days} GROUP BY day",
+            plan.day_params,
+        ):
+            counts[int(day)] += int(count)
+        for *_, moment in edges:
+            counts[moment // _DAY] += 1
     else:
         # Hours are finer than the roll-ups: count raw rows of the window (per-device
         # ranges when it has a start; a whole-history hourly trend scans the table).
@@ -315,6 +341,8 @@ def _peers(
     store: Store,
     plan: _Plan,
     edges: list[tuple[int, int, int, int]],
+    since: int | None,
+    until: int | None,
     threshold: int,
     top: int | None,
     reasons: dict[int, _ReasonInfo],
@@ -342,19 +370,18 @@ def _peers(
     by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
     newest: dict[int, int] = {}
     if candidates:
+        # Reasons and last deletion of the few listed peers: from the raw rows of the
+        # devices that saw them (known from the roll-up), through (device, time) ranges.
+        seen_by = sorted(set().union(*(devices[peer_id] for peer_id in candidates)))
+        where, params = _raw_range(since, until, seen_by)
         marks = ", ".join("?" * len(candidates))
         for peer_id, reason_id, count, moment in store.fetch(
-            "SELECT peer_id, reason_id, sum(n), max(newest) FROM roll_peer_reason "
-            f"WHERE peer_id IN ({marks}) AND {plan.days} GROUP BY peer_id, reason_id",
-            (*candidates, *plan.day_params),
+            "SELECT peer_id, reason_id, count(*), max(t_utc) FROM deletions "
+            f"WHERE {where} AND peer_id IN ({marks}) GROUP BY peer_id, reason_id",
+            (*params, *candidates),
         ):
             by_reason[int(peer_id)][reasons[int(reason_id)].code] += int(count)
             newest[int(peer_id)] = max(newest.get(int(peer_id), -1), int(moment))
-        chosen = set(candidates)
-        for _device, peer_id, reason_id, moment in edges:
-            if peer_id in chosen:
-                by_reason[peer_id][reasons[reason_id].code] += 1
-                newest[peer_id] = max(newest.get(peer_id, -1), moment)
     flaps = tuple(
         PeerFlap(
             peer=texts[peer_id],
@@ -433,34 +460,29 @@ def history_report(
     reasons = _reasons(store)
     edges = _edge_rows(store, plan)
 
-    # Per device and per day: whole days from the roll-up, edge rows folded in.
+    # Per device: whole days from the roll-up (summed in SQL), edge rows folded in.
     per_device: Counter[int] = Counter()
-    per_day: Counter[int] = Counter()
     newest_by_device: dict[int, int] = {}
     codes_by_device: Counter[int] = Counter()
     low, high = None, None
-    for device_id, day, count, newest, oldest, codes in store.fetch(
-        f"SELECT device_id, day, n, newest, oldest, codes FROM roll_device WHERE {plan.days}",
+    for device_id, count, newest, oldest, codes in store.fetch(
+        f"SELECT device_id, sum(n), max(newest), min(oldest), {_CODES_OR} FROM roll_device "
+        f"WHERE {plan.days} GROUP BY device_id",
         plan.day_params,
     ):
-        per_device[device_id] += count
-        per_day[day] += count
-        codes_by_device[device_id] |= codes
-        if newest > newest_by_device.get(device_id, -1):
-            newest_by_device[device_id] = newest
-        high = newest if high is None else max(high, newest)
-        low = oldest if low is None else min(low, oldest)
+        per_device[device_id] = int(count)
+        codes_by_device[device_id] = int(codes)
+        newest_by_device[device_id] = int(newest)
+        high = int(newest) if high is None else max(high, int(newest))
+        low = int(oldest) if low is None else min(low, int(oldest))
     per_text: Counter[int] = Counter()
-    entries, key, value = json_entries("r.reasons", store.dialect)
     for reason_id, count in store.fetch(
-        f"SELECT {key} AS reason_id, sum({value}) FROM roll_device r, {entries} "
-        f"WHERE {plan.days} GROUP BY reason_id",
+        f"SELECT reason_id, sum(n) FROM roll_reason WHERE {plan.days} GROUP BY reason_id",
         plan.day_params,
     ):
-        per_text[int(reason_id)] += int(count)
+        per_text[int(reason_id)] = int(count)
     for device_id, _peer, reason_id, moment in edges:
         per_device[device_id] += 1
-        per_day[moment // _DAY] += 1
         per_text[reason_id] += 1
         codes_by_device[device_id] |= 1 << REASON_CODE_BITS[reasons[reason_id].code]
         if moment > newest_by_device.get(device_id, -1):
@@ -468,12 +490,7 @@ def history_report(
         high = moment if high is None else max(high, moment)
         low = moment if low is None else min(low, moment)
     # Devices per reason code, from each device's bit set of codes seen in the window.
-    devices_by_code: Counter[str] = Counter()
-    for mask in codes_by_device.values():
-        for code, bit in REASON_CODE_BITS.items():
-            if mask >> bit & 1:
-                devices_by_code[code] += 1
-    reason_rows = _by_code(per_text, reasons, devices_by_code)
+    reason_rows = _by_code(per_text, reasons, _devices_by_code(codes_by_device.values()))
     per_category: Counter[Category] = Counter()
     unknown: Counter[str] = Counter()
     for reason_id, count in per_text.items():
@@ -484,28 +501,39 @@ def history_report(
 
     # New deletions: first seen in each device's latest run (several collector hosts
     # may write one database, each with its own runs).
-    new_text: Counter[int] = Counter()
-    new_per_device: Counter[int] = Counter()
-    new_codes: defaultdict[str, set[int]] = defaultdict(set)
-    for device_id, text in store.fetch(
-        "SELECT d.device_id, d.new_reasons FROM device_runs d "
-        "JOIN devices v ON v.id = d.device_id AND v.last_run = d.run_id "
-        "WHERE d.new_reasons IS NOT NULL"
-    ):
-        for reason_id, count in json.loads(text).items():
-            new_text[int(reason_id)] += int(count)
-            new_per_device[int(device_id)] += int(count)
-            new_codes[reasons[int(reason_id)].code].add(int(device_id))
-    new_rows = _by_code(
-        new_text, reasons, Counter({code: len(ids) for code, ids in new_codes.items()})
+    latest_runs = (
+        "FROM device_runs d JOIN devices v ON v.id = d.device_id AND v.last_run = d.run_id"
     )
+    new_per_device: Counter[int] = Counter()
+    new_masks: list[int] = []
+    for device_id, count, codes in store.fetch(
+        f"SELECT d.device_id, d.new_records, d.new_codes {latest_runs}"
+    ):
+        new_per_device[int(device_id)] += int(count)
+        new_masks.append(int(codes))
+    new_text: Counter[int] = Counter()
+    entries, key, value = json_entries("d.new_reasons", store.dialect)
+    for reason_id, count in store.fetch(
+        f"SELECT {key} AS reason_id, sum({value}) {latest_runs}, {entries} "
+        "WHERE d.new_reasons IS NOT NULL GROUP BY reason_id"
+    ):
+        new_text[int(reason_id)] = int(count)
+    new_rows = _by_code(new_text, reasons, _devices_by_code(new_masks))
 
     dimension = None if group_by is None else GroupBy(group_by)
     peer_total, flaps, every_peer = _peers(
-        store, plan, edges, flap_threshold, top, reasons, dimension is GroupBy.PEER
+        store,
+        plan,
+        edges,
+        since_s,
+        until_s,
+        flap_threshold,
+        top,
+        reasons,
+        dimension is GroupBy.PEER,
     )
     span = 0 if low is None or high is None else high - low
-    interval, trend = _trend(store, per_day, span, since_s, until_s, trend_interval)
+    interval, trend = _trend(store, plan, edges, span, since_s, until_s, trend_interval)
     gaps = _gaps(store, since, until)
 
     breakdown: GroupBreakdown | None = None

@@ -174,8 +174,10 @@ SCHEMA: tuple[Table, ...] = (
             Column("finished", _AT),
             Column("attempts", _INT),
             Column("raw", ColumnType.BLOB),
-            # Deletions first seen in this run, as JSON {reason_id: count}.
+            # Deletions first seen in this run, as JSON {reason_id: count}, and the bit set
+            # of their reason codes (as ``roll_device.codes``).
             Column("new_reasons", _TEXT),
+            Column("new_codes", _BIG, not_null=True, default="0"),
         ),
         indexes=(
             Index("device_runs_run", ("run_id",)),
@@ -222,9 +224,9 @@ SCHEMA: tuple[Table, ...] = (
     # Roll-ups, maintained in the device's transaction from the rows actually inserted.
     # Days are UTC (t_utc / 86400). One row per device and day: the device lock that
     # serializes a device's writers also guards its roll-up rows, and a device adds about
-    # eight rows for a full buffer of a week. ``reasons`` and ``peers`` are JSON objects
-    # {id: count} (json_each / jsonb_each_text unnest them in SQL); ``codes`` is a bit
-    # set of the reason codes seen (bit = REASON_CODE_BITS), for "devices per reason".
+    # eight rows for a full buffer of a week. ``peers`` is a JSON object {peer_id: count}
+    # (json_each / jsonb_each_text unnest it in SQL); ``codes`` is a bit set of the
+    # reason codes seen (bit = REASON_CODE_BITS), for "devices per reason".
     Table(
         "roll_device",
         (
@@ -233,21 +235,21 @@ SCHEMA: tuple[Table, ...] = (
             *_COUNT_NEWEST,
             Column("oldest", _BIG, not_null=True),
             Column("codes", _BIG, not_null=True),
-            Column("reasons", _TEXT, not_null=True),
             Column("peers", _TEXT, not_null=True),
         ),
         primary_key=("device_id", "day"),
     ),
-    # Reasons and last deletion per peer, for the few flapping peers a report lists.
+    # Fleet-wide counts per day and reason text: by reason, category, unknown texts.
+    # A few hundred rows, so a device's update dirties one or two pages (a per-peer
+    # table here cost ~3 us per stored row in SQLite, its cells scattered over the file).
     Table(
-        "roll_peer_reason",
+        "roll_reason",
         (
-            Column("peer_id", _BIG, not_null=True),
-            Column("reason_id", _BIG, not_null=True),
             Column("day", _INT, not_null=True),
-            *_COUNT_NEWEST,
+            Column("reason_id", _BIG, not_null=True),
+            *_COUNT,
         ),
-        primary_key=("peer_id", "reason_id", "day"),
+        primary_key=("day", "reason_id"),
     ),
     Table(
         "gaps",
