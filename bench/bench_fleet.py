@@ -1,0 +1,587 @@
+"""Benchmark: collect a mock fleet three ways in one run and compare them.
+
+Starts ``mock-huawei-fleet`` as a subprocess (its CPU is not the client's) with
+``--devices`` devices cloned from the shipped ``fleet`` scenario, ``--records`` deletions
+each and ``--latency-ms`` added before every command's answer, waits for READY, then:
+
+* **probe**: one device collected 5 times in a row with our ``NetmikoTransport``; the
+  median is one device's round trip, and the **ideal** wall time of a run is
+  ``ceil(devices / workers) x round trip``;
+* **(a) collect**: ``collect-ike-offline collect`` as a subprocess, store on (a fresh
+  SQLite file), ``--workers`` as given (else the collector's default), other settings
+  at their defaults, ``--format csv --output`` (per-device status and counts, checked);
+* **(b) nornir**: Nornir 3 + nornir_netmiko ``netmiko_send_command``, threaded runner
+  with the same worker count, then ``close_connections()``;
+* **(c) netmiko loop**: stock netmiko ``ConnectHandler`` one device after the other over
+  the first ``--subset`` devices, extrapolated per device to the whole fleet.
+
+Each method runs in its own process (``bench.fleet_clients`` for (b), (c) and the
+probe): wall time is that process's, start to exit, so interpreter start and imports
+count for (a) and (b) alike; client CPU (user + system) and peak RSS come from
+``os.wait4`` on it. For (c) the wall and CPU are the loop's own (measured inside the
+process), scaled to the fleet. The mock's CPU during each method is read from
+``/proc/<pid>/stat``. Every method must read ``--records`` rows from every device it
+visits, or the benchmark exits 1 (after printing the table).
+
+    .venv/bin/python -m bench.bench_fleet --devices 100 --workers 50 --latency-ms 50 --records 200
+    .venv/bin/python -m bench.bench_fleet --devices 1000
+
+Prints the machine and a table; writes nothing to the repository unless ``--write-md``
+(then the same block is added to the Fleet section of ``docs/BENCHMARKS.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tabulate import tabulate
+
+from bench.fleet_clients import PASSWORD_ENV
+from mock_devices.loadcheck import cpu_seconds
+from mock_devices.process import FleetProcess, start_fleet_process
+from mock_devices.scenario import SCENARIO_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MD = ROOT / "docs" / "BENCHMARKS.md"
+MD_MARKER = "<!-- fleet runs end here: bench_fleet --write-md inserts above this line -->"
+COLLECTOR_PASSWORD_ENV = "IKE_COLLECTOR_PASSWORD"
+DEFAULT_COLLECTOR_WORKERS = 32
+"""``collect --workers`` default (collector/cli.py)."""
+METHODS = ("collect", "nornir", "netmiko")
+LIBRARIES = ("netmiko", "paramiko", "cryptography", "nornir", "nornir_netmiko", "asyncssh")
+
+
+@dataclass
+class Measured:
+    """One method's figures."""
+
+    label: str
+    devices: int
+    """Devices this method was asked to read (the subset for the netmiko loop)."""
+    wall_s: float
+    """Whole-fleet wall time (extrapolated for the loop)."""
+    cpu_ms_per_device: float
+    rss_mib: float
+    mock_cpu_ms_per_device: float
+    rows_ok: int
+    """Devices whose row count matched."""
+    problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process: wall, rusage, exit code, captured output."""
+
+    wall_s: float
+    cpu_s: float
+    maxrss_kib: int
+    returncode: int
+    stdout: str
+    stderr: str
+    mock_cpu_s: float
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for name in LIBRARIES:
+        try:
+            versions.append(f"{name} {metadata.version(name.replace('_', '-'))}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return {
+        "cpus": str(os.cpu_count() or 0),
+        "cpu": model,
+        "python": platform.python_version(),
+        "libraries": ", ".join(versions),
+        "load": load,
+    }
+
+
+def write_scenario(path: Path, latency_ms: int, records: int) -> Path:
+    """The shipped ``fleet`` scenario with this latency and record count."""
+    data: dict[str, Any] = yaml.safe_load((SCENARIO_DIR / "fleet.yaml").read_text("utf-8"))
+    defaults = dict(data.get("defaults") or {})
+    defaults["latency_ms"] = latency_ms
+    defaults["records"] = {"generate": {"count": records, "seed": 7}}
+    defaults["password_env"] = "MOCK_PASSWORD"
+    data["defaults"] = defaults
+    template = dict(data.get("template") or {})
+    template["faulty_fraction"] = 0.0
+    data["template"] = template
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_child(
+    command: Sequence[str], env: dict[str, str], fleet_pid: int, timeout: float
+) -> ChildRun:
+    """Run one client process to its end; its own rusage via ``os.wait4``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        mock_before = cpu_seconds(fleet_pid)
+        began = time.perf_counter()
+        process = subprocess.Popen(list(command), stdout=out, stderr=err, env=env, cwd=ROOT)
+        deadline = began + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid == process.pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - began
+        mock_cpu = cpu_seconds(fleet_pid) - mock_before
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(
+            wall_s=wall,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            maxrss_kib=usage.ru_maxrss,
+            returncode=process.returncode,
+            stdout=out.read(),
+            stderr=err.read(),
+            mock_cpu_s=mock_cpu,
+        )
+
+
+def _script(name: str, module: str) -> list[str]:
+    script = Path(sys.executable).with_name(name)
+    return [str(script)] if script.exists() else [sys.executable, "-m", module]
+
+
+def _child_json(run: ChildRun, what: str) -> dict[str, Any]:
+    if run.returncode != 0:
+        tail = " | ".join(run.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"{what} exited {run.returncode}: {tail}")
+    out: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _check_counts(
+    expected_names: Sequence[str], out: dict[str, Any], records: int
+) -> tuple[int, list[str]]:
+    counts: dict[str, int] = out.get("counts", {})
+    errors: dict[str, str] = out.get("errors", {})
+    problems = [f"{name}: {message}" for name, message in sorted(errors.items())]
+    ok = 0
+    for name in expected_names:
+        if name in errors:
+            continue
+        got = counts.get(name)
+        if got == records:
+            ok += 1
+        else:
+            problems.append(f"{name}: {got} rows, expected {records}")
+    return ok, problems
+
+
+# --- the methods -----------------------------------------------------------------------
+
+
+def run_probe(
+    hosts: Path, env: dict[str, str], fleet: FleetProcess, directory: Path, repeat: int
+) -> dict[str, Any]:
+    """One device's round trip with our transport (median of ``repeat``)."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fleet_clients",
+        "probe",
+        "--hosts",
+        str(hosts),
+        "--known-hosts",
+        str(directory / "probe_known_hosts"),
+        "--repeat",
+        str(repeat),
+    ]
+    out = _child_json(run_child(command, env, fleet.pid, 300), "probe")
+    if out["errors"]:
+        raise RuntimeError(f"probe failed: {out['errors']}")
+    return out
+
+
+def run_collect(
+    hosts: Path,
+    names: Sequence[str],
+    env: dict[str, str],
+    fleet: FleetProcess,
+    directory: Path,
+    workers: int | None,
+    records: int,
+) -> Measured:
+    """(a) ``collect-ike-offline collect`` with the store on."""
+    report = directory / "collect.csv"
+    command = [
+        *_script("collect-ike-offline", "collector.cli"),
+        "collect",
+        "--inventory",
+        str(hosts),
+        "--db",
+        str(directory / "history.sqlite3"),
+        "--known-hosts",
+        str(directory / "collect_known_hosts"),
+        "--format",
+        "csv",
+        "--output",
+        str(report),
+        "--quiet",
+    ]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    run = run_child(command, env, fleet.pid, 3600)
+    problems: list[str] = []
+    if run.returncode != 0:
+        tail = " | ".join(run.stderr.strip().splitlines()[-3:])
+        problems.append(f"collect exited {run.returncode}: {tail}")
+    ok = 0
+    if report.exists():
+        rows = {row["name"]: row for row in csv.DictReader(report.open(encoding="utf-8"))}
+        for name in names:
+            row = rows.get(name)
+            if row is None:
+                problems.append(f"{name}: not in the report")
+            elif row["status"] != "ok":
+                problems.append(f"{name}: {row['error_kind']}: {row['error_message']}")
+            elif row["records"] != str(records) or row["new_records"] != str(records):
+                problems.append(
+                    f"{name}: {row['records']} rows ({row['new_records']} new), expected {records}"
+                )
+            else:
+                ok += 1
+    n = len(names)
+    return Measured(
+        label="(a) collect-ike-offline collect (store on)",
+        devices=n,
+        wall_s=run.wall_s,
+        cpu_ms_per_device=1000 * run.cpu_s / n,
+        rss_mib=run.maxrss_kib / 1024,
+        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / n,
+        rows_ok=ok,
+        problems=problems,
+    )
+
+
+def run_nornir(
+    hosts: Path,
+    names: Sequence[str],
+    env: dict[str, str],
+    fleet: FleetProcess,
+    workers: int,
+    records: int,
+) -> Measured:
+    """(b) Nornir + nornir_netmiko at the same worker count."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fleet_clients",
+        "nornir",
+        "--hosts",
+        str(hosts),
+        "--workers",
+        str(workers),
+    ]
+    run = run_child(command, env, fleet.pid, 3600)
+    out = _child_json(run, "nornir")
+    ok, problems = _check_counts(names, out, records)
+    n = len(names)
+    return Measured(
+        label="(b) Nornir + nornir_netmiko",
+        devices=n,
+        wall_s=run.wall_s,
+        cpu_ms_per_device=1000 * run.cpu_s / n,
+        rss_mib=run.maxrss_kib / 1024,
+        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / n,
+        rows_ok=ok,
+        problems=problems,
+        note=f"timed section {out['seconds']:.2f} s",
+    )
+
+
+def run_loop(
+    hosts: Path,
+    names: Sequence[str],
+    env: dict[str, str],
+    fleet: FleetProcess,
+    subset: int,
+    records: int,
+) -> Measured:
+    """(c) stock netmiko, sequential, on a subset; extrapolated to the fleet."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fleet_clients",
+        "netmiko",
+        "--hosts",
+        str(hosts),
+        "--limit",
+        str(subset),
+    ]
+    run = run_child(command, env, fleet.pid, 3600)
+    out = _child_json(run, "netmiko loop")
+    visited = names[:subset]
+    ok, problems = _check_counts(visited, out, records)
+    k = len(visited)
+    per_device = out["seconds"] / k
+    return Measured(
+        label=f"(c) netmiko sequential loop ({k} devices, extrapolated)",
+        devices=k,
+        wall_s=per_device * len(names),
+        cpu_ms_per_device=1000 * out["cpu_s"] / k,
+        rss_mib=run.maxrss_kib / 1024,
+        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / k,
+        rows_ok=ok,
+        problems=problems,
+        note=f"{per_device:.3f} s per device",
+    )
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def table(results: Sequence[Measured], fleet_size: int, ideal_s: float) -> str:
+    """The results as a GitHub-flavoured markdown table (also readable in a terminal)."""
+    nornir = next((m for m in results if m.label.startswith("(b)")), None)
+    rows = []
+    for m in results:
+        versus = "" if nornir is None else f"{nornir.wall_s / m.wall_s:.2f}x"
+        rows.append(
+            [
+                m.label,
+                f"{m.wall_s:.2f}",
+                f"{fleet_size / m.wall_s:.1f}",
+                versus,
+                f"{m.wall_s / ideal_s:.2f}",
+                f"{m.cpu_ms_per_device:.1f}",
+                f"{m.rss_mib:.0f}",
+                f"{m.mock_cpu_ms_per_device:.1f}",
+                f"{m.rows_ok}/{m.devices}",
+            ]
+        )
+    headers = [
+        "method",
+        "wall s",
+        "devices/s",
+        "speed vs (b)",
+        "wall / ideal",
+        "client CPU ms/device",
+        "peak RSS MiB",
+        "mock CPU ms/device",
+        "devices with all rows",
+    ]
+    return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
+
+
+def markdown_block(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    info: dict[str, str],
+    text: str,
+    notes: Sequence[str],
+) -> str:
+    """The block ``--write-md`` inserts into docs/BENCHMARKS.md."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = shlex.join([".venv/bin/python", "-m", "bench.bench_fleet", *argv])
+    lines = [
+        f"### {args.devices} devices, {args.records} records, {args.latency_ms} ms latency"
+        f" ({stamp})",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"Machine: {info['cpus']} cores ({info['cpu']}), Python {info['python']};"
+        f" {info['libraries']}. Load average at start: {info['load']}.",
+        "",
+        text,
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, block: str) -> None:
+    """Insert ``block`` above the marker in the Fleet section (add the section if absent)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if MD_MARKER in text:
+        text = text.replace(MD_MARKER, block + "\n" + MD_MARKER, 1)
+    else:
+        text = text.rstrip("\n") + "\n\n## Fleet\n\n" + block + "\n" + MD_MARKER + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_fleet",
+        description="Collect a mock fleet with collect-ike-offline, Nornir + nornir_netmiko "
+        "and a plain netmiko loop in one run; print a table.",
+    )
+    parser.add_argument("--devices", type=int, default=100, help="mock devices (default 100)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"workers for (a) and (b) (default: collect's default, {DEFAULT_COLLECTOR_WORKERS})",
+    )
+    parser.add_argument(
+        "--latency-ms", type=int, default=50, help="added before each answer (default 50)"
+    )
+    parser.add_argument(
+        "--records", type=int, default=200, help="deletions per device, 0-200 (default 200)"
+    )
+    parser.add_argument(
+        "--subset", type=int, default=20, help="devices in the sequential loop (default 20)"
+    )
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated subset of {','.join(METHODS)} (default: all)",
+    )
+    parser.add_argument("--probe-repeat", type=int, default=5, help="one-device collects")
+    parser.add_argument(
+        "--single-address",
+        action="store_true",
+        help="mock on 127.0.0.1 with free ports (default: one loopback address each, port 22)",
+    )
+    parser.add_argument(
+        "--write-md",
+        action="store_true",
+        help=f"also add the results to the Fleet section of {DEFAULT_MD.relative_to(ROOT)}",
+    )
+    parser.add_argument("--md-path", type=Path, default=DEFAULT_MD, help=argparse.SUPPRESS)
+    return parser
+
+
+def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    if args.devices < 1:
+        parser.error("--devices must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if not 0 <= args.records <= 200:
+        parser.error("--records must be 0-200 (a VRP device keeps the latest 200)")
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must not be negative")
+    if args.subset < 1 or args.probe_repeat < 1:
+        parser.error("--subset and --probe-repeat must be at least 1")
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        parser.error(f"--methods: unknown {unknown} (use {','.join(METHODS)})")
+    return methods
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``python -m bench.bench_fleet``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    methods = _validate(parser, args)
+    workers = args.workers if args.workers is not None else DEFAULT_COLLECTOR_WORKERS
+    info = machine()
+    print(
+        f"machine: {info['cpus']} cores, {info['cpu']}, Python {info['python']}; "
+        f"load {info['load']}\nlibraries: {info['libraries']}",
+        flush=True,
+    )
+    password = secrets.token_urlsafe(12)
+    env = {**os.environ, PASSWORD_ENV: password, COLLECTOR_PASSWORD_ENV: password}
+    env.pop("IKE_COLLECTOR_DB", None)
+    results: list[Measured] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as temp:
+        directory = Path(temp)
+        scenario = write_scenario(directory / "scenario.yaml", args.latency_ms, args.records)
+        fleet_args = ["--scenario", str(scenario), "--count", str(args.devices)]
+        if args.single_address:
+            fleet_args += ["--single-address", "--port", "0"]
+        started = time.monotonic()
+        fleet = start_fleet_process(directory / "fleet", fleet_args, password=password)
+        try:
+            print(
+                f"mock fleet: {fleet.ready_line} in {time.monotonic() - started:.1f} s "
+                f"({args.records} records, {args.latency_ms} ms per command)",
+                flush=True,
+            )
+            hosts = fleet.inventory_path
+            names = list(yaml.safe_load(hosts.read_text(encoding="utf-8")))
+            probe = run_probe(hosts, env, fleet, directory, args.probe_repeat)
+            round_trip = float(probe["median_s"])
+            ideal = math.ceil(args.devices / workers) * round_trip
+            print(
+                f"one device with our transport: {round_trip:.3f} s median of "
+                f"{args.probe_repeat} ({1000 * probe['median_cpu_s']:.1f} ms client CPU); "
+                f"ideal = ceil({args.devices}/{workers}) x {round_trip:.3f} = {ideal:.2f} s",
+                flush=True,
+            )
+            for method in methods:
+                print(f"running {method} ...", flush=True)
+                if method == "collect":
+                    results.append(
+                        run_collect(hosts, names, env, fleet, directory, args.workers, args.records)
+                    )
+                elif method == "nornir":
+                    results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
+                else:
+                    results.append(run_loop(hosts, names, env, fleet, args.subset, args.records))
+        finally:
+            fleet.stop(signal.SIGTERM)
+    text = table(results, args.devices, ideal)
+    notes = [
+        f"{args.devices} devices, {workers} workers for (a) and (b), {args.latency_ms} ms"
+        f" per command, {args.records} records per device; ideal"
+        f" = ceil({args.devices}/{workers}) x {round_trip:.3f} s = {ideal:.2f} s"
+        f" (one device with our transport: median of {args.probe_repeat},"
+        f" {1000 * probe['median_cpu_s']:.1f} ms client CPU each)",
+        *[f"{m.label}: {m.note}" for m in results if m.note],
+    ]
+    print()
+    print(text)
+    print()
+    for note in notes:
+        print(f"- {note}")
+    problems = [f"{m.label}: {problem}" for m in results for problem in m.problems]
+    for problem in problems[:20]:
+        print(f"PROBLEM {problem}", file=sys.stderr)
+    if args.write_md:
+        write_markdown(args.md_path, markdown_block(args, argv, info, text, notes))
+        print(f"results added to {args.md_path}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

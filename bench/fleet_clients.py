@@ -1,0 +1,238 @@
+"""The clients the fleet benchmark compares, each run in its own process.
+
+``bench.bench_fleet`` starts this module once per method, so each gets its own
+interpreter: its CPU (user + system) and peak RSS come from ``os.wait4`` on it, and
+nothing one client loads or leaks is charged to another.
+
+    BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients nornir --hosts H --workers 50
+    BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients netmiko --hosts H --limit 20
+    BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients probe --hosts H --known-hosts F
+
+Methods:
+
+* ``nornir``: Nornir 3 (threaded runner, ``--workers`` threads) with nornir_netmiko's
+  ``netmiko_send_command``, then ``close_connections()`` as a Nornir script ends. The
+  inventory is the mock's ``hosts.yaml`` (SimpleInventory); the password goes into the
+  inventory defaults in memory only. Nornir's log file is off (it would write
+  ``nornir.log`` into the working directory).
+* ``netmiko``: a plain sequential loop with stock ``ConnectHandler`` (device_type
+  ``huawei``), ``send_command``, ``disconnect()`` over the first ``--limit`` devices.
+* ``probe``: one device collected ``--repeat`` times in a row with our
+  ``NetmikoTransport`` (after one warm-up), to measure one device's round trip.
+
+Each prints one JSON object on stdout: the timed section's wall and CPU seconds (from
+just before the first connection to just after the last disconnect; interpreter start,
+imports and the row check are outside it) and the rows read per device. The password is
+read from ``$BENCH_FLEET_PASSWORD``, never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PASSWORD_ENV = "BENCH_FLEET_PASSWORD"
+COMMAND = "display ike offline-info"
+
+# A row of either layout starts with the peer's dotted quad; nothing else in the output
+# (title, header, rule, count line, prompt) does.
+_ROW = re.compile(r"^[ \t]*\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}[ \t]", re.MULTILINE)
+
+
+def count_rows(text: str) -> int:
+    """Table rows in one device's output (a cheap check, outside the timed section).
+
+    Examples:
+        >>> count_rows("Current info Num :2\\n 10.0.0.1  dpd timeout\\n 10.0.0.2  x\\n<ar>")
+        2
+    """
+    return len(_ROW.findall(text))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _password() -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise SystemExit(f"fleet_clients: set ${PASSWORD_ENV} to the mock fleet's password")
+    return password
+
+
+def _hosts(path: Path) -> dict[str, dict[str, Any]]:
+    hosts: dict[str, dict[str, Any]] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return hosts
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def run_nornir(hosts_file: Path, password: str, workers: int) -> dict[str, Any]:
+    """Nornir + nornir_netmiko over every host of ``hosts_file``."""
+    from nornir import InitNornir
+    from nornir_netmiko.tasks import netmiko_send_command
+
+    groups_file = hosts_file.with_name("groups.yaml")
+    nr = InitNornir(
+        runner={"plugin": "threaded", "options": {"num_workers": workers}},
+        inventory={
+            "plugin": "SimpleInventory",
+            "options": {
+                "host_file": str(hosts_file),
+                "group_file": str(groups_file) if groups_file.exists() else None,
+            },
+        },
+        logging={"enabled": False},
+    )
+    nr.inventory.defaults.password = password  # in memory only
+    cpu = _cpu_seconds()
+    began = time.perf_counter()
+    result = nr.run(task=netmiko_send_command, command_string=COMMAND)
+    nr.close_connections()
+    seconds = time.perf_counter() - began
+    cpu = _cpu_seconds() - cpu
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for name, multi in result.items():
+        if multi.failed:
+            exc = multi[0].exception
+            errors[name] = _error_text(exc) if exc is not None else "failed"
+        else:
+            counts[name] = count_rows(str(multi[0].result))
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "devices": len(result),
+        "counts": counts,
+        "errors": errors,
+    }
+
+
+def run_netmiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, Any]:
+    """Stock netmiko, one device after the other, over the first ``limit`` hosts."""
+    from netmiko import ConnectHandler
+
+    hosts = list(_hosts(hosts_file).items())[:limit]
+    outputs: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    cpu = _cpu_seconds()
+    began = time.perf_counter()
+    for name, host in hosts:
+        try:
+            connection = ConnectHandler(
+                device_type="huawei",
+                host=host["hostname"],
+                port=host["port"],
+                username=host["username"],
+                password=password,
+            )
+            try:
+                outputs[name] = str(connection.send_command(COMMAND))
+            finally:
+                connection.disconnect()
+        except Exception as exc:  # reported per device, like the other methods
+            errors[name] = _error_text(exc)
+    seconds = time.perf_counter() - began
+    cpu = _cpu_seconds() - cpu
+    counts = {name: count_rows(text) for name, text in outputs.items()}
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "devices": len(hosts),
+        "counts": counts,
+        "errors": errors,
+    }
+
+
+def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -> dict[str, Any]:
+    """One device, ``repeat`` times in a row, with our transport (after one warm-up)."""
+    from collector.credentials import Credentials, Secret
+    from collector.hostkeys import KnownHosts
+    from collector.inventory import load_inventory
+    from collector.transport import NetmikoTransport
+
+    device = load_inventory(hosts_file).devices[0]
+    transport = NetmikoTransport(KnownHosts(known_hosts))
+    credentials = Credentials(username=device.username, password=Secret(password))
+    warm = transport.collect(device, credentials)  # host key recorded, imports warm
+    if not warm.ok:
+        error = warm.error.message if warm.error is not None else "failed"
+        return {
+            "seconds": [],
+            "cpu_s": [],
+            "devices": 1,
+            "counts": {},
+            "errors": {device.name: error},
+        }
+    seconds: list[float] = []
+    cpus: list[float] = []
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for _ in range(repeat):
+        cpu = _cpu_seconds()
+        began = time.perf_counter()
+        result = transport.collect(device, credentials)
+        seconds.append(time.perf_counter() - began)
+        cpus.append(_cpu_seconds() - cpu)
+        if result.ok:
+            counts[device.name] = len(result.records)
+        else:
+            errors[device.name] = result.error.message if result.error is not None else "failed"
+    return {
+        "seconds": seconds,
+        "cpu_s": cpus,
+        "median_s": statistics.median(seconds),
+        "median_cpu_s": statistics.median(cpus),
+        "devices": 1,
+        "counts": counts,
+        "errors": errors,
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet_clients", description=__doc__)
+    parser.add_argument("method", choices=("nornir", "netmiko", "probe"))
+    parser.add_argument("--hosts", type=Path, required=True, help="the mock's hosts.yaml")
+    parser.add_argument("--workers", type=int, default=32, help="nornir: runner threads")
+    parser.add_argument("--limit", type=int, default=20, help="netmiko: devices in the loop")
+    parser.add_argument("--known-hosts", type=Path, default=None, help="probe: known_hosts file")
+    parser.add_argument("--repeat", type=int, default=5, help="probe: timed collects")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one method, print its JSON object."""
+    args = _parser().parse_args(argv)
+    password = _password()
+    if args.method == "nornir":
+        from mock_devices.fleet import raise_fd_limit
+
+        raise_fd_limit()  # Nornir keeps every connection open until close_connections()
+        out = run_nornir(args.hosts, password, args.workers)
+    elif args.method == "netmiko":
+        out = run_netmiko_loop(args.hosts, password, args.limit)
+    else:
+        known_hosts = args.known_hosts or args.hosts.with_name("probe_known_hosts")
+        out = run_probe(args.hosts, password, known_hosts, max(1, args.repeat))
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
