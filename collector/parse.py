@@ -205,11 +205,11 @@ _ADDRESS = rf"[ \t]*+({_OCTET}(?:\.{_OCTET}){{3}}|[0-9A-Fa-f.]*+:[0-9A-Fa-f:.]*+
 # The reason is what lies between the address (or port) and " vN <timestamp>" at the
 # end of the line: words, lazily, so that a reason containing spaces, hyphens or even a
 # "v2" word still ends where the version column does. Possessive quantifiers (3.11)
-# stop the engine from re-trying every split of the padding blanks. Words hold no
-# control character: such a line goes to the careful path, which strips them first.
-_WORD = r"[^\s\x00-\x1f\x7f-\x9f]++"
+# stop the engine from re-trying every split of the padding blanks. A reason holding a
+# control character (str.isprintable() is False) is sent to the careful path, which
+# strips terminal noise first: none may reach a record.
 _REASON_TO_END = (
-    rf"({_WORD}(?:[ \t]++{_WORD})*?)[ \t]++[vV]([12])[ \t]++"
+    r"(\S++(?:[ \t]++\S++)*?)[ \t]++[vV]([12])[ \t]++"
     r"([0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ \t]++[0-9]{2}:[0-9]{2}:[0-9]{2})[ \t\r]*+"
 )
 
@@ -561,7 +561,12 @@ def parse(text: str) -> ParseResult:
     # into a tuple; a well-formed IPv4 row becomes a record right here. Everything
     # else (noise, IPv6 peers, damaged rows, pager remnants) goes to the careful path.
     for number, (peer, port, reason, version, stamp, other) in enumerate(shape.findall(text), 1):
-        if peer and ":" not in peer and (len(port) < 5 or int(port) <= 65535):
+        if (
+            peer
+            and ":" not in peer
+            and reason.isprintable()
+            and (len(port) < 5 or int(port) <= 65535)
+        ):
             try:
                 when = to_datetime(stamp if iso_stamps else _iso_stamp(stamp))
             except ValueError:
@@ -584,10 +589,13 @@ def parse(text: str) -> ParseResult:
             continue  # an empty line
         if other:
             collector.line(other, number)
-        else:
-            if lines is None:
-                lines = text.split("\n")
-            collector.in_message = False
-            fields = (peer, port, reason, version, stamp, other)
-            collector.row(fields, number, lines[number - 1])
+            continue
+        if lines is None:
+            lines = text.split("\n")
+        if not reason.isprintable():
+            collector.line(lines[number - 1], number)
+            continue
+        collector.in_message = False
+        fields = (peer, port, reason, version, stamp, other)
+        collector.row(fields, number, lines[number - 1])
     return collector.result(text)
