@@ -24,12 +24,13 @@ import socket
 import sqlite3
 import zlib
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NewType
 
@@ -70,6 +71,7 @@ _ORDINAL_1970 = _EPOCH.toordinal()
 _MAX_OFFSET = 15 * 3600
 """Largest |local - UTC| accepted; window edges widen their local-time range by it."""
 _NO_SHIFT = 1 << 40
+_FIRST = itemgetter(0)
 _RECORD_FIELDS = attrgetter("offline_time", "peer", "port", "reason", "ike_version")
 Row = tuple[Any, ...]
 Key = tuple[int, int, int, int, int]
@@ -361,8 +363,8 @@ class Store:
 
     def _device_row(
         self, result: DeviceResult, zone_text: str | None
-    ) -> tuple[int, str | None, int]:
-        """Insert or update the device; return (id, last snapshot digest, pruned_until)."""
+    ) -> tuple[int, str | None, int, bool]:
+        """Insert or update the device; return (id, last digest, pruned_until, is new)."""
         device = result.device
         groups = ",".join(device.groups)
         lock = " FOR UPDATE" if self.dialect is Dialect.POSTGRES else ""
@@ -371,11 +373,15 @@ class Store:
             f"FROM devices WHERE name = ?{lock}"
         )
         rows = self.fetch(select, (device.name,))
+        is_new = False
         if not rows:
-            self._execute(
-                "INSERT INTO devices (name, hostname, site, groups, zone) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                (device.name, device.hostname, device.site, groups, zone_text),
+            is_new = (
+                self._execute(
+                    "INSERT INTO devices (name, hostname, site, groups, zone) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (device.name, device.hostname, device.site, groups, zone_text),
+                )
+                == 1
             )
             rows = self.fetch(select, (device.name,))
             self._set_groups(int(rows[0][0]), device.groups)
@@ -388,7 +394,7 @@ class Store:
         if stored_groups != groups:
             self._execute("UPDATE devices SET groups = ? WHERE id = ?", (groups, device_id))
             self._set_groups(int(device_id), device.groups)
-        return int(device_id), digest, int(pruned_until)
+        return int(device_id), digest, int(pruned_until), is_new
 
     def _set_groups(self, device_id: int, groups: Sequence[str]) -> None:
         self._execute("DELETE FROM device_groups WHERE device_id = ?", (device_id,))
@@ -525,7 +531,7 @@ class Store:
         new_codes = 0
         digest: str | None = None
         with self.transaction():
-            device_id, last_digest, pruned_until = self._device_row(
+            device_id, last_digest, pruned_until, is_new = self._device_row(
                 result, None if zone_text is None else str(zone_text)
             )
             if result.ok and records:
@@ -533,7 +539,7 @@ class Store:
                 # Unchanged since the last run (the common cron case): nothing to diff.
                 if digest != last_digest:
                     new_records, gap, new_reasons, new_codes = self._insert_snapshot(
-                        run_id, device.name, device_id, keys, tz, pruned_until, full
+                        run_id, device.name, device_id, keys, tz, pruned_until, full, is_new
                     )
             error = result.error
             self._execute(
@@ -610,10 +616,15 @@ class Store:
         zone: tzinfo,
         pruned_until: int,
         full: bool,
+        is_new: bool,
     ) -> tuple[int, Gap | None, str | None, int]:
         """Insert the rows of the snapshot not stored yet; update the roll-ups from them."""
-        to_utc = _utc_seconds_function(zone)
-        utcs = [to_utc(key[0]) for key in keys]
+        shift = _fixed_shift(zone)
+        if shift is not None:
+            utcs = [key[0] - shift for key in keys]
+        else:
+            to_utc = _utc_seconds_function(zone)
+            utcs = [to_utc(key[0]) for key in keys]
         # Rows older than a prune would come back as "new" from a quiet device's buffer.
         if pruned_until:
             kept = [(key, utc) for key, utc in zip(keys, utcs, strict=True) if utc >= pruned_until]
@@ -621,54 +632,68 @@ class Store:
             utcs = [utc for _, utc in kept]
         if not keys:
             return 0, None, None, 0
-        oldest_local = min(key[0] for key in keys)
-        previous: list[Row] = []
-        if full:
-            previous = self.fetch(
-                "SELECT t_local, t_utc FROM deletions WHERE device_id = ? "
-                "ORDER BY t_local DESC LIMIT 1",
-                (device_id,),
-            )
+        offsets = [key[0] - utc for key, utc in zip(keys, utcs, strict=True)]
+        if max(offsets) > _MAX_OFFSET or min(offsets) < -_MAX_OFFSET:
+            raise StoreError(f"device {device_name}: UTC offset beyond +-15 hours is not supported")
         # Exact multiset de-dup: the k-th copy of a row in the snapshot (occurrence k) is
         # new when fewer than k + 1 copies are stored. Every stored copy of a key the
         # snapshot holds has t_local >= the snapshot's oldest: one range scan finds them.
-        stored: dict[Key, int] = {}
-        for row in self.fetch(
-            "SELECT t_local, peer_id, port, reason_id, ike_version FROM deletions "
-            "WHERE device_id = ? AND t_local >= ?",
-            (device_id, oldest_local),
-        ):
-            key: Key = tuple(row)
-            stored[key] = stored.get(key, 0) + 1
-        copies: dict[Key, int] = {}
-        rows: list[Row] = []
-        for key, utc in zip(keys, utcs, strict=True):
-            occurrence = copies.get(key, 0)
-            copies[key] = occurrence + 1
-            if occurrence >= stored.get(key, 0):
-                if not -_MAX_OFFSET <= key[0] - utc <= _MAX_OFFSET:
-                    raise StoreError(
-                        f"device {device_name}: UTC offset beyond +-15 hours is not supported"
-                    )
-                rows.append((device_id, *key, occurrence, utc, run_id))
+        # A device first stored in this transaction has nothing to compare with.
+        stored: Counter[Key] = Counter()
+        previous: Row | None = None
+        if not is_new:
+            overlap = self.fetch(
+                "SELECT t_local, peer_id, port, reason_id, ike_version, t_utc FROM deletions "
+                "WHERE device_id = ? AND t_local >= ?",
+                (device_id, min(key[0] for key in keys)),
+            )
+            if overlap:
+                stored = Counter(row[:5] for row in overlap)
+                # The newest stored row is in the overlap when the overlap is not empty.
+                newest = max(overlap, key=_FIRST)
+                previous = (newest[0], newest[5])
+            elif full:
+                found = self.fetch(
+                    "SELECT t_local, t_utc FROM deletions WHERE device_id = ? "
+                    "ORDER BY t_local DESC LIMIT 1",
+                    (device_id,),
+                )
+                previous = found[0] if found else None
+        rows: list[Row]
+        if len(set(keys)) == len(keys):
+            # No identical rows in the snapshot (the usual case): every occurrence is 0.
+            rows = [
+                (device_id, *key, 0, utc, run_id)
+                for key, utc in zip(keys, utcs, strict=True)
+                if key not in stored
+            ]
+        else:
+            copies: dict[Key, int] = {}
+            rows = []
+            for key, utc in zip(keys, utcs, strict=True):
+                occurrence = copies.get(key, 0)
+                copies[key] = occurrence + 1
+                if occurrence >= stored.get(key, 0):
+                    rows.append((device_id, *key, occurrence, utc, run_id))
         inserted = self._insert_rows(rows) if rows else []
-        self._roll_up(device_id, inserted)
-        new_reasons: dict[int, int] = {}
-        for _peer, reason_id, _utc in inserted:
-            new_reasons[reason_id] = new_reasons.get(reason_id, 0) + 1
+        if not inserted:
+            return 0, None, None, 0
+        peer_ids, reason_ids, inserted_utcs = zip(*inserted, strict=True)
+        self._roll_up(device_id, peer_ids, reason_ids, inserted_utcs, is_new)
+        new_reasons = Counter(reason_ids)
         bits = self._interned.reason_bits
         new_codes = 0
         for reason_id in new_reasons:
             new_codes |= bits[reason_id]
         gap = None
-        if full and previous and len(inserted) == len(keys):
+        if full and previous is not None and len(inserted) == len(keys):
             oldest = min(range(len(keys)), key=lambda index: keys[index][0])
             gap = Gap(
                 device=device_name,
                 run_id=run_id,
-                missing_since=_from_epoch(previous[0][1]),
+                missing_since=_from_epoch(previous[1]),
                 missing_until=_from_epoch(utcs[oldest]),
-                missing_since_local=_local_text(int(previous[0][0])),
+                missing_since_local=_local_text(int(previous[0])),
                 missing_until_local=_local_text(keys[oldest][0]),
             )
         return len(inserted), gap, json.dumps(new_reasons, separators=(",", ":")), new_codes
@@ -689,32 +714,42 @@ class Store:
             for peer, reason, utc in self.fetch(_INSERT_DELETIONS_PG, columns)
         ]
 
-    def _roll_up(self, device_id: int, rows: list[tuple[int, int, int]]) -> None:
-        """Add the inserted rows (peer_id, reason_id, t_utc) to the roll-up tables."""
-        if not rows:
-            return
+    def _roll_up(
+        self,
+        device_id: int,
+        peer_ids: Sequence[int],
+        reason_ids: Sequence[int],
+        utcs: Sequence[int],
+        is_new: bool,
+    ) -> None:
+        """Add inserted rows (as parallel columns) to the roll-up tables."""
+        # Counter over zipped columns counts in C: no Python call per row.
+        days = [utc // 86400 for utc in utcs]
+        by_reason = Counter(zip(days, reason_ids, strict=True))
+        ordered = sorted(zip(days, utcs, strict=True))
+        newest = dict(ordered)  # the last (largest) instant of each day wins
+        oldest = dict(reversed(ordered))
         bits = self._interned.reason_bits
-        days: dict[int, _DayCell] = {}
-        by_reason: dict[tuple[int, int], int] = {}
-        for peer_id, reason_id, utc in rows:
-            day = utc // 86400
-            cell = days.get(day)
-            if cell is None:
-                cell = days[day] = _DayCell(0, utc, utc, 0, {})
-            cell.add(peer_id, utc, bits[reason_id])
-            by_reason[(day, reason_id)] = by_reason.get((day, reason_id), 0) + 1
-        # The device's own rows (its lock is held): read, merge in Python, write back.
-        for day, n, newest, oldest, codes, peers in self.fetch(
-            "SELECT day, n, newest, oldest, codes, peers FROM roll_device "
-            "WHERE device_id = ? AND day >= ? AND day <= ?",
-            (device_id, min(days), max(days)),
-        ):
-            cell = days.get(int(day))
-            if cell is not None:
-                cell.merge(int(n), int(newest), int(oldest), int(codes), peers)
+        cells: dict[int, _DayCell] = {
+            day: _DayCell(count, newest[day], oldest[day], 0, {})
+            for day, count in Counter(days).items()
+        }
+        for day, reason_id in by_reason:
+            cells[day].codes |= bits[reason_id]
+        for (day, peer_id), count in Counter(zip(days, peer_ids, strict=True)).items():
+            cells[day].peers[peer_id] = count
+        if not is_new:
+            # The device's own rows (its lock is held): read, merge in Python, write back.
+            for day, n, high, low, codes, peers in self.fetch(
+                "SELECT day, n, newest, oldest, codes, peers FROM roll_device "
+                "WHERE device_id = ? AND day >= ? AND day <= ?",
+                (device_id, min(cells), max(cells)),
+            ):
+                cell = cells.get(int(day))
+                if cell is not None:
+                    cell.merge(int(n), int(high), int(low), int(codes), peers)
         self._upsert(
-            "roll_device",
-            [(device_id, day, *days[day].values()) for day in sorted(days)],
+            "roll_device", [(device_id, day, *cells[day].values()) for day in sorted(cells)]
         )
         # Sorted: concurrent PostgreSQL writers lock these shared cells in the same order.
         self._upsert("roll_reason", [(*key, n) for key, n in sorted(by_reason.items())])
@@ -920,11 +955,18 @@ class Store:
         )
 
 
-def _utc_seconds_function(zone: tzinfo) -> Callable[[int], int]:
-    """A fast local-epoch-seconds -> UTC-epoch-seconds function for one zone."""
+def _fixed_shift(zone: tzinfo) -> int | None:
+    """The UTC offset in seconds of a fixed-offset zone; None for zones with rules."""
     if isinstance(zone, timezone):
         offset = zone.utcoffset(None)
-        shift = int(offset.total_seconds()) if offset is not None else 0
+        return int(offset.total_seconds()) if offset is not None else 0
+    return None
+
+
+def _utc_seconds_function(zone: tzinfo) -> Callable[[int], int]:
+    """A fast local-epoch-seconds -> UTC-epoch-seconds function for one zone."""
+    shift = _fixed_shift(zone)
+    if shift is not None:
         return lambda local: local - shift
     hours: dict[int, int] = {}
 
