@@ -67,7 +67,7 @@ APP_DIR = "collect-ike-offline"
 DB_FILE = "history.sqlite3"
 
 _EPOCH = datetime(1970, 1, 1)
-_ORDINAL_1970 = _EPOCH.toordinal()
+_SECOND = timedelta(seconds=1)
 _MAX_OFFSET = 15 * 3600
 """Largest |local - UTC| accepted; window edges widen their local-time range by it."""
 _NO_SHIFT = 1 << 40
@@ -375,14 +375,19 @@ class Store:
         rows = self.fetch(select, (device.name,))
         is_new = False
         if not rows:
-            is_new = (
-                self._execute(
-                    "INSERT INTO devices (name, hostname, site, groups, zone) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (name) DO NOTHING",
-                    (device.name, device.hostname, device.site, groups, zone_text),
-                )
-                == 1
+            created = self.fetch(
+                "INSERT INTO devices (name, hostname, site, groups, zone) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id",
+                (device.name, device.hostname, device.site, groups, zone_text),
             )
+            if created:
+                # Brand new: nothing stored for it, no groups to replace.
+                device_id = int(created[0][0])
+                self._execute_many(
+                    "INSERT INTO device_groups (device_id, group_name) VALUES (?, ?)",
+                    [(device_id, group) for group in dict.fromkeys(device.groups)],
+                )
+                return device_id, None, 0, True
             rows = self.fetch(select, (device.name,))
             self._set_groups(int(rows[0][0]), device.groups)
         device_id, hostname, site, stored_groups, zone, digest, pruned_until = rows[0]
@@ -457,27 +462,17 @@ class Store:
         self._load_interned()
         peers = self._interned.peers
         reasons = self._interned.reasons
-        keys: list[Key] = []
-        append = keys.append
-        for moment, peer, port, reason, version in map(_RECORD_FIELDS, records):
-            peer_id = peers.get(peer)
-            if peer_id is None:
-                peer_id = self._peer_id(peer)
-            reason_id = reasons.get(reason)
-            if reason_id is None:
-                reason_id = self._reason_id(reason)
-            append(
-                (
-                    (moment.toordinal() - _ORDINAL_1970) * 86400
-                    + moment.hour * 3600
-                    + moment.minute * 60
-                    + moment.second,
-                    peer_id,
-                    port or 0,
-                    reason_id,
-                    version,
-                )
-            )
+        fields = list(map(_RECORD_FIELDS, records))
+        # Texts not seen before are interned first (sorted: concurrent PostgreSQL writers
+        # then insert shared new texts in one order), so the comprehension never misses.
+        for peer in sorted({field[1] for field in fields}.difference(peers)):
+            self._peer_id(peer)
+        for reason in sorted({field[3] for field in fields}.difference(reasons)):
+            self._reason_id(reason)
+        keys: list[Key] = [
+            ((moment - _EPOCH) // _SECOND, peers[peer], port or 0, reasons[reason], version)
+            for moment, peer, port, reason, version in fields
+        ]
         flat = array("q", chain.from_iterable(keys))
         return keys, hashlib.blake2b(flat.tobytes(), digest_size=16).hexdigest()
 
