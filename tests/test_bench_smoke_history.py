@@ -24,7 +24,12 @@ def _run(*args: str) -> str:
 
 
 def test_bench_history_sqlite_tiny() -> None:
-    out = _run("--backend", "sqlite")
+    out = _run("--backend", "sqlite", "--repeat", "1")
+    assert "| sqlite | 100 |" in out and "(0) |" in out
+
+
+def test_bench_history_sqlite_random_peers_tiny() -> None:
+    out = _run("--backend", "sqlite", "--peers", "random", "--repeat", "1")
     assert "| sqlite | 100 |" in out and "(0) |" in out
 
 
