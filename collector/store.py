@@ -703,10 +703,9 @@ class Store:
         # PostgreSQL: another collector may have stored some of these rows since the diff
         # (the device row lock makes that unlikely, not impossible after a schema race):
         # ON CONFLICT skips them and RETURNING says what really went in.
-        columns = [list(column) for column in zip(*rows, strict=True)]
         return [
             (int(peer), int(reason), int(utc))
-            for peer, reason, utc in self.fetch(_INSERT_DELETIONS_PG, columns)
+            for peer, reason, utc in self.fetch(_INSERT_DELETIONS_PG, _pg_arrays(rows))
         ]
 
     def _roll_up(
@@ -757,7 +756,7 @@ class Store:
         if self.dialect is Dialect.SQLITE:
             self._conn.executemany(sql, rows)
         else:
-            self._conn.execute(self._sql(sql), [list(column) for column in zip(*rows, strict=True)])
+            self._conn.execute(self._sql(sql), _pg_arrays(rows))
 
     # -- maintenance ---------------------------------------------------------------------
 
@@ -1011,6 +1010,22 @@ def _upsert_statement(table: Table, dialect: Dialect) -> str:
         arrays = ", ".join(f"?::{types.get(c.type, 'bigint[]')}" for c in table.columns)
         values = f"SELECT * FROM unnest({arrays})"
     return f"INSERT INTO {table.name} ({', '.join(names)}) {values} {conflict}"
+
+
+def _pg_arrays(rows: Sequence[Row]) -> list[Any]:
+    """Rows as one array parameter per column, for ``unnest`` (PostgreSQL).
+
+    Integer columns go as array literals built with ``str.join``: psycopg's list dumper
+    escapes element by element (a regex per value), which cost ~5 us per stored row.
+    Text columns (JSON) stay lists for psycopg to escape.
+    """
+    arrays: list[Any] = []
+    for column in zip(*rows, strict=True):
+        if isinstance(column[0], int):
+            arrays.append("{" + ",".join(map(str, column)) + "}")
+        else:
+            arrays.append(list(column))
+    return arrays
 
 
 class _DayCell:
