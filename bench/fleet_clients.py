@@ -19,6 +19,10 @@ Methods:
   ``huawei``), ``send_command``, ``disconnect()`` over the first ``--limit`` devices.
 * ``probe``: one device collected ``--repeat`` times in a row with our
   ``NetmikoTransport`` (after one warm-up), to measure one device's round trip.
+* ``stages``: where ``collect``'s CPU goes, in process, through the same calls the CLI
+  makes: imports, inventory load, the fan-out (``collect_fleet``, ``--workers``), storing
+  every result in a fresh SQLite history (one transaction per device), the fleet report
+  (``aggregate``), and storing the same results again (the unchanged cron case).
 
 Each prints one JSON object on stdout: the timed section's wall and CPU seconds (from
 just before the first connection to just after the last disconnect; interpreter start,
@@ -204,13 +208,67 @@ def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -
     }
 
 
+def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -> dict[str, Any]:
+    """CPU seconds (process, all threads) and wall seconds of each stage of a collection."""
+    stages: dict[str, tuple[float, float]] = {}
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal cpu, wall
+        now_cpu, now_wall = _cpu_seconds(), time.perf_counter()
+        stages[name] = (now_cpu - cpu, now_wall - wall)
+        cpu, wall = now_cpu, now_wall
+
+    from datetime import UTC, datetime
+
+    from collector.credentials import Credentials, Secret
+    from collector.hostkeys import KnownHosts
+    from collector.inventory import load_inventory
+    from collector.report import aggregate
+    from collector.run import collect_fleet
+    from collector.store import open_store
+    from collector.transport import NetmikoTransport
+
+    lap("imports (collector, netmiko, paramiko)")
+    devices = load_inventory(hosts_file).devices
+    lap("inventory load")
+    transport = NetmikoTransport(KnownHosts(directory / "stages_known_hosts"))
+    credentials = Credentials(password=Secret(password))
+    results = collect_fleet(devices, credentials, transport, workers=workers)
+    lap(f"fan-out: {len(devices)} devices, {workers} workers (login, command, parse)")
+    store = open_store(str(directory / "stages.sqlite3"))
+    run_id = store.start_run(hosts_file, None)
+    for result in results:
+        store.record_device(run_id, result)
+    lap("store, first run (every record new)")
+    now = datetime.now(UTC)
+    aggregate(results, generated_at=now, run_started=now, run_finished=now)
+    lap("fleet report (aggregate)")
+    run_id = store.start_run(hosts_file, None)
+    for result in results:
+        store.record_device(run_id, result)
+    lap("store again (unchanged snapshots)")
+    store.close()
+    counts = {result.device.name: len(result.records) for result in results if result.ok}
+    errors = {
+        result.device.name: result.error.message for result in results if result.error is not None
+    }
+    return {
+        "stages": {name: {"cpu_s": c, "wall_s": w} for name, (c, w) in stages.items()},
+        "devices": len(devices),
+        "counts": counts,
+        "errors": errors,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_clients", description=__doc__)
-    parser.add_argument("method", choices=("nornir", "netmiko", "probe"))
+    parser.add_argument("method", choices=("nornir", "netmiko", "probe", "stages"))
     parser.add_argument("--hosts", type=Path, required=True, help="the mock's hosts.yaml")
     parser.add_argument("--workers", type=int, default=32, help="nornir: runner threads")
     parser.add_argument("--limit", type=int, default=20, help="netmiko: devices in the loop")
     parser.add_argument("--known-hosts", type=Path, default=None, help="probe: known_hosts file")
+    parser.add_argument("--workdir", type=Path, default=None, help="stages: where the db goes")
     parser.add_argument("--repeat", type=int, default=5, help="probe: timed collects")
     return parser
 
@@ -226,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = run_nornir(args.hosts, password, args.workers)
     elif args.method == "netmiko":
         out = run_netmiko_loop(args.hosts, password, args.limit)
+    elif args.method == "stages":
+        from mock_devices.fleet import raise_fd_limit
+
+        raise_fd_limit()
+        out = run_stages(args.hosts, password, args.workers, args.workdir or args.hosts.parent)
     else:
         known_hosts = args.known_hosts or args.hosts.with_name("probe_known_hosts")
         out = run_probe(args.hosts, password, known_hosts, max(1, args.repeat))

@@ -48,6 +48,7 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
             "--probe-repeat",
             "1",
             "--single-address",
+            "--stages",
             "--write-md",
             "--md-path",
             str(markdown),
@@ -60,10 +61,13 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "(a) collect-ike-offline collect (store on)" in out
+    assert "(a) collect-ike-offline collect (store on, first run)" in out
+    assert "(a) collect again" in out
     assert "(b) Nornir + nornir_netmiko" in out
     assert "(c) netmiko sequential loop (3 devices, extrapolated)" in out
-    assert out.count("| 3/3 ") == 3  # every device read in full by every method
+    assert out.count("| 3/3 ") == 4  # every device read in full by every method
+    assert "stages: 3/3 devices read in full" in out
+    assert "store again (unchanged snapshots)" in out
     assert "PROBLEM" not in completed.stderr
     assert not (ROOT / "nornir.log").exists()
     assert (docs.read_bytes() if docs.exists() else b"") == before
