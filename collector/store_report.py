@@ -209,6 +209,8 @@ class _Plan:
     day_params: tuple[int, ...]
     edges: tuple[tuple[int, int], ...]
     """``[low, high)`` UTC seconds read from the raw rows."""
+    middle: tuple[int | None, int | None] | None = None
+    """``[low, high)`` UTC seconds of the whole days (None: unbounded); None: no days."""
 
     @classmethod
     def of(cls, since: int | None, until: int | None) -> _Plan:
@@ -216,7 +218,7 @@ class _Plan:
         last = None if until is None else until // _DAY
         if since is not None and until is not None and -(-since // _DAY) >= until // _DAY:
             # Less than a whole day inside the window: all of it from raw rows.
-            return cls("1 = 0", (), ((since, until),) if since < until else ())
+            return cls("1 = 0", (), ((since, until),) if since < until else (), None)
         clauses: list[str] = []
         params: list[int] = []
         edges: list[tuple[int, int]] = []
@@ -230,7 +232,11 @@ class _Plan:
             params.append(last)
             if last * _DAY < until:
                 edges.append((last * _DAY, until))
-        return cls(" AND ".join(clauses) or "1 = 1", tuple(params), tuple(edges))
+        middle = (
+            None if first is None else first * _DAY,
+            None if last is None else last * _DAY,
+        )
+        return cls(" AND ".join(clauses) or "1 = 1", tuple(params), tuple(edges), middle)
 
 
 def _raw_range(
@@ -320,14 +326,19 @@ def _trend(
         for *_, moment in edges:
             counts[moment // _DAY] += 1
     else:
-        # Hours are finer than the roll-ups: count raw rows of the window (per-device
-        # ranges when it has a start; a whole-history hourly trend scans the table).
-        where, params = _raw_range(since, until)
-        for hour, count in store.fetch(
-            f"SELECT t_utc / {_HOUR} AS hour, count(*) FROM deletions WHERE {where} GROUP BY hour",
-            params,
-        ):
-            counts[int(hour)] += int(count)
+        # Hours are finer than the roll-ups: the edge rows are at hand; the whole days
+        # are counted from raw rows (per-device ranges when the window has a start; a
+        # whole-history hourly trend scans the table).
+        for *_, moment in edges:
+            counts[moment // _HOUR] += 1
+        if plan.middle is not None:
+            where, params = _raw_range(*plan.middle)
+            for hour, count in store.fetch(
+                f"SELECT t_utc / {_HOUR} AS hour, count(*) FROM deletions WHERE {where} "
+                "GROUP BY hour",
+                params,
+            ):
+                counts[int(hour)] += int(count)
     width = _BUCKET_SECONDS[chosen]
     buckets = tuple(
         TrendBucket(datetime.fromtimestamp(bucket * width, UTC), count)

@@ -552,7 +552,9 @@ def _brute_force(store: Store, since: datetime | None, until: datetime | None) -
     by_peer = Counter(peer for _, peer, _, _ in rows)
     peer_devices = {peer: len({n for n, p, _, _ in rows if p == peer}) for peer in by_peer}
     days = Counter(t // 86400 for *_, t in rows)
+    hours = Counter(t // 3600 for *_, t in rows)
     return {
+        "hours": dict(hours),
         "records": len(rows),
         "devices": dict(per_device),
         "newest": newest,
@@ -573,7 +575,11 @@ def _seen(store: Store, since: datetime | None, until: datetime | None) -> dict[
         trend_interval="day",
     )
     assert report.by_group is not None
+    hourly = store.report(
+        since=since, until=until, generated_at=report.generated_at, trend_interval="hour"
+    )
     return {
+        "hours": {int(b.start.timestamp()) // 3600: b.count for b in hourly.trend},
         "records": report.totals.records,
         "devices": {d.name: d.records for d in report.devices if d.records},
         "newest": {
