@@ -5,11 +5,17 @@ result is written in ONE transaction, so a crash (even SIGKILL) loses nothing al
 committed and leaves no half-written device.
 
 De-duplication is exact and multiset-aware: identical rows of one snapshot are numbered
-(``occurrence`` 0, 1, 2 ... per identical row) and a UNIQUE index over the device, the row
-as printed and that number makes ``INSERT ... ON CONFLICT DO NOTHING`` store a deletion seen
-in many runs once while keeping two identical deletions of the same second as two. The same
-statement makes two collectors writing the same device into one PostgreSQL safe. An
-unchanged snapshot (same digest as the device's last one) skips the insert altogether.
+(``occurrence`` 0, 1, 2 ... per identical row). Per device, the stored rows the snapshot
+overlaps (t_local >= its oldest row: one range scan of the clustered key) are diffed with
+it as a multiset in Python and only new rows are inserted, so a deletion seen in many runs
+is stored once and two identical deletions of the same second stay two. SQLite: ``BEGIN
+IMMEDIATE`` makes the diff exact. PostgreSQL: the device row is locked, and the insert is
+``ON CONFLICT DO NOTHING RETURNING``, so two collectors writing one device stay safe and
+the roll-ups count only rows really inserted. An unchanged snapshot (same digest as the
+device's last one) skips the diff altogether.
+
+Roll-ups (``roll_device``, ``roll_reason``, ``device_runs.new_reasons``) are updated in
+the same transaction from the inserted rows; reports read them instead of every row.
 
 A gap is recorded when a full snapshot (200 rows) shares no row with what was stored: the
 buffer wrapped between two runs and deletions in between may be lost.

@@ -1,8 +1,9 @@
-"""The fleet report over history: SQL aggregation into ``collector.report``'s dataclasses.
+"""The fleet report over history: roll-ups and raw edges into ``collector.report``'s dataclasses.
 
-The database does the counting (GROUP BY over the window); Python only folds the
-aggregated rows (at most devices x reasons, or distinct peers) into the report, so a
-report over a million stored deletions costs a few scans, not a million objects.
+Whole UTC days of a window come from the roll-ups the store maintains at ingest (per
+device and day, per day and reason text); the partial days at the window's edges come
+from the raw rows through per-device time ranges, so windows are exact to the second and
+a report over a million stored deletions reads tens of thousands of rows, not a million.
 Times in a history report are UTC (the store converted each device's local time).
 """
 
