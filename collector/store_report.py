@@ -309,8 +309,6 @@ def _trend(
     plan: _Plan,
     edges: list[tuple[int, int, int, int]],
     span: int,
-    since: int | None,
-    until: int | None,
     interval: TrendInterval | str | None,
 ) -> tuple[TrendInterval, tuple[TrendBucket, ...]]:
     if interval is None:
@@ -545,7 +543,7 @@ def history_report(
         dimension is GroupBy.PEER,
     )
     span = 0 if low is None or high is None else high - low
-    interval, trend = _trend(store, plan, edges, span, since_s, until_s, trend_interval)
+    interval, trend = _trend(store, plan, edges, span, trend_interval)
     gaps = _gaps(store, since, until)
 
     breakdown: GroupBreakdown | None = None
