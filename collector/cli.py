@@ -634,8 +634,9 @@ def collect_command(
     from collector.progress import ProgressBar
     from collector.report import aggregate
     from collector.run import collect_fleet
+    from collector.ssh_errors import legacy_kex_available
     from collector.store import StoreError
-    from collector.transport import NapalmTransport, NetmikoTransport, legacy_kex_available
+    from collector.transport import NapalmTransport, NetmikoTransport
 
     if fail_on and no_store:
         raise click.UsageError(

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import mock_devices.server
 from collector.cli import main
-from collector.transport import legacy_kex_available
+from collector.ssh_errors import legacy_kex_available
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "legacy-ssh-Pw-6120"

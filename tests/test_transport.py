@@ -29,22 +29,17 @@ from collector.commands import (
     validate_peer,
 )
 from collector.credentials import Credentials, Secret, SecretMasker
+from collector.deadline import Deadline
 from collector.hostkeys import KnownHosts
 from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
+from collector.ssh_errors import LEGACY_KEX, SessionError, classify_error, legacy_kex_available
 from collector.transport import (
-    LEGACY_KEX,
-    Deadline,
     NapalmTransport,
     NetmikoTransport,
-    SessionError,
-    classify_error,
-    clean_output,
-    client_transport,
-    legacy_kex_available,
-    legacy_transport,
     make_transport,
     result_from_output,
 )
+from collector.vrp_session import clean_output, client_transport, legacy_transport
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.tables import Row, render_table
