@@ -13,6 +13,21 @@ seconds (capped at :data:`MAX_BACKOFF`); authentication, host-key, refused-comma
 protocol failures are never retried (retrying them cannot help and may lock the account).
 One device's failure never affects another: every exception is turned into that device's
 result.
+
+Processes: one Python process uses at most about one core (paramiko is pure Python around
+its crypto and the GIL serialises it), so with ``processes > 1`` and at least
+:data:`MIN_DEVICES_PER_PROCESS` devices per process, the devices are split round-robin
+into shards and one child per shard is FORKED (so the credentials, whose
+:class:`~collector.credentials.Secret` refuses to be pickled, the transport and the
+host-key store are inherited, never pickled) before the parent starts any thread. Each
+child runs the thread pool above over its shard with ``workers // processes`` workers
+(deadlines and retries stay in the child) and sends every result back over a pipe as soon
+as it is done (without its :class:`Device`, whose mappings do not pickle: the parent puts
+its own back), with the host keys it trusted on first use, so the parent yields results in
+completion order, keeps the one store writer and the ``trusted`` summary right. A child
+that dies has its remaining devices reported ``protocol`` failures; when the parent stops
+(Ctrl-C, an exception, the consumer closing the iterator) it terminates the children, and
+a child whose parent died exits by itself.
 """
 
 from __future__ import annotations
@@ -20,12 +35,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import multiprocessing
+import os
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
 
 from collector.commands import validate_peer
 from collector.credentials import Credentials
@@ -36,7 +56,9 @@ __all__ = [
     "DEFAULT_RETRY_ON",
     "DEFAULT_WORKERS",
     "MAX_BACKOFF",
+    "MIN_DEVICES_PER_PROCESS",
     "Progress",
+    "auto_processes",
     "collect_fleet",
     "iter_fleet",
 ]
@@ -48,6 +70,32 @@ DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, Error
 MAX_BACKOFF = 30.0
 GRACE = 5.0
 """Seconds past a device's deadline before the runner gives up on its thread."""
+MIN_DEVICES_PER_PROCESS = 25
+"""Fewer devices per process than this and a run stays in one process (forking a child
+and its pipe costs more than the CPU it would spread)."""
+MAX_AUTO_PROCESSES = 4
+
+
+def auto_processes(devices: int) -> int:
+    """The ``--processes auto`` rule: 1 for a small fleet, else one per core (at most 4).
+
+    Small means fewer than ``2 x`` :data:`MIN_DEVICES_PER_PROCESS` devices.
+    """
+    if devices < 2 * MIN_DEVICES_PER_PROCESS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_PROCESSES))
+
+
+def _effective_processes(processes: int, workers: int, devices: int) -> int:
+    """Processes actually used: never more than workers, nor than the fleet justifies.
+
+    Examples:
+        >>> _effective_processes(2, 32, 1000), _effective_processes(2, 32, 30)
+        (2, 1)
+        >>> _effective_processes(4, 2, 1000), _effective_processes(1, 32, 1000)
+        (2, 1)
+    """
+    return max(1, min(processes, workers, devices // MIN_DEVICES_PER_PROCESS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,12 +354,251 @@ def _iter_indexed(
         fleet.stop.set()
 
 
+# --- more than one process ------------------------------------------------------------
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(DeviceResult) if f.name != "device")
+
+
+@dataclass(slots=True)
+class _Child:
+    """One forked collector process, as the parent sees it."""
+
+    number: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    pending: set[int]
+    """Positions (in the parent's device list) not reported yet."""
+
+
+def _exit_with_parent() -> None:
+    """In a child: exit at once when the parent dies (its sentinel pipe closes)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="collector-parent-watch", daemon=True).start()
+
+
+def _child_main(
+    conn: Connection,
+    positions: list[int],
+    devices: list[Device],
+    credentials: Credentials,
+    transport: Transport,
+    options: dict[str, object],
+) -> None:
+    """A child's whole life: collect its shard, send each result, exit without cleanup.
+
+    ``os._exit`` at the end: the child shares the parent's open store, run lock and
+    sockets, and must not run their finalizers or atexit hooks.
+    """
+    code = 0
+    try:
+        # Ctrl-C reaches the whole process group: the parent alone decides (and terminates
+        # us); SIGTERM (the parent's terminate()) ends us at once.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # No lock can be held by another thread at the fork: the CLI forks before starting
+        # any; an idle transport watchdog thread left by an earlier run waits with its lock
+        # released, and the child starts its own (a thread's copy is never alive).
+        _exit_with_parent()
+        known = getattr(transport, "known_hosts", None)
+        trusted: list[tuple[str, str, str]] = getattr(known, "trusted", [])
+        seen = len(trusted)  # the parent's own, inherited: not ours to report
+        for shard_index, result in _iter_indexed(
+            [devices[position] for position in positions],
+            credentials,
+            transport,
+            on_progress=None,
+            **options,  # type: ignore[arg-type]
+        ):
+            parts = tuple(getattr(result, name) for name in _RESULT_FIELDS)
+            new, seen = trusted[seen:], len(trusted)
+            conn.send((positions[shard_index], parts, new))
+    except BaseException as exc:
+        log.error("collector process failed: %s: %s", type(exc).__name__, exc)
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _iter_processes(
+    devices: Sequence[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    processes: int,
+    workers: int,
+    on_progress: Callable[[Progress], None] | None,
+    **options: object,
+) -> Iterator[tuple[int, DeviceResult]]:
+    """Like :func:`_iter_indexed`, the devices split over ``processes`` forked children."""
+    context = multiprocessing.get_context("fork")
+    child_options = dict(options, workers=max(1, workers // processes))
+    known = getattr(transport, "known_hosts", None)
+    trusted: list[tuple[str, str, str]] | None = getattr(known, "trusted", None)
+    total = len(devices)
+    children: list[_Child] = []
+    began = time.monotonic()
+    try:
+        for number in range(processes):
+            positions = list(range(number, total, processes))  # round-robin: similar mixes
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_child_main,
+                args=(writer, positions, devices, credentials, transport, child_options),
+                name=f"collector-process-{number + 1}",
+                daemon=True,
+            )
+            process.start()
+            writer.close()  # the child's copy alone: its end of life is our EOF
+            children.append(_Child(number + 1, process, reader, set(positions)))
+        log.debug("collecting in %d processes of %d workers", processes, child_options["workers"])
+        done = failed = 0
+        open_children = {child.conn: child for child in children}
+        while open_children:
+            for conn in wait(list(open_children)):
+                child = open_children[conn]  # type: ignore[index]
+                ready: list[tuple[int, DeviceResult]] = []
+                try:
+                    while True:  # whatever this child has sent meanwhile
+                        position, parts, new = child.conn.recv()
+                        result = DeviceResult(devices[position], *parts)
+                        if trusted is not None:
+                            trusted.extend(new)
+                        ready.append((position, result))
+                        if not child.conn.poll():
+                            break
+                except EOFError:
+                    del open_children[conn]  # type: ignore[arg-type]
+                    child.conn.close()
+                    ready.extend(_lost(child, devices, ready))
+                for position, result in ready:
+                    child.pending.discard(position)
+                    done += 1
+                    if not result.ok:
+                        failed += 1
+                    yield position, result
+                    if on_progress is not None:
+                        on_progress(Progress(total, done, failed, time.monotonic() - began))
+    finally:
+        _stop_children(children)
+
+
+def _lost(
+    child: _Child, devices: Sequence[Device], ready: list[tuple[int, DeviceResult]]
+) -> list[tuple[int, DeviceResult]]:
+    """Failures for the devices a child that ended never reported."""
+    child.process.join(timeout=5)
+    left = sorted(child.pending - {position for position, _ in ready})
+    if not left:
+        return []
+    code = child.process.exitcode
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    log.error(
+        "collector process %d ended (%s) with %d devices not read",
+        child.number,
+        how,
+        len(left),
+    )
+    now = datetime.now(UTC)
+    return [
+        (
+            position,
+            DeviceResult.failure(
+                devices[position],
+                ErrorKind.PROTOCOL,
+                f"not read: collector process {child.number} ended ({how}); run again",
+                finished=now,
+            ),
+        )
+        for position in left
+    ]
+
+
+def _stop_children(children: list[_Child]) -> None:
+    """Terminate the children still running (the parent is stopping) and reap them all."""
+    for child in children:
+        if child.process.is_alive():
+            child.process.terminate()
+    for child in children:
+        child.process.join(timeout=5)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(timeout=5)
+        with contextlib.suppress(Exception):
+            child.conn.close()
+
+
+def _iter_run(
+    devices: Sequence[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    workers: int,
+    processes: int,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    peer: str | None,
+    clock: bool,
+    keep_raw: bool,
+    retry_on: frozenset[ErrorKind],
+    on_progress: Callable[[Progress], None] | None,
+    grace: float,
+) -> Iterator[tuple[int, DeviceResult]]:
+    """One process (threads) or several (forked shards), by ``processes`` and fleet size."""
+    if peer is not None:
+        validate_peer(peer)  # before any child exists
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    count = _effective_processes(processes, workers, len(devices))
+    options: dict[str, object] = {
+        "timeout": timeout,
+        "retries": retries,
+        "backoff": backoff,
+        "peer": peer,
+        "clock": clock,
+        "keep_raw": keep_raw,
+        "retry_on": retry_on,
+        "grace": grace,
+    }
+    if count > 1:
+        return _iter_processes(
+            devices,
+            credentials,
+            transport,
+            processes=count,
+            workers=workers,
+            on_progress=on_progress,
+            **options,
+        )
+    return _iter_indexed(
+        devices,
+        credentials,
+        transport,
+        workers=workers,
+        on_progress=on_progress,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def iter_fleet(
     devices: Iterable[Device],
     credentials: Credentials,
     transport: Transport,
     *,
     workers: int = DEFAULT_WORKERS,
+    processes: int = 1,
     timeout: float = 30.0,
     retries: int = 1,
     backoff: float = 1.0,
@@ -328,7 +615,10 @@ def iter_fleet(
         devices: The devices to read (names should be unique).
         credentials: The run's credentials.
         transport: ``NetmikoTransport`` or ``NapalmTransport`` (anything with ``collect``).
-        workers: Devices read at once (threads).
+        workers: Devices read at once (threads; shared out between the processes).
+        processes: Split the fleet over this many forked processes (one core each), if
+            there are at least :data:`MIN_DEVICES_PER_PROCESS` devices per process and
+            ``workers`` allows; 1 (the default) reads everything in this process.
         timeout: Hard deadline per device and attempt, covering connect, login and commands.
         retries: Extra attempts for failures whose kind is in ``retry_on``.
         backoff: Seconds before the first retry; doubled for each further one.
@@ -345,11 +635,12 @@ def iter_fleet(
     Yields:
         One :class:`DeviceResult` per device, in completion order, ``attempts`` set.
     """
-    for _, result in _iter_indexed(
+    for _, result in _iter_run(
         list(devices),
         credentials,
         transport,
         workers=workers,
+        processes=processes,
         timeout=timeout,
         retries=retries,
         backoff=backoff,
@@ -369,6 +660,7 @@ def collect_fleet(
     transport: Transport,
     *,
     workers: int = DEFAULT_WORKERS,
+    processes: int = 1,
     timeout: float = 30.0,
     retries: int = 1,
     backoff: float = 1.0,
@@ -387,11 +679,12 @@ def collect_fleet(
     """
     device_list = list(devices)
     results: list[DeviceResult | None] = [None] * len(device_list)
-    for index, result in _iter_indexed(
+    for index, result in _iter_run(
         device_list,
         credentials,
         transport,
         workers=workers,
+        processes=processes,
         timeout=timeout,
         retries=retries,
         backoff=backoff,

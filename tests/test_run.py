@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -10,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from collector import run
 from collector.commands import InvalidPeer
 from collector.credentials import Credentials, Secret
 from collector.hostkeys import KnownHosts
 from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind
-from collector.run import Progress, collect_fleet, iter_fleet
+from collector.run import Progress, auto_processes, collect_fleet, iter_fleet
 from collector.transport import NetmikoTransport
 from mock_devices.fleet import start_fleet
 
@@ -24,8 +28,9 @@ CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))
 class FakeTransport:
     """A transport that answers from a script: device name -> list of outcomes per attempt.
 
-    An outcome is an ErrorKind (failure), ``"ok"``, ``"raise"`` or ``"hang"`` (sleep far past
-    the deadline, ignoring it, as a broken library call would).
+    An outcome is an ErrorKind (failure), ``"ok"``, ``"raise"``, ``"hang"`` (sleep far past
+    the deadline, ignoring it, as a broken library call would) or ``"die"`` (SIGKILL the
+    process it runs in: a crashed collector process).
     """
 
     name = "fake"
@@ -53,6 +58,8 @@ class FakeTransport:
             self.kwargs.append({"peer": peer, "timeout": timeout, "clock": clock})
         outcomes = self.script.get(device.name, ["ok"])
         outcome = outcomes[min(attempt, len(outcomes) - 1)]
+        if outcome == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
         if outcome == "raise":
             raise RuntimeError("bug in one device's path")
         if outcome == "hang":
@@ -238,3 +245,105 @@ def test_fault_fleet_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture
         fleet.stop()
     assert password not in caplog.text
     assert "display ike offline-info" in caplog.text
+
+
+# --- several processes ----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let tiny fleets use several processes (normally 25 devices per process at least)."""
+    monkeypatch.setattr(run, "MIN_DEVICES_PER_PROCESS", 1)
+
+
+def test_auto_processes() -> None:
+    assert auto_processes(10) == 1
+    assert auto_processes(1000) == max(1, min(os.cpu_count() or 1, 4))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("small_shards")
+def test_processes_report_every_device_once_with_its_kind() -> None:
+    fake = FakeTransport({"badpw": [ErrorKind.AUTH], "flaky": [ErrorKind.UNREACHABLE, "ok"]})
+    names = ["a", "badpw", "b", "flaky", "c", "d", "e"]
+    inventory = devices(*names)
+    seen: list[Progress] = []
+    results = collect_fleet(
+        inventory,
+        CREDENTIALS,  # its Secret cannot be pickled: the children inherit it (fork)
+        fake,
+        workers=4,
+        processes=2,
+        backoff=0.01,
+        on_progress=seen.append,
+    )
+    assert [r.device.name for r in results] == names
+    assert all(r.device is d for r, d in zip(results, inventory, strict=True))
+    by_name = {r.device.name: r for r in results}
+    assert by_name["badpw"].error is not None
+    assert by_name["badpw"].error.kind is ErrorKind.AUTH and by_name["badpw"].attempts == 1
+    assert by_name["flaky"].ok and by_name["flaky"].attempts == 2  # retried in its child
+    assert [p.done for p in seen] == list(range(1, len(names) + 1)) and seen[-1].failed == 1
+    assert not fake.calls  # every device was read in a child, none in this process
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("small_shards")
+def test_a_child_that_dies_has_its_devices_reported_failed() -> None:
+    # Two processes of one worker: shard 1 = a, dies, c, e; shard 2 = b, d, f.
+    fake = FakeTransport({"dies": ["die"]})
+    names = ["a", "b", "dies", "d", "c", "f", "e"]
+    results = list(iter_fleet(devices(*names), CREDENTIALS, fake, workers=2, processes=2))
+    assert sorted(r.device.name for r in results) == sorted(names)
+    by_name = {r.device.name: r for r in results}
+    for name in ("b", "d", "f"):
+        assert by_name[name].ok, name
+    for name in ("dies", "c", "e"):
+        error = by_name[name].error
+        assert error is not None and error.kind is ErrorKind.PROTOCOL, name
+        assert "collector process 1 ended (killed by signal 9)" in error.message
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("small_shards")
+def test_processes_over_real_ssh_match_one_process(tmp_path: Path) -> None:
+    password = "Shard-canary-5521"
+    credentials = Credentials("admin", Secret(password))
+    with start_fleet("fleet", count=6, password=password) as fleet:
+        inventory = [
+            Device(s.name, s.host, s.port, platform=s.spec.platform) for s in fleet.devices
+        ]
+        inventory.append(Device("closed", "127.0.0.1", _closed_port()))
+        known_hosts = tmp_path / "known_hosts"
+        transport = NetmikoTransport(KnownHosts(known_hosts))
+        sharded = collect_fleet(
+            inventory, credentials, transport, workers=4, processes=2, timeout=10, retries=0
+        )
+        # Trust on first use happened in the children: each key once in the file, and
+        # every one in this process's summary.
+        lines = known_hosts.read_text().splitlines()
+        assert len(lines) == len(set(lines)) == len(fleet.devices)
+        trusted = transport.known_hosts.trusted
+        assert sorted(name for name, _, _ in trusted) == sorted(s.name for s in fleet.devices)
+        single = collect_fleet(
+            inventory,
+            credentials,
+            NetmikoTransport(KnownHosts(known_hosts)),
+            workers=4,
+            timeout=10,
+            retries=0,
+        )
+    assert [r.device.name for r in sharded] == [d.name for d in inventory]
+    for one, many in zip(single, sharded, strict=True):
+        assert one.status is many.status and one.records == many.records, one.device.name
+    closed = sharded[-1].error
+    assert closed is not None and closed.kind is ErrorKind.UNREACHABLE
+    assert all(r.ok and len(r.records) == 200 for r in sharded[:-1])
+    assert password not in repr(sharded)
