@@ -313,6 +313,19 @@ def _shard_value(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(error)) from None
 
 
+def _processes_value(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """``--processes``: a count >= 1, or ``auto`` (None: decided from the fleet's size)."""
+    if value == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"{value!r}: give a number of processes (1 or more) or 'auto'")
+    return count
+
+
 def _where_values(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[tuple[str, str], ...]:
@@ -495,6 +508,15 @@ def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
     help="Devices read at once.",
 )
 @click.option(
+    "--processes",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    callback=_processes_value,
+    help="Split the devices (and --workers) over N processes, one core each. auto: 1 below "
+    "50 devices, else the CPU count (at most 4); never under 25 devices per process.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
@@ -594,6 +616,7 @@ def collect_command(
     shard: Shard | None,
     peer: str | None,
     workers: int,
+    processes: int | None,
     timeout: float,
     retries: int,
     transport_name: str,
@@ -633,7 +656,7 @@ def collect_command(
     from collector.lock import LockHeld, RunLock, default_lock_path
     from collector.progress import ProgressBar
     from collector.report import aggregate
-    from collector.run import collect_fleet
+    from collector.run import auto_processes, collect_fleet
     from collector.ssh_errors import legacy_kex_available
     from collector.store import StoreError
     from collector.transport import NapalmTransport, NetmikoTransport
@@ -745,6 +768,7 @@ def collect_command(
             credentials,
             transport,
             workers=workers,
+            processes=auto_processes(len(devices)) if processes is None else processes,
             timeout=timeout,
             retries=retries,
             peer=peer,
