@@ -251,6 +251,7 @@ def run_collect(
     workers: int | None,
     records: int,
     repeat: bool = False,
+    processes: str | None = None,
 ) -> Measured:
     """(a) ``collect-ike-offline collect`` with the store on.
 
@@ -278,6 +279,8 @@ def run_collect(
     ]
     if workers is not None:
         command += ["--workers", str(workers)]
+    if processes is not None:
+        command += ["--processes", processes]
     run = run_child(command, env, fleet.pid, 3600)
     problems: list[str] = []
     if run.returncode != 0:
@@ -574,6 +577,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"also add the results to the Fleet section of {DEFAULT_MD.relative_to(ROOT)}",
     )
     parser.add_argument("--md-path", type=Path, default=DEFAULT_MD, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--processes", metavar="N|auto", help="collect --processes for (a) (default: collect's)"
+    )
     return parser
 
 
@@ -652,6 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 args.workers,
                                 args.records,
                                 repeat=run_index > 0,
+                                processes=args.processes,
                             )
                         )
                 elif method == "nornir":
