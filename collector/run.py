@@ -462,7 +462,7 @@ def _iter_processes(
             process.start()
             writer.close()  # the child's copy alone: its end of life is our EOF
             children.append(_Child(number + 1, process, reader, set(positions)))
-        log.debug("collecting in %d processes of %d workers", processes, child_options["workers"])
+        log.info("collecting in %d processes of %d workers", processes, child_options["workers"])
         done = failed = 0
         open_children = {child.conn: child for child in children}
         while open_children:

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from collector import run
+from collector.cli import main
 from collector.commands import InvalidPeer
 from collector.credentials import Credentials, Secret
 from collector.hostkeys import KnownHosts
@@ -259,6 +261,17 @@ def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_processes() -> None:
     assert auto_processes(10) == 1
     assert auto_processes(1000) == max(1, min(os.cpu_count() or 1, 4))
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_cli_refuses_a_bad_process_count(value: str, tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("r1:\n  hostname: 192.0.2.1\n")
+    result = CliRunner().invoke(
+        main, ["collect", "--inventory", str(inventory), "--processes", value]
+    )
+    assert result.exit_code == 2
+    assert "--processes" in result.output and "'auto'" in result.output
 
 
 @pytest.mark.timeout(60)
