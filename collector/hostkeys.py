@@ -174,6 +174,12 @@ class KnownHosts:
                 self._add_line(line.strip(), number)
             self._loaded = True
 
+    def reload(self) -> None:
+        """Read the file again at next use (other processes may have appended keys)."""
+        with self._lock:
+            self._loaded = False
+            self._plain, self._revoked, self._hashed = {}, {}, []
+
     def _add_line(self, line: str, number: int) -> None:
         if not line or line.startswith("#"):
             return

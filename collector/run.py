@@ -492,6 +492,10 @@ def _iter_processes(
                         on_progress(Progress(total, done, failed, time.monotonic() - began))
     finally:
         _stop_children(children)
+        if known is not None and trusted and known.record and hasattr(known, "reload"):
+            # The children appended keys this process's index has never seen: read the
+            # file again before any later connection (else they would be new again).
+            known.reload()
 
 
 def _lost(

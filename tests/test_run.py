@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -336,23 +337,20 @@ def test_processes_over_real_ssh_match_one_process(tmp_path: Path) -> None:
         inventory.append(Device("closed", "127.0.0.1", _closed_port()))
         known_hosts = tmp_path / "known_hosts"
         transport = NetmikoTransport(KnownHosts(known_hosts))
-        sharded = collect_fleet(
-            inventory, credentials, transport, workers=4, processes=2, timeout=10, retries=0
-        )
-        # Trust on first use happened in the children: each key once in the file, and
-        # every one in this process's summary.
+        options: dict[str, Any] = {"workers": 4, "timeout": 10, "retries": 0}
+        # This process reads the file and trusts two devices; the children trust the rest
+        # (each key once in the file, all of them in this process's summary), and neither
+        # a second sharded run nor a run in this process trusts any key again.
+        collect_fleet(inventory[:2], credentials, transport, processes=1, **options)
+        sharded = collect_fleet(inventory, credentials, transport, processes=2, **options)
         lines = known_hosts.read_text().splitlines()
         assert len(lines) == len(set(lines)) == len(fleet.devices)
         trusted = transport.known_hosts.trusted
         assert sorted(name for name, _, _ in trusted) == sorted(s.name for s in fleet.devices)
-        single = collect_fleet(
-            inventory,
-            credentials,
-            NetmikoTransport(KnownHosts(known_hosts)),
-            workers=4,
-            timeout=10,
-            retries=0,
-        )
+        collect_fleet(inventory, credentials, transport, processes=2, **options)
+        single = collect_fleet(inventory, credentials, transport, processes=1, **options)
+        assert known_hosts.read_text().splitlines() == lines
+        assert len(transport.known_hosts.trusted) == len(fleet.devices)
     assert [r.device.name for r in sharded] == [d.name for d in inventory]
     for one, many in zip(single, sharded, strict=True):
         assert one.status is many.status and one.records == many.records, one.device.name
