@@ -478,7 +478,7 @@ def _iter_processes(
                         ready.append((position, result))
                         if not child.conn.poll():
                             break
-                except EOFError:
+                except (EOFError, OSError):  # OSError: it died in the middle of a message
                     del open_children[conn]  # type: ignore[arg-type]
                     child.conn.close()
                     ready.extend(_lost(child, devices, ready))
