@@ -42,7 +42,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -284,7 +284,7 @@ def _iter_indexed(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
-) -> Iterator[tuple[int, DeviceResult]]:
+) -> Generator[tuple[int, DeviceResult], None, None]:
     """The run itself: ``(position in devices, result)`` in completion order."""
     if peer is not None:
         validate_peer(peer)
@@ -440,7 +440,7 @@ def _iter_processes(
     workers: int,
     on_progress: Callable[[Progress], None] | None,
     **options: object,
-) -> Iterator[tuple[int, DeviceResult]]:
+) -> Generator[tuple[int, DeviceResult], None, None]:
     """Like :func:`_iter_indexed`, the devices split over ``processes`` forked children."""
     context = multiprocessing.get_context("fork")
     child_options = dict(options, workers=max(1, workers // processes))
@@ -559,7 +559,7 @@ def _iter_run(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
-) -> Iterator[tuple[int, DeviceResult]]:
+) -> Generator[tuple[int, DeviceResult], None, None]:
     """One process (threads) or several (forked shards), by ``processes`` and fleet size."""
     if peer is not None:
         validate_peer(peer)  # before any child exists
@@ -612,7 +612,7 @@ def iter_fleet(
     retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
     on_progress: Callable[[Progress], None] | None = None,
     grace: float = GRACE,
-) -> Iterator[DeviceResult]:
+) -> Generator[DeviceResult, None, None]:
     """Collect every device, yielding each result as soon as that device is done.
 
     Args:
@@ -639,7 +639,7 @@ def iter_fleet(
     Yields:
         One :class:`DeviceResult` per device, in completion order, ``attempts`` set.
     """
-    for _, result in _iter_run(
+    run = _iter_run(
         list(devices),
         credentials,
         transport,
@@ -654,8 +654,10 @@ def iter_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
-    ):
-        yield result
+    )
+    with contextlib.closing(run):  # closing this iterator stops the run (and its children)
+        for _, result in run:
+            yield result
 
 
 def collect_fleet(
@@ -683,7 +685,7 @@ def collect_fleet(
     """
     device_list = list(devices)
     results: list[DeviceResult | None] = [None] * len(device_list)
-    for index, result in _iter_run(
+    run = _iter_run(
         device_list,
         credentials,
         transport,
@@ -698,8 +700,10 @@ def collect_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
-    ):
-        if on_result is not None:
-            on_result(result)
-        results[index] = result
+    )
+    with contextlib.closing(run):
+        for index, result in run:
+            if on_result is not None:
+                on_result(result)
+            results[index] = result
     return [result for result in results if result is not None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -316,6 +317,21 @@ def test_a_child_that_dies_has_its_devices_reported_failed() -> None:
         error = by_name[name].error
         assert error is not None and error.kind is ErrorKind.PROTOCOL, name
         assert "collector process 1 ended (killed by signal 9)" in error.message
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("small_shards")
+def test_stopping_the_parent_stops_the_children() -> None:
+    # As on Ctrl-C or an exception in on_result: the consumer leaves the iterator early.
+    fake = FakeTransport({"stuck-1": ["hang"], "stuck-2": ["hang"]})
+    names = ["a", "b", "stuck-1", "stuck-2"]
+    results = iter_fleet(devices(*names), CREDENTIALS, fake, workers=4, processes=2)
+    first = next(results)
+    children = multiprocessing.active_children()
+    assert first.device.name in ("a", "b") and len(children) == 2
+    results.close()
+    assert not multiprocessing.active_children()
+    assert all(child.exitcode == -signal.SIGTERM for child in children)
 
 
 def _closed_port() -> int:
