@@ -555,7 +555,10 @@ def parse(text: str) -> ParseResult:
     classify = _classify
     to_datetime = _to_datetime
     versions = _VERSIONS
-    make_record = OfflineRecord
+    # A named tuple's generated __new__ only packs its arguments into the tuple:
+    # tuple.__new__ with the values builds the same record without that extra Python
+    # frame (0.16 vs 0.52 us a record, python -m timeit on the benchmark machine).
+    new_record = tuple.__new__
     lines: list[str] | None = None
     # The hot loop: one regex pass (findall, so no match objects) turns every line
     # into a tuple; a well-formed IPv4 row becomes a record right here. Everything
@@ -574,14 +577,17 @@ def parse(text: str) -> ParseResult:
             else:
                 code, category = classify(reason)
                 append(
-                    make_record(
-                        peer,
-                        int(port) if port else None,
-                        reason,
-                        code,
-                        category,
-                        versions[version],
-                        when,
+                    new_record(
+                        OfflineRecord,
+                        (
+                            peer,
+                            int(port) if port else None,
+                            reason,
+                            code,
+                            category,
+                            versions[version],
+                            when,
+                        ),
                     )
                 )
                 continue
