@@ -267,7 +267,18 @@ def _load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = "" if mark is None else f"{mark.line + 1}:"
-        problem = _one_line(error.problem or error.context or "invalid YAML")
+        problem = error.problem or error.context or "invalid YAML"
+        context = error.context_mark
+        # An unclosed [ or { is found lines later: say where it was opened too.
+        if (
+            error.problem
+            and error.context
+            and context is not None
+            and mark is not None
+            and context.line != mark.line
+        ):
+            problem += f" {error.context} started at line {context.line + 1}"
+        problem = _one_line(problem)
         raise InventoryError(
             f"{path}:{line} not valid YAML ({problem}); fix the syntax at that line"
         ) from None

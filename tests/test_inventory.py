@@ -310,6 +310,8 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     directory = nornir(tmp_path, "r1:\n  hostname: 10.0.0.1\n  port: [22\nr2:\n  x: 1\n")
     message = error_of(directory)
     assert re.match(rf"{re.escape(str(directory / 'hosts.yaml'))}:\d+: not valid YAML", message)
+    # The error is detected lines later; the message also names where the [ was opened.
+    assert "started at line 3" in message
 
 
 def test_duplicate_host_names(tmp_path: Path) -> None:
