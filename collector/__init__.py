@@ -1,3 +1,7 @@
 """collect-ike-offline: collect, keep and report Huawei VRP deleted-IPsec-tunnel records."""
 
+from collector.deferred import defer_all
+
 __version__ = "0.1.0"
+
+defer_all()

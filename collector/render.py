@@ -42,8 +42,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tabulate import tabulate
-
 if TYPE_CHECKING:
     from prometheus_client import Gauge
 
@@ -111,8 +109,12 @@ def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
     tabulate parses numeric-looking strings by default: a device named ``007`` would
     print as ``7`` and an unknown reason ``1e3`` as ``1000``. Parsing is off; columns
-    holding only real numbers are right-aligned instead.
+    holding only real numbers are right-aligned instead. (Imported here: tabulate reads
+    its package metadata on import, and cron runs writing JSON, CSV or Prometheus
+    never need it.)
     """
+    from tabulate import tabulate
+
     align = []
     for index in range(len(headers)):
         values = [row[index] for row in rows if index < len(row) and row[index] is not None]

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mock_devices.scenario import MAX_RECORDS, DeviceSpec, RecordGenerator
-from mock_devices.tables import Row
+from mock_devices.tables import Layout, Row, render_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,10 @@ class DeviceState:
         self._churn_credit = 0.0
         self._journal_file = journal_dir / f"{spec.name}.jsonl" if journal_dir else None
         self._host_key: asyncssh.SSHKey | None = None
+        # The table rows as printed, rendered once per change of the records (per layout):
+        # formatting 200 rows was a third of the fleet's CPU per session.
+        self._generation = 0
+        self._rendered: tuple[int, str, list[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -160,6 +164,20 @@ class DeviceState:
         with self._lock:
             return self._deleted_total
 
+    def rendered_records(self, layout: Layout) -> tuple[list[Row], list[str]]:
+        """The records (newest first) and their table rows in ``layout``, rendered once."""
+        with self._lock:
+            rows = list(self._records)
+            generation = self._generation
+            cached = self._rendered
+        if cached is not None and cached[0] == generation and cached[1] == layout:
+            return rows, cached[2]
+        body = [render_row(row, layout) for row in rows]
+        with self._lock:
+            if self._generation == generation:
+                self._rendered = (generation, layout, body)
+        return rows, body
+
     def add_records(self, rows: Iterable[Row]) -> None:
         """Add deletions (any order); the ring keeps the newest 200, newest first."""
         new = sorted(rows, key=lambda row: row.time, reverse=True)
@@ -167,6 +185,7 @@ class DeviceState:
             for row in reversed(new):
                 self._records.appendleft(row)
             self._deleted_total += len(new)
+            self._generation += 1
 
     def add_deletions(self, count: int = 1) -> list[Row]:
         """Generate ``count`` new deletions at the device's current time and add them."""

@@ -263,6 +263,7 @@ class Fleet:
             server_host_keys=[device.host_key],
             server_version=SERVER_VERSION,
             encoding=None,
+            line_editor=False,  # VrpSession echoes and edits lines itself
             kex_algs=list(KEX_ALGS),
             encryption_algs=list(ENCRYPTION_ALGS),
             mac_algs=list(MAC_ALGS),

@@ -20,7 +20,7 @@ import asyncssh
 from mock_devices.commands import Command, CommandError, ErrorKind, parse_command
 from mock_devices.device import DeviceState
 from mock_devices.scenario import Fault
-from mock_devices.tables import render_table
+from mock_devices.tables import frame_table
 
 CRLF = "\r\n"
 MORE = "  ---- More ----"
@@ -313,17 +313,17 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
             return True
         if spec.has(Fault.VERY_SLOW):
             await asyncio.sleep(spec.very_slow_s)
-        rows = self.device.records()
+        rows, body = self.device.rendered_records(spec.layout)
         peer = command.params.get("<ip>")
         if peer is not None:
-            rows = [row for row in rows if row.peer == peer]
+            body = [line for row, line in zip(rows, body, strict=True) if row.peer == peer]
         if spec.has(Fault.GARBAGE_OUTPUT):
             await self.emit(_garbage_lines(f"{spec.name}:{self.number}"))
             return True
-        count = len(rows)
+        count = len(body)
         if spec.has(Fault.TRUNCATED_TABLE):
-            rows = rows[: max(0, (count * 2) // 3)]
-        lines = render_table(rows, spec.layout, count=count)
+            body = body[: max(0, (count * 2) // 3)]
+        lines = frame_table(body, spec.layout, count)
         if spec.has(Fault.DROP_MID_OUTPUT):
             half = lines[: max(1, len(lines) // 2)]
             self.write(CRLF.join(half) + CRLF)
@@ -338,7 +338,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
     async def emit(self, lines: list[str]) -> None:
         """Print command output, paging it while paging is on."""
         if not self.paging or len(lines) <= self.spec.page_lines:
-            self.write("".join(line + CRLF for line in lines))
+            self.write(CRLF.join(lines) + CRLF if lines else "")
             return
         index = 0
         step = self.spec.page_lines

@@ -72,7 +72,11 @@ def render_table(rows: Sequence[Row], layout: Layout, count: int | None = None) 
             A truncated table is rendered by passing fewer rows than ``count``.
     """
     number = len(rows) if count is None else count
-    body = [render_row(row, layout) for row in rows]
+    return frame_table([render_row(row, layout) for row in rows], layout, number)
+
+
+def frame_table(body: Sequence[str], layout: Layout, number: int) -> list[str]:
+    """Table rows already rendered (:func:`render_row`), framed as the device prints them."""
     if layout == "router":
         return [
             "",

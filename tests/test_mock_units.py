@@ -23,7 +23,7 @@ from mock_devices.scenario import (
     parse_timezone,
 )
 from mock_devices.server import loopback_address
-from mock_devices.tables import Row
+from mock_devices.tables import Row, render_row
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,19 @@ def test_add_records_sorts_and_keeps_explicit_rows() -> None:
     state = DeviceState(load_scenario(data, "pw").devices[0])
     state.add_records(rows)
     assert [row.peer for row in state.records()] == ["10.0.0.2", "10.0.0.1"]
+
+
+def test_rendered_rows_follow_the_records_and_the_layout() -> None:
+    state = DeviceState(load_scenario(scenario(name="r1"), "pw").devices[0])
+    rows, body = state.rendered_records("router")
+    assert body == [render_row(row, "router") for row in rows] and len(body) == 20
+    assert state.rendered_records("router")[1] is body  # rendered once, not per session
+    _, firewall = state.rendered_records("firewall")
+    assert firewall == [render_row(row, "firewall") for row in rows]
+    added = state.add_deletions(2)
+    rows, body = state.rendered_records("router")
+    assert rows[:2] == sorted(added, key=lambda row: row.time, reverse=True)
+    assert body == [render_row(row, "router") for row in rows] and len(body) == 22
 
 
 def test_churn_adds_at_the_configured_rate() -> None:
