@@ -37,6 +37,7 @@ Prints the machine and a table; writes nothing to the repository unless ``--writ
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import json
 import math
@@ -70,7 +71,7 @@ MD_MARKER = "<!-- fleet runs end here: bench_fleet --write-md inserts above this
 COLLECTOR_PASSWORD_ENV = "IKE_COLLECTOR_PASSWORD"
 DEFAULT_COLLECTOR_WORKERS = 32
 """``collect --workers`` default (collector/cli.py)."""
-METHODS = ("collect", "nornir", "netmiko")
+METHODS = ("collect", "nornir", "netmiko", "paramiko")
 LIBRARIES = ("netmiko", "paramiko", "cryptography", "nornir", "nornir_netmiko", "asyncssh")
 
 
@@ -394,6 +395,45 @@ def run_loop(
     )
 
 
+def run_paramiko_floor(
+    hosts: Path,
+    names: Sequence[str],
+    env: dict[str, str],
+    fleet: FleetProcess,
+    subset: int,
+    records: int,
+) -> Measured:
+    """(d) bare paramiko sessions, sequential, on a subset: the SSH library's own cost."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fleet_clients",
+        "paramiko",
+        "--hosts",
+        str(hosts),
+        "--limit",
+        str(subset),
+    ]
+    run = run_child(command, env, fleet.pid, 3600)
+    out = _child_json(run, "paramiko loop")
+    visited = names[:subset]
+    ok, problems = _check_counts(visited, out, records)
+    k = len(visited)
+    per_device = out["seconds"] / k
+    return Measured(
+        label=f"(d) paramiko alone, sequential ({k} devices, extrapolated; the SSH floor)",
+        devices=k,
+        wall_s=per_device * len(names),
+        cpu_ms_per_device=1000 * out["cpu_s"] / k,
+        rss_mib=run.maxrss_kib / 1024,
+        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / (k + 1),
+        rows_ok=ok,
+        problems=problems,
+        note=f"{per_device:.3f} s and {1000 * out['cpu_s'] / k:.1f} ms client CPU per device"
+        " (no netmiko, parser or store: what any paramiko-based collector pays at least)",
+    )
+
+
 def run_stages(
     hosts: Path,
     names: Sequence[str],
@@ -583,6 +623,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def byte_compile() -> None:
+    """Compile our packages' bytecode before timing, as a regular install does.
+
+    A development checkout (``pip install -e``) has no ``.pyc`` files until a first
+    import writes them, and none at all under ``PYTHONDONTWRITEBYTECODE``: every timed
+    run would then compile ~10,000 lines of the collector (~0.1-0.2 s of CPU), which an
+    installed collector never does.
+    """
+    for package in ("collector", "mock_devices", "bench"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     if args.devices < 1:
         parser.error("--devices must be at least 1")
@@ -608,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = _validate(parser, args)
     workers = args.workers if args.workers is not None else DEFAULT_COLLECTOR_WORKERS
+    byte_compile()
     info = machine()
     print(
         f"machine: {info['cpus']} cores, {info['cpu']}, Python {info['python']}; "
@@ -663,6 +716,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                 elif method == "nornir":
                     results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
+                elif method == "paramiko":
+                    results.append(
+                        run_paramiko_floor(hosts, names, env, fleet, args.subset, args.records)
+                    )
                 else:
                     results.append(run_loop(hosts, names, env, fleet, args.subset, args.records))
             if args.stages:

@@ -6,6 +6,7 @@ nothing one client loads or leaks is charged to another.
 
     BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients nornir --hosts H --workers 50
     BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients netmiko --hosts H --limit 20
+    BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients paramiko --hosts H --limit 20
     BENCH_FLEET_PASSWORD=... python -m bench.fleet_clients probe --hosts H --known-hosts F
 
 Methods:
@@ -17,6 +18,12 @@ Methods:
   ``nornir.log`` into the working directory).
 * ``netmiko``: a plain sequential loop with stock ``ConnectHandler`` (device_type
   ``huawei``), ``send_command``, ``disconnect()`` over the first ``--limit`` devices.
+* ``paramiko``: the SSH library's floor: a bare paramiko ``SSHClient`` per device, one
+  after the other over the first ``--limit`` devices (after one warm-up): password login,
+  an interactive shell, ``screen-length 0 temporary`` and the command, each read up to
+  the prompt, then ``quit``; no netmiko, no parsing, no store. Its client CPU per device
+  is what any paramiko-based collector pays at least (the per-connection transport
+  thread, key exchange, about 30 SSH messages through paramiko's Python packetizer).
 * ``probe``: one device collected ``--repeat`` times in a row with our
   ``NetmikoTransport`` (after one warm-up), to measure one device's round trip.
 * ``stages``: where ``collect``'s CPU goes, in process, through the same calls the CLI
@@ -163,6 +170,70 @@ def run_netmiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, A
     }
 
 
+def _paramiko_session(host: dict[str, Any], password: str) -> str:
+    """One bare paramiko shell session; the command's output up to the prompt."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        host["hostname"],
+        port=host["port"],
+        username=host["username"],
+        password=password,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=30,
+    )
+    try:
+        channel = client.invoke_shell(width=511, height=1000)
+        channel.settimeout(30)
+
+        def until_prompt() -> str:
+            data = b""
+            while not data.rstrip().endswith((b">", b"]")):
+                chunk = channel.recv(65536)
+                if not chunk:
+                    raise EOFError("the device closed the session")
+                data += chunk
+            return data.decode("utf-8", "replace")
+
+        until_prompt()
+        channel.sendall(b"screen-length 0 temporary\n")
+        until_prompt()
+        channel.sendall(COMMAND.encode() + b"\n")
+        output = until_prompt()
+        channel.sendall(b"quit\n")
+        return output
+    finally:
+        client.close()
+
+
+def run_paramiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, Any]:
+    """The SSH library alone, one device after the other, over the first ``limit`` hosts."""
+    hosts = list(_hosts(hosts_file).items())
+    _paramiko_session(hosts[-1][1], password)  # warm-up: imports, first connection
+    hosts = hosts[:limit]
+    outputs: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    cpu = _cpu_seconds()
+    began = time.perf_counter()
+    for name, host in hosts:
+        try:
+            outputs[name] = _paramiko_session(host, password)
+        except Exception as exc:  # reported per device, like the other methods
+            errors[name] = _error_text(exc)
+    seconds = time.perf_counter() - began
+    cpu = _cpu_seconds() - cpu
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "devices": len(hosts),
+        "counts": {name: count_rows(text) for name, text in outputs.items()},
+        "errors": errors,
+    }
+
+
 def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -> dict[str, Any]:
     """One device, ``repeat`` times in a row, with our transport (after one warm-up)."""
     from collector.credentials import Credentials, Secret
@@ -263,10 +334,12 @@ def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_clients", description=__doc__)
-    parser.add_argument("method", choices=("nornir", "netmiko", "probe", "stages"))
+    parser.add_argument("method", choices=("nornir", "netmiko", "paramiko", "probe", "stages"))
     parser.add_argument("--hosts", type=Path, required=True, help="the mock's hosts.yaml")
     parser.add_argument("--workers", type=int, default=32, help="nornir: runner threads")
-    parser.add_argument("--limit", type=int, default=20, help="netmiko: devices in the loop")
+    parser.add_argument(
+        "--limit", type=int, default=20, help="netmiko, paramiko: devices in the loop"
+    )
     parser.add_argument("--known-hosts", type=Path, default=None, help="probe: known_hosts file")
     parser.add_argument("--workdir", type=Path, default=None, help="stages: where the db goes")
     parser.add_argument("--repeat", type=int, default=5, help="probe: timed collects")
@@ -284,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = run_nornir(args.hosts, password, args.workers)
     elif args.method == "netmiko":
         out = run_netmiko_loop(args.hosts, password, args.limit)
+    elif args.method == "paramiko":
+        out = run_paramiko_loop(args.hosts, password, args.limit)
     elif args.method == "stages":
         from mock_devices.fleet import raise_fd_limit
 

@@ -65,7 +65,8 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
     assert "(a) collect again" in out
     assert "(b) Nornir + nornir_netmiko" in out
     assert "(c) netmiko sequential loop (3 devices, extrapolated)" in out
-    assert out.count("| 3/3 ") == 4  # every device read in full by every method
+    assert "(d) paramiko alone, sequential (3 devices, extrapolated; the SSH floor)" in out
+    assert out.count("| 3/3 ") == 5  # every device read in full by every method
     assert "stages: 3/3 devices read in full" in out
     assert "store again (unchanged snapshots)" in out
     assert "PROBLEM" not in completed.stderr
