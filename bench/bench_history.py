@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
+
+from tabulate import tabulate
 
 from collector.records import REASONS, Device, DeviceResult, DeviceStatus, OfflineRecord
 from collector.report import FleetReport
@@ -201,6 +204,68 @@ def measure(
         )
 
 
+class _TimedConnection:
+    """A sqlite3 connection that adds up the wall time of each kind of statement."""
+
+    def __init__(self, conn: Any, spent: dict[str, list[float]]) -> None:
+        self._conn = conn
+        self._spent = spent
+
+    def _timed(self, kind: str, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            entry = self._spent.setdefault(kind, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - start
+
+    @staticmethod
+    def _kind(sql: str) -> str:
+        words = sql.replace("(", " ").split()
+        if words[:2] == ["INSERT", "INTO"] or words[:1] == ["UPDATE"]:
+            return " ".join(words[: 3 if words[0] == "INSERT" else 2])
+        if words[:1] == ["SELECT"]:
+            table = words[words.index("FROM") + 1] if "FROM" in words else "?"
+            return f"SELECT ... FROM {table}"
+        return " ".join(words[:2])
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._timed(self._kind(sql), lambda: self._conn.execute(sql, *args))
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._timed(
+            self._kind(sql) + " (executemany)", lambda: self._conn.executemany(sql, *args)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def breakdown(devices: int, records: int, peers: str) -> str:
+    """Where SQLite ingest time goes: wall microseconds per record, per kind of statement."""
+    spent: dict[str, list[float]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-history-") as scratch,
+        open_store(str(Path(scratch) / "history.sqlite3")) as store,
+    ):
+        store._conn = _TimedConnection(store._conn, spent)  # type: ignore[attr-defined]
+        total, _, written = ingest(store, devices, records, peers)
+    per = 1e6 / max(written, 1)
+    rows = [
+        [kind, f"{calls:,}", f"{seconds * per:.2f}"]
+        for kind, (calls, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])
+        if seconds * per >= 0.005
+    ]
+    sql = sum(seconds for _, seconds in spent.values())
+    rows.append(["all SQL statements", "", f"{sql * per:.2f}"])
+    rows.append(["Python around them (keys, diff, roll-ups)", "", f"{(total - sql) * per:.2f}"])
+    rows.append(["record_device, in all", "", f"{total * per:.2f}"])
+    return tabulate(
+        rows, ["SQLite ingest, by statement", "calls", "us per record"], tablefmt="github"
+    )
+
+
 @contextlib.contextmanager
 def postgres_url(given: str | None) -> Iterator[str]:
     if given:
@@ -251,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         "--pg-url", help="an EMPTY PostgreSQL database to use instead of a throwaway cluster"
     )
     parser.add_argument("--markdown", action="store_true", help="also print machine details")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also ingest once more into SQLite with every statement timed (by kind)",
+    )
     args = parser.parse_args(argv)
     results: list[Figures] = []
     if args.backend in ("sqlite", "both"):
@@ -265,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                 measure(url, "postgres", args.devices, args.records, args.peers, args.repeat)
             )
     print(table(results))
+    if args.breakdown:
+        print()
+        print(breakdown(args.devices, args.records, args.peers))
     if args.markdown:
         import sqlite3
 

@@ -33,6 +33,18 @@ def test_bench_history_sqlite_random_peers_tiny() -> None:
     assert "| sqlite | 100 |" in out and "(0) |" in out
 
 
+def test_bench_history_breakdown_accounts_for_every_statement() -> None:
+    out = _run("--backend", "sqlite", "--repeat", "1", "--breakdown")
+    for line in (
+        "INSERT INTO deletions (executemany)",
+        "COMMIT",
+        "all SQL statements",
+        "Python around them (keys, diff, roll-ups)",
+        "record_device, in all",
+    ):
+        assert f"| {line}" in out, line
+
+
 @pytest.mark.postgres
 def test_bench_history_postgres_tiny(pg_url: str) -> None:
     assert "| postgres | 100 |" in _run("--backend", "postgres", "--pg-url", pg_url)
