@@ -357,80 +357,58 @@ def run_nornir(
     )
 
 
-def run_loop(
-    hosts: Path,
-    names: Sequence[str],
-    env: dict[str, str],
-    fleet: FleetProcess,
-    subset: int,
-    records: int,
-) -> Measured:
-    """(c) stock netmiko, sequential, on a subset; extrapolated to the fleet."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
-        "netmiko",
-        "--hosts",
-        str(hosts),
-        "--limit",
-        str(subset),
-    ]
-    run = run_child(command, env, fleet.pid, 3600)
-    out = _child_json(run, "netmiko loop")
-    visited = names[:subset]
-    ok, problems = _check_counts(visited, out, records)
-    k = len(visited)
-    per_device = out["seconds"] / k
-    return Measured(
-        label=f"(c) netmiko sequential loop ({k} devices, extrapolated)",
-        devices=k,
-        wall_s=per_device * len(names),
-        cpu_ms_per_device=1000 * out["cpu_s"] / k,
-        rss_mib=run.maxrss_kib / 1024,
-        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / k,
-        rows_ok=ok,
-        problems=problems,
-        note=f"{per_device:.3f} s per device",
-    )
-
-
-def run_paramiko_floor(
-    hosts: Path,
-    names: Sequence[str],
-    env: dict[str, str],
-    fleet: FleetProcess,
-    subset: int,
-    records: int,
-) -> Measured:
-    """(d) bare paramiko sessions, sequential, on a subset: the SSH library's own cost."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
-        "paramiko",
-        "--hosts",
-        str(hosts),
-        "--limit",
-        str(subset),
-    ]
-    run = run_child(command, env, fleet.pid, 3600)
-    out = _child_json(run, "paramiko loop")
-    visited = names[:subset]
-    ok, problems = _check_counts(visited, out, records)
-    k = len(visited)
-    per_device = out["seconds"] / k
-    return Measured(
-        label=f"(d) paramiko alone, sequential ({k} devices, extrapolated; the SSH floor)",
-        devices=k,
-        wall_s=per_device * len(names),
-        cpu_ms_per_device=1000 * out["cpu_s"] / k,
-        rss_mib=run.maxrss_kib / 1024,
-        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / (k + 1),
-        rows_ok=ok,
-        problems=problems,
-        note=f"{per_device:.3f} s and {1000 * out['cpu_s'] / k:.1f} ms client CPU per device"
+_SEQUENTIAL = {
+    # client: (label, warm-up sessions before the timed loop, note)
+    "netmiko": ("(c) netmiko sequential loop ({k} devices, extrapolated)", 0, ""),
+    "paramiko": (
+        "(d) paramiko alone, sequential ({k} devices, extrapolated; the SSH floor)",
+        1,
         " (no netmiko, parser or store: what any paramiko-based collector pays at least)",
+    ),
+}
+
+
+def run_sequential(
+    client: str,
+    hosts: Path,
+    names: Sequence[str],
+    env: dict[str, str],
+    fleet: FleetProcess,
+    subset: int,
+    records: int,
+) -> Measured:
+    """(c) stock netmiko or (d) bare paramiko, one device after the other, on a subset.
+
+    Wall time is extrapolated to the fleet; CPU is the loop's own, per device.
+    """
+    label, warm_up, note = _SEQUENTIAL[client]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.fleet_clients",
+        client,
+        "--hosts",
+        str(hosts),
+        "--limit",
+        str(subset),
+    ]
+    run = run_child(command, env, fleet.pid, 3600)
+    out = _child_json(run, f"{client} loop")
+    visited = names[:subset]
+    ok, problems = _check_counts(visited, out, records)
+    k = len(visited)
+    per_device = out["seconds"] / k
+    cpu_ms = 1000 * out["cpu_s"] / k
+    return Measured(
+        label=label.format(k=k),
+        devices=k,
+        wall_s=per_device * len(names),
+        cpu_ms_per_device=cpu_ms,
+        rss_mib=run.maxrss_kib / 1024,
+        mock_cpu_ms_per_device=1000 * run.mock_cpu_s / (k + warm_up),
+        rows_ok=ok,
+        problems=problems,
+        note=f"{per_device:.3f} s and {cpu_ms:.1f} ms client CPU per device{note}",
     )
 
 
@@ -716,12 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                 elif method == "nornir":
                     results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
-                elif method == "paramiko":
-                    results.append(
-                        run_paramiko_floor(hosts, names, env, fleet, args.subset, args.records)
-                    )
                 else:
-                    results.append(run_loop(hosts, names, env, fleet, args.subset, args.records))
+                    results.append(
+                        run_sequential(method, hosts, names, env, fleet, args.subset, args.records)
+                    )
             if args.stages:
                 print("running stages ...", flush=True)
                 stages = run_stages(hosts, names, env, fleet, directory, workers, args.records)

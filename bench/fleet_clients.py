@@ -47,7 +47,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,40 +134,48 @@ def run_nornir(hosts_file: Path, password: str, workers: int) -> dict[str, Any]:
     }
 
 
-def run_netmiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, Any]:
-    """Stock netmiko, one device after the other, over the first ``limit`` hosts."""
-    from netmiko import ConnectHandler
-
-    hosts = list(_hosts(hosts_file).items())[:limit]
+def _sequential(
+    hosts: Sequence[tuple[str, dict[str, Any]]], session: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """Read ``hosts`` one after the other with ``session`` (host -> output), timed."""
     outputs: dict[str, str] = {}
     errors: dict[str, str] = {}
     cpu = _cpu_seconds()
     began = time.perf_counter()
     for name, host in hosts:
         try:
-            connection = ConnectHandler(
-                device_type="huawei",
-                host=host["hostname"],
-                port=host["port"],
-                username=host["username"],
-                password=password,
-            )
-            try:
-                outputs[name] = str(connection.send_command(COMMAND))
-            finally:
-                connection.disconnect()
+            outputs[name] = session(host)
         except Exception as exc:  # reported per device, like the other methods
             errors[name] = _error_text(exc)
     seconds = time.perf_counter() - began
     cpu = _cpu_seconds() - cpu
-    counts = {name: count_rows(text) for name, text in outputs.items()}
     return {
         "seconds": seconds,
         "cpu_s": cpu,
         "devices": len(hosts),
-        "counts": counts,
+        "counts": {name: count_rows(text) for name, text in outputs.items()},
         "errors": errors,
     }
+
+
+def run_netmiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, Any]:
+    """Stock netmiko, one device after the other, over the first ``limit`` hosts."""
+    from netmiko import ConnectHandler
+
+    def netmiko_session(host: dict[str, Any]) -> str:
+        connection = ConnectHandler(
+            device_type="huawei",
+            host=host["hostname"],
+            port=host["port"],
+            username=host["username"],
+            password=password,
+        )
+        try:
+            return str(connection.send_command(COMMAND))
+        finally:
+            connection.disconnect()
+
+    return _sequential(list(_hosts(hosts_file).items())[:limit], netmiko_session)
 
 
 def _paramiko_session(host: dict[str, Any], password: str) -> str:
@@ -213,25 +221,7 @@ def run_paramiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, 
     """The SSH library alone, one device after the other, over the first ``limit`` hosts."""
     hosts = list(_hosts(hosts_file).items())
     _paramiko_session(hosts[-1][1], password)  # warm-up: imports, first connection
-    hosts = hosts[:limit]
-    outputs: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    cpu = _cpu_seconds()
-    began = time.perf_counter()
-    for name, host in hosts:
-        try:
-            outputs[name] = _paramiko_session(host, password)
-        except Exception as exc:  # reported per device, like the other methods
-            errors[name] = _error_text(exc)
-    seconds = time.perf_counter() - began
-    cpu = _cpu_seconds() - cpu
-    return {
-        "seconds": seconds,
-        "cpu_s": cpu,
-        "devices": len(hosts),
-        "counts": {name: count_rows(text) for name, text in outputs.items()},
-        "errors": errors,
-    }
+    return _sequential(hosts[:limit], lambda host: _paramiko_session(host, password))
 
 
 def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -> dict[str, Any]:
