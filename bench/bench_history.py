@@ -249,7 +249,7 @@ def breakdown(devices: int, records: int, peers: str) -> str:
         tempfile.TemporaryDirectory(prefix="bench-history-") as scratch,
         open_store(str(Path(scratch) / "history.sqlite3")) as store,
     ):
-        store._conn = _TimedConnection(store._conn, spent)  # type: ignore[attr-defined]
+        store._conn = _TimedConnection(store._conn, spent)
         total, _, written = ingest(store, devices, records, peers)
     per = 1e6 / max(written, 1)
     rows = [

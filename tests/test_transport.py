@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import asyncssh
 import paramiko
@@ -351,7 +352,7 @@ def test_read_only_over_the_whole_fault_fleet(
     faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
 ) -> None:
     for state in faults_fleet.devices:
-        if state.spec.faults & {"hang_no_banner", "very_slow", "slow"}:  # type: ignore[operator]
+        if state.spec.faults & {"hang_no_banner", "very_slow", "slow"}:
             continue
         transport.collect(as_device(state), credentials, timeout=15, clock=True)
     for state in faults_fleet.devices:
@@ -428,7 +429,7 @@ class _Sha1OnlyServer:
         await self._stop.wait()
         server.close()
 
-    def __enter__(self) -> _Sha1OnlyServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         return self
