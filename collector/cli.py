@@ -1,8 +1,9 @@
 """The ``collect-ike-offline`` command line: options in, calls out, exit codes.
 
 No logic lives here that a test would want to call without click: option values are
-read by :mod:`collector.options`, the run by :mod:`collector.run`, the history by
-:mod:`collector.store`, the report by :mod:`collector.report` and :mod:`collector.render`.
+read by :mod:`collector.options`, a collection run by :mod:`collector.collect` (over
+:mod:`collector.run`), the history by :mod:`collector.store`, the report by
+:mod:`collector.report` and :mod:`collector.render`.
 
 Data goes to stdout (or ``--output``), messages to stderr. Every failure ends in one
 line on stderr and a documented exit code, never a traceback (``-vv`` adds detail).
@@ -11,11 +12,10 @@ line on stderr and a documented exit code, never a traceback (``-vv`` adds detai
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,20 +29,19 @@ from collector.logs import PROGRAM, cli_logging
 from collector.options import (
     Threshold,
     breached,
-    format_duration,
     parse_duration,
     parse_moment,
     parse_threshold,
     threshold_counts,
 )
 from collector.parse import ParseError, Problem, parse
-from collector.records import REASON_BY_CODE, Category, DeviceResult, OfflineRecord
+from collector.records import OfflineRecord
 from collector.render import FORMATS, Format, render_records
 
 if TYPE_CHECKING:
     from collector.inventory import Shard
-    from collector.report import FleetReport, ReasonCount
-    from collector.store import DeviceOutcome, Store
+    from collector.report import FleetReport
+    from collector.store import Store
 
 log = logging.getLogger("collector.cli")
 
@@ -360,114 +359,6 @@ def _duration_value(
 # --- collect -----------------------------------------------------------------------------
 
 
-def _new_reason_counts(new_by_reason: Mapping[str, int]) -> tuple[ReasonCount, ...]:
-    """The run's new deletions by reason code (from the store) as the report's values.
-
-    ``devices`` stays 0: the store counts new deletions per reason, not per device.
-    """
-    from collector.report import ReasonCount
-
-    counts = []
-    for code, count in new_by_reason.items():
-        reason = REASON_BY_CODE.get(code)
-        category = Category.UNKNOWN if reason is None else reason.category
-        counts.append(ReasonCount(code, category, count, code if reason is None else reason.text))
-    counts.sort(key=lambda item: (-item.count, item.reason_code))
-    return tuple(counts)
-
-
-def _with_history(
-    report: FleetReport,
-    outcomes: Mapping[str, DeviceOutcome],
-    new_by_reason: tuple[ReasonCount, ...],
-    run_started: datetime,
-) -> FleetReport:
-    """The run's report with what the store learnt: new deletions per device, gaps."""
-    from collector.report import GapSummary
-
-    devices = tuple(
-        dataclasses.replace(
-            device,
-            new_records=outcomes[device.name].new_records if device.name in outcomes else 0,
-        )
-        for device in report.devices
-    )
-    gaps = tuple(
-        GapSummary(
-            outcome.gap.device,
-            outcome.gap.missing_since,
-            outcome.gap.missing_until,
-            run_started,
-        )
-        for outcome in outcomes.values()
-        if outcome.gap is not None
-    )
-    totals = dataclasses.replace(
-        report.totals,
-        new_records=sum(outcome.new_records for outcome in outcomes.values()),
-        gaps=len(gaps),
-    )
-    return dataclasses.replace(
-        report, devices=devices, totals=totals, gaps=gaps, new_by_reason=new_by_reason
-    )
-
-
-def _warn_gap(outcome: DeviceOutcome, result: DeviceResult | None) -> None:
-    gap = outcome.gap
-    assert gap is not None
-    since = gap.missing_since_local or "-"
-    until = gap.missing_until_local or "-"
-    advice = "collect more often"
-    if result is not None and len(result.records) > 1:
-        times = [record.offline_time for record in result.records]
-        span = max(times) - min(times)
-        if span > timedelta(0):
-            advice = (
-                f"its 200-deletion buffer holds about {format_duration(span)} of deletions: "
-                f"collect it at least every {format_duration(span / 2)}"
-            )
-    log.warning(
-        "%s: the device's buffer wrapped since the previous run: deletions between %s and %s "
-        "(device time) may be lost; %s",
-        gap.device,
-        since,
-        until,
-        advice,
-    )
-
-
-def _warn_skew(result: DeviceResult) -> None:
-    from collector.clock import ZoneError, clock_skew, resolve_zone, skew_exceeds
-
-    if result.device_clock is None or result.started is None or result.finished is None:
-        return
-    zone_text = result.device.data.get("timezone")
-    try:
-        zone, _ = resolve_zone(None if zone_text is None else str(zone_text), result.device_clock)
-    except ZoneError:
-        return
-    middle = result.started + (result.finished - result.started) / 2
-    skew = clock_skew(result.device_clock, zone, middle)
-    if skew_exceeds(skew):
-        direction = "ahead of" if skew > timedelta(0) else "behind"
-        log.warning(
-            "%s: device clock is %s %s this host's (device says %s): its offline times are "
-            "off by as much; check NTP on the device",
-            result.device.name,
-            f"{abs(skew).total_seconds():.0f} s",
-            direction,
-            result.device_clock.isoformat(sep=" ", timespec="seconds"),
-        )
-
-
-def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
-    if result.ok:
-        new = "" if outcome is None else f", {outcome.new_records} new"
-        log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
-    elif result.error is not None:
-        log.warning("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
-
-
 @main.command("collect", epilog=EXIT_CODES_HELP)
 @click.option(
     "--inventory",
@@ -650,15 +541,12 @@ def collect_command(
     or the command line.
     """
     from collector.clock import ZoneError, parse_zone
+    from collector.collect import run_collection
     from collector.credentials import CredentialsError, load_credentials
     from collector.hostkeys import KnownHosts
     from collector.inventory import InventoryError, load_inventory, select
     from collector.lock import LockHeld, RunLock, default_lock_path
-    from collector.progress import ProgressBar
-    from collector.report import aggregate
-    from collector.run import auto_processes, collect_fleet
     from collector.ssh_errors import legacy_kex_available
-    from collector.store import StoreError
     from collector.transport import NapalmTransport, NetmikoTransport
 
     if fail_on and no_store:
@@ -735,87 +623,33 @@ def collect_command(
         store = None if no_store else _open_store(db, keep_raw=keep_raw)
         if store is not None:
             stack.callback(store.close)
-        run_started = datetime.now(UTC)
-        run_id = (
-            None
-            if store is None
-            else store.start_run(inventory.path, None if shard is None else str(shard))
-        )
-        outcomes: dict[str, DeviceOutcome] = {}
-
-        def on_result(result: DeviceResult) -> None:
-            outcome = None
-            bar.clear()  # log lines start on a clean line; the bar is redrawn after
-            if store is not None and run_id is not None:
-                try:
-                    outcome = store.record_device(run_id, result)
-                except StoreError as error:
-                    log.error("%s: not stored: %s", result.device.name, error)
-                else:
-                    outcomes[result.device.name] = outcome
-            _log_result(result, outcome)
-
-        bar = ProgressBar(enabled=False if quiet else None)
-        stack.callback(bar.close)
-        log.info(
-            "collecting from %d devices (%d workers, %s transport)",
-            len(devices),
-            min(workers, len(devices)),
-            transport.name,
-        )
-        results = collect_fleet(
+        collection = run_collection(
             devices,
             credentials,
             transport,
+            store=store,
+            inventory_path=inventory.path,
+            shard=shard,
             workers=workers,
-            processes=auto_processes(len(devices)) if processes is None else processes,
+            processes=processes,
             timeout=timeout,
             retries=retries,
             peer=peer,
-            clock=clock_from_device,
+            clock_from_device=clock_from_device,
             keep_raw=keep_raw,
-            on_result=on_result,
-            on_progress=bar,
+            show_progress=False if quiet else None,
         )
-        run_finished = datetime.now(UTC)
-        bar.close()
-        report = aggregate(
-            results,
-            generated_at=run_finished,
-            run_started=run_started,
-            run_finished=run_finished,
-        )
-        new_by_reason: dict[str, int] = {}
-        if store is not None and run_id is not None:
-            store.finish_run(run_id, finished=run_finished)
-            new_by_reason = store.new_by_reason(run_id)
-            report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
-        trusted = getattr(host_keys, "trusted", [])
-        if trusted:
-            names = ", ".join(device for device, _, _ in trusted[:5])
-            more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
-            log.warning(
-                "trusted the host keys of %d new devices on first use (%s%s) and recorded them "
-                "in %s; -v lists the fingerprints, --strict-host-keys refuses unknown devices",
-                len(trusted),
-                names,
-                more,
-                host_keys.path,
-            )
-        by_name = {result.device.name: result for result in results}
-        for result in results:
-            _warn_skew(result)
-        for outcome in outcomes.values():
-            if outcome.gap is not None:
-                _warn_gap(outcome, by_name.get(outcome.device))
+        report = collection.report
         _emit(report, fmt, records, output, prometheus)
 
     failed = report.totals.devices_failed
     if failed:
-        log.warning("%d of %d devices could not be read (see the report)", failed, len(results))
-    if failed == len(results):
+        log.warning(
+            "%d of %d devices could not be read (see the report)", failed, report.totals.devices
+        )
+    if failed == report.totals.devices:
         return EXIT_ALL_FAILED
-    counts = threshold_counts(new_by_reason, failed=failed, gaps=report.totals.gaps)
+    counts = threshold_counts(collection.new_by_reason, failed=failed, gaps=report.totals.gaps)
     breaches = breached(fail_on, counts)
     for threshold, count in breaches:
         log.error("--fail-on %s breached: %d", threshold.text, count)

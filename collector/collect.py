@@ -1,0 +1,274 @@
+"""One collection run, without the command line: devices in, fleet report out.
+
+:func:`run_collection` is what ``collect-ike-offline collect`` does once it has its
+devices, credentials, transport, run lock and history: it reads every device (through
+:func:`collector.run.collect_fleet`), stores each result as it arrives (one transaction per
+device), builds the fleet report, adds what the history learnt (new deletions, gaps) and
+logs the warnings an operator needs (keys trusted on first use, clock skew, a wrapped
+buffer). The command line keeps the edges: options, inventory, credentials, the lock,
+opening the store, writing the report and the exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collector.options import format_duration
+from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
+
+if TYPE_CHECKING:
+    from collector.credentials import Credentials
+    from collector.inventory import Shard
+    from collector.report import FleetReport, ReasonCount
+    from collector.store import DeviceOutcome, Store
+    from collector.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What one run produced."""
+
+    report: FleetReport
+    """The fleet report, with the history's new deletions and gaps when a store was given."""
+    results: list[DeviceResult]
+    """One result per device, in the order the devices were given."""
+    new_by_reason: dict[str, int]
+    """This run's new deletions by reason code (empty without a store)."""
+
+
+def run_collection(
+    devices: Sequence[Device],
+    credentials: Credentials,
+    transport: Transport,
+    *,
+    store: Store | None,
+    inventory_path: Path | str,
+    shard: Shard | None = None,
+    workers: int = 32,
+    processes: int | None = None,
+    timeout: float = 30.0,
+    retries: int = 1,
+    peer: str | None = None,
+    clock_from_device: bool = False,
+    keep_raw: bool = False,
+    show_progress: bool | None = None,
+) -> Collection:
+    """Read every device, store each result as it arrives, and make the fleet report.
+
+    Args:
+        devices: The selected devices.
+        credentials: How to log in (secrets already registered with the log masker).
+        transport: A netmiko or NAPALM transport (its ``known_hosts``, if any, is asked
+            which keys were trusted on first use).
+        store: The history, or None (``--no-store``). The caller opens and closes it.
+        inventory_path: Recorded with the run in the history.
+        shard: Recorded with the run (``--shard``).
+        workers, processes, timeout, retries, peer, clock_from_device, keep_raw: As the
+            ``collect`` options of the same names; ``processes`` None picks by fleet size.
+        show_progress: The progress bar: None when stderr is a terminal, False never.
+
+    Returns:
+        The report, the per-device results and the new deletions by reason.
+    """
+    from collector.progress import ProgressBar
+    from collector.report import aggregate
+    from collector.run import auto_processes, collect_fleet
+    from collector.store import StoreError
+
+    run_started = datetime.now(UTC)
+    run_id = (
+        None
+        if store is None
+        else store.start_run(inventory_path, None if shard is None else str(shard))
+    )
+    outcomes: dict[str, DeviceOutcome] = {}
+    bar = ProgressBar(enabled=show_progress)
+
+    def on_result(result: DeviceResult) -> None:
+        outcome = None
+        bar.clear()  # log lines start on a clean line; the bar is redrawn after
+        if store is not None and run_id is not None:
+            try:
+                outcome = store.record_device(run_id, result)
+            except StoreError as error:
+                log.error("%s: not stored: %s", result.device.name, error)
+            else:
+                outcomes[result.device.name] = outcome
+        _log_result(result, outcome)
+
+    log.info(
+        "collecting from %d devices (%d workers, %s transport)",
+        len(devices),
+        min(workers, len(devices)),
+        transport.name,
+    )
+    try:
+        results = collect_fleet(
+            devices,
+            credentials,
+            transport,
+            workers=workers,
+            processes=auto_processes(len(devices)) if processes is None else processes,
+            timeout=timeout,
+            retries=retries,
+            peer=peer,
+            clock=clock_from_device,
+            keep_raw=keep_raw,
+            on_result=on_result,
+            on_progress=bar,
+        )
+    finally:
+        bar.close()
+    run_finished = datetime.now(UTC)
+    report = aggregate(
+        results,
+        generated_at=run_finished,
+        run_started=run_started,
+        run_finished=run_finished,
+    )
+    new_by_reason: dict[str, int] = {}
+    if store is not None and run_id is not None:
+        store.finish_run(run_id, finished=run_finished)
+        new_by_reason = store.new_by_reason(run_id)
+        report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
+    _warn_trusted(transport)
+    by_name = {result.device.name: result for result in results}
+    for result in results:
+        _warn_skew(result)
+    for outcome in outcomes.values():
+        if outcome.gap is not None:
+            _warn_gap(outcome, by_name.get(outcome.device))
+    return Collection(report, results, new_by_reason)
+
+
+def _warn_trusted(transport: Transport) -> None:
+    known_hosts = getattr(transport, "known_hosts", None)
+    trusted = getattr(known_hosts, "trusted", [])
+    if not trusted:
+        return
+    names = ", ".join(device for device, _, _ in trusted[:5])
+    more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
+    log.warning(
+        "trusted the host keys of %d new devices on first use (%s%s) and recorded them "
+        "in %s; -v lists the fingerprints, --strict-host-keys refuses unknown devices",
+        len(trusted),
+        names,
+        more,
+        getattr(known_hosts, "path", "known_hosts"),
+    )
+
+
+def _new_reason_counts(new_by_reason: Mapping[str, int]) -> tuple[ReasonCount, ...]:
+    """The run's new deletions by reason code (from the store) as the report's values.
+
+    ``devices`` stays 0: the store counts new deletions per reason, not per device.
+    """
+    from collector.report import ReasonCount
+
+    counts = []
+    for code, count in new_by_reason.items():
+        reason = REASON_BY_CODE.get(code)
+        category = Category.UNKNOWN if reason is None else reason.category
+        counts.append(ReasonCount(code, category, count, code if reason is None else reason.text))
+    counts.sort(key=lambda item: (-item.count, item.reason_code))
+    return tuple(counts)
+
+
+def _with_history(
+    report: FleetReport,
+    outcomes: Mapping[str, DeviceOutcome],
+    new_by_reason: tuple[ReasonCount, ...],
+    run_started: datetime,
+) -> FleetReport:
+    """The run's report with what the store learnt: new deletions per device, gaps."""
+    from collector.report import GapSummary
+
+    devices = tuple(
+        dataclasses.replace(
+            device,
+            new_records=outcomes[device.name].new_records if device.name in outcomes else 0,
+        )
+        for device in report.devices
+    )
+    gaps = tuple(
+        GapSummary(
+            outcome.gap.device,
+            outcome.gap.missing_since,
+            outcome.gap.missing_until,
+            run_started,
+        )
+        for outcome in outcomes.values()
+        if outcome.gap is not None
+    )
+    totals = dataclasses.replace(
+        report.totals,
+        new_records=sum(outcome.new_records for outcome in outcomes.values()),
+        gaps=len(gaps),
+    )
+    return dataclasses.replace(
+        report, devices=devices, totals=totals, gaps=gaps, new_by_reason=new_by_reason
+    )
+
+
+def _warn_gap(outcome: DeviceOutcome, result: DeviceResult | None) -> None:
+    gap = outcome.gap
+    assert gap is not None
+    since = gap.missing_since_local or "-"
+    until = gap.missing_until_local or "-"
+    advice = "collect more often"
+    if result is not None and len(result.records) > 1:
+        times = [record.offline_time for record in result.records]
+        span = max(times) - min(times)
+        if span > timedelta(0):
+            advice = (
+                f"its 200-deletion buffer holds about {format_duration(span)} of deletions: "
+                f"collect it at least every {format_duration(span / 2)}"
+            )
+    log.warning(
+        "%s: the device's buffer wrapped since the previous run: deletions between %s and %s "
+        "(device time) may be lost; %s",
+        gap.device,
+        since,
+        until,
+        advice,
+    )
+
+
+def _warn_skew(result: DeviceResult) -> None:
+    from collector.clock import ZoneError, clock_skew, resolve_zone, skew_exceeds
+
+    if result.device_clock is None or result.started is None or result.finished is None:
+        return
+    zone_text = result.device.data.get("timezone")
+    try:
+        zone, _ = resolve_zone(None if zone_text is None else str(zone_text), result.device_clock)
+    except ZoneError:
+        return
+    middle = result.started + (result.finished - result.started) / 2
+    skew = clock_skew(result.device_clock, zone, middle)
+    if skew_exceeds(skew):
+        direction = "ahead of" if skew > timedelta(0) else "behind"
+        log.warning(
+            "%s: device clock is %s %s this host's (device says %s): its offline times are "
+            "off by as much; check NTP on the device",
+            result.device.name,
+            f"{abs(skew).total_seconds():.0f} s",
+            direction,
+            result.device_clock.isoformat(sep=" ", timespec="seconds"),
+        )
+
+
+def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
+    if result.ok:
+        new = "" if outcome is None else f", {outcome.new_records} new"
+        log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
+    elif result.error is not None:
+        log.warning("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
