@@ -5,8 +5,10 @@ forgotten. Here instead:
 
 * keys are read from ``~/.ssh/known_hosts`` (or ``--known-hosts FILE``), OpenSSH format:
   plain and hashed (``|1|salt|hash``) host names, ``[host]:port`` for ports other than 22,
-  several names per line, comments; ``@revoked`` keys are refused, ``@cert-authority``
-  lines and unknown key types are skipped (not supported);
+  several names per line, comments, and OpenSSH host patterns (``*`` and ``?``
+  wildcards, ``!`` negation: ``10.1.*,!10.1.9.9`` or ``[10.2.*]:2222``, matched without
+  regard to case, as ``sshd`` and ``ssh`` do); ``@revoked`` keys are refused,
+  ``@cert-authority`` lines and unknown key types are skipped (not supported);
 * a device never seen before is trusted on first use (TOFU) and its key is appended to
   the file (created 0600, in a 0700 directory if that is missing too; appends are
   serialised across threads and, with ``flock``, across processes);
@@ -27,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,6 +126,46 @@ class _HashedEntry:
     revoked: bool
 
 
+@dataclass(frozen=True)
+class _PatternEntry:
+    """A known_hosts line whose names hold wildcards or negations (OpenSSH patterns)."""
+
+    positive: re.Pattern[str]
+    negative: re.Pattern[str] | None
+    key: paramiko.PKey
+    revoked: bool
+
+    def matches(self, name: str) -> bool:
+        """The line applies to ``name``: a pattern matches it and no negated one does."""
+        if self.negative is not None and self.negative.fullmatch(name):
+            return False
+        return self.positive.fullmatch(name) is not None
+
+
+def _is_pattern(name: str) -> bool:
+    return name.startswith("!") or "*" in name or "?" in name
+
+
+def _patterns(names: list[str]) -> re.Pattern[str] | None:
+    """One regular expression for OpenSSH patterns: ``*`` any run, ``?`` one character.
+
+    Examples:
+        >>> bool(_patterns(["10.1.*", "[10.2.?.1]:2222"]).fullmatch("[10.2.7.1]:2222"))
+        True
+        >>> bool(_patterns(["*.VPN.example.net"]).fullmatch("hub1.vpn.example.net"))
+        True
+        >>> _patterns([]) is None
+        True
+    """
+    if not names:
+        return None
+    parts = [
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in name)
+        for name in names
+    ]
+    return re.compile("|".join(f"(?:{part})" for part in parts), re.IGNORECASE)
+
+
 def _hash_matches(name: str, entry: _HashedEntry) -> bool:
     mac = hmac.new(entry.salt, name.encode("utf-8"), hashlib.sha1).digest()
     return hmac.compare_digest(mac, entry.digest)
@@ -148,6 +191,7 @@ class KnownHosts:
         self._plain: dict[str, dict[str, paramiko.PKey]] = {}
         self._revoked: dict[str, set[str]] = {}
         self._hashed: list[_HashedEntry] = []
+        self._patterns: list[_PatternEntry] = []
         self.trusted: list[tuple[str, str, str]] = []
         """``(device, known_hosts name, fingerprint)`` of every key trusted on first use in
         this run, for one summary line (each is also logged at INFO)."""
@@ -178,7 +222,7 @@ class KnownHosts:
         """Read the file again at next use (other processes may have appended keys)."""
         with self._lock:
             self._loaded = False
-            self._plain, self._revoked, self._hashed = {}, {}, []
+            self._plain, self._revoked, self._hashed, self._patterns = {}, {}, [], []
 
     def _add_line(self, line: str, number: int) -> None:
         if not line or line.startswith("#"):
@@ -196,6 +240,16 @@ class KnownHosts:
             log.debug("%s:%d: unreadable known_hosts line skipped", self.path, number)
             return
         if entry is None or entry.key is None:
+            return
+        if any(_is_pattern(name) for name in entry.hostnames):
+            # Negation is per line: the line's names form one pattern list.
+            positive = _patterns([n for n in entry.hostnames if not n.startswith(("!", "|1|"))])
+            if positive is not None:
+                negative = _patterns([n[1:] for n in entry.hostnames if n.startswith("!")])
+                self._patterns.append(_PatternEntry(positive, negative, entry.key, revoked))
+            for name in entry.hostnames:
+                if name.startswith("|1|"):
+                    self._index(name, entry.key, revoked)
             return
         for name in entry.hostnames:
             self._index(name, entry.key, revoked)
@@ -224,6 +278,9 @@ class KnownHosts:
             for entry in self._hashed:
                 if not entry.revoked and _hash_matches(name, entry):
                     keys.setdefault(entry.key.get_name(), entry.key)
+            for pattern in self._patterns:
+                if not pattern.revoked and pattern.matches(name):
+                    keys.setdefault(pattern.key.get_name(), pattern.key)
         return keys
 
     def is_revoked(self, name: str, key: paramiko.PKey) -> bool:
@@ -234,6 +291,11 @@ class KnownHosts:
             for plain in (name, "*"):
                 if print_ in self._revoked.get(plain, set()):
                     return True
+            if any(
+                pattern.revoked and pattern.key == key and pattern.matches(name)
+                for pattern in self._patterns
+            ):
+                return True
             return any(
                 entry.revoked and entry.key == key and _hash_matches(name, entry)
                 for entry in self._hashed

@@ -188,7 +188,62 @@ def test_revoked_key_is_refused(fleet: FleetThread, tmp_path: Path) -> None:
     assert "revoked" in result.error.message
 
 
+def test_wildcard_entry_covers_a_device_in_strict_mode(fleet: FleetThread, tmp_path: Path) -> None:
+    state = fleet.device("edge-1")
+    key = paramiko_key(state.spec.host_key_seed, state.name)
+    network = ".".join(state.host.split(".")[:3])
+    pattern = f"{network}.*" if state.port == 22 else f"[{network}.*]:{state.port}"
+    path = tmp_path / "known_hosts"
+    path.write_text(f"{pattern} {key.get_name()} {key.get_base64()}\n")
+    result = NetmikoTransport(KnownHosts(path, strict=True)).collect(
+        as_device(state), CREDENTIALS, timeout=15
+    )
+    assert result.ok, result.error
+    assert path.read_text().count("\n") == 1  # covered: nothing trusted on first use
+
+
+def test_wildcard_entry_with_another_key_is_a_change(fleet: FleetThread, tmp_path: Path) -> None:
+    state = fleet.device("edge-2")
+    other = paramiko_key("someone-else", state.name)
+    path = tmp_path / "known_hosts"
+    pattern = "*" if state.port == 22 else f"[*]:{state.port}"
+    path.write_text(f"{pattern} {other.get_name()} {other.get_base64()}\n")
+    result = NetmikoTransport(KnownHosts(path)).collect(as_device(state), CREDENTIALS, timeout=15)
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert fingerprint(other) in result.error.message
+    assert logins(state) == 0  # refused before the password is sent
+
+
 # --- the store itself -----------------------------------------------------------------
+
+
+def test_host_patterns_wildcards_negation_ports_and_case(tmp_path: Path) -> None:
+    key = paramiko_key("s", "a")
+    other = paramiko_key("t", "b")
+    path = tmp_path / "known_hosts"
+    path.write_text(
+        f"10.1.*,!10.1.9.9 {key.get_name()} {key.get_base64()}\n"
+        f"[10.2.?.1]:2222 {key.get_name()} {key.get_base64()}\n"
+        f"*.VPN.example.net {other.get_name()} {other.get_base64()}\n"
+    )
+    known = KnownHosts(path)
+    assert known.lookup("10.1.4.20") == {key.get_name(): key}
+    assert known.lookup("10.1.9.9") == {}  # negated on its line
+    assert known.lookup("10.10.4.20") == {}  # '.' is a dot, not any character
+    assert known.lookup("[10.2.7.1]:2222") == {key.get_name(): key}
+    assert known.lookup("[10.2.17.1]:2222") == {}  # '?' is one character
+    assert known.lookup("10.2.7.1") == {}  # the port is part of the name
+    assert known.lookup("hub1.vpn.example.net") == {other.get_name(): other}
+
+
+def test_revoked_pattern_refuses_matching_hosts_only(tmp_path: Path) -> None:
+    key = paramiko_key("s", "a")
+    path = tmp_path / "known_hosts"
+    path.write_text(f"@revoked 192.0.2.* {key.get_name()} {key.get_base64()}\n")
+    known = KnownHosts(path)
+    assert known.is_revoked("192.0.2.10", key)
+    assert not known.is_revoked("198.51.100.10", key)
+    assert known.lookup("192.0.2.10") == {}
 
 
 def test_plain_multi_name_and_port_22_entries(tmp_path: Path) -> None:
