@@ -466,6 +466,11 @@ def _duration_value(
     help="Refuse devices whose host key is not in the known_hosts file yet.",
 )
 @click.option(
+    "--hash-known-hosts",
+    is_flag=True,
+    help="Record keys trusted on first use under hashed names (as HashKnownHosts yes).",
+)
+@click.option(
     "--legacy-ssh",
     is_flag=True,
     help="Allow the SHA-1 key exchanges of older VRP releases (needs paramiko<5).",
@@ -518,6 +523,7 @@ def collect_command(
     ssh_config: Path | None,
     known_hosts: Path | None,
     strict_host_keys: bool,
+    hash_known_hosts: bool,
     legacy_ssh: bool,
     db: str | None,
     no_store: bool,
@@ -598,7 +604,7 @@ def collect_command(
             "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left "
             "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
         )
-    host_keys = KnownHosts(known_hosts, strict=strict_host_keys)
+    host_keys = KnownHosts(known_hosts, strict=strict_host_keys, hash_names=hash_known_hosts)
     transport: NetmikoTransport | NapalmTransport
     if transport_name == "napalm":
         try:

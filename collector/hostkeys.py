@@ -11,7 +11,8 @@ forgotten. Here instead:
   ``@cert-authority`` lines and unknown key types are skipped (not supported);
 * a device never seen before is trusted on first use (TOFU) and its key is appended to
   the file (created 0600, in a 0700 directory if that is missing too; appends are
-  serialised across threads and, with ``flock``, across processes);
+  serialised across threads and, with ``flock``, across processes), under its hashed
+  name with ``hash_names`` (``--hash-known-hosts``);
 * a device whose key differs from the recorded one is refused with one line naming the
   device and both fingerprints (``SHA256:...`` as ``ssh-keygen -l`` prints them);
 * ``strict=True`` (``--strict-host-keys``) refuses unknown devices too.
@@ -178,14 +179,23 @@ class KnownHosts:
         path: The file; ``~/.ssh/known_hosts`` when None. It need not exist yet.
         strict: Refuse devices whose key is not in the file (no trust on first use).
         record: Append keys trusted on first use to the file (else keep them in memory).
+        hash_names: Write the names of keys trusted on first use hashed (``|1|salt|hash``,
+            as OpenSSH does with ``HashKnownHosts yes``), so the file does not list the
+            fleet's addresses.
     """
 
     def __init__(
-        self, path: Path | str | None = None, *, strict: bool = False, record: bool = True
+        self,
+        path: Path | str | None = None,
+        *,
+        strict: bool = False,
+        record: bool = True,
+        hash_names: bool = False,
     ) -> None:
         self.path = Path(path if path is not None else DEFAULT_KNOWN_HOSTS).expanduser()
         self.strict = strict
         self.record = record
+        self.hash_names = hash_names
         self._lock = threading.RLock()
         self._loaded = False
         self._plain: dict[str, dict[str, paramiko.PKey]] = {}
@@ -375,7 +385,8 @@ class KnownHosts:
                 name,
             )
             if self.record:
-                self._append(f"{name} {key.get_name()} {key.get_base64()}\n")
+                written = paramiko.HostKeys.hash_host(name) if self.hash_names else name
+                self._append(f"{written} {key.get_name()} {key.get_base64()}\n")
 
     def _append(self, line: str) -> None:
         try:

@@ -150,3 +150,22 @@ def test_strict_accepts_keys_recorded_by_an_earlier_run(fleet: FleetThread, tmp_
     errors = run.errors()
     assert errors["edge-a"] is None
     assert errors["edge-b"] is not None and errors["edge-b"]["kind"] == "host-key"
+
+
+def test_hashed_names_keep_the_fleet_out_of_the_file_and_still_match(
+    fleet: FleetThread, tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    run = collect(fleet, known_hosts, "--hash-known-hosts")
+    assert run.code == 0, run.stderr
+    text = known_hosts.read_text()
+    lines = text.splitlines()
+    assert len(lines) == len(fleet.devices)
+    assert all(line.startswith("|1|") for line in lines)
+    for state in fleet.devices:
+        assert state.host not in text  # no address in clear
+        assert known_line(state).split(" ", 1)[1] in text  # the key itself is recorded
+    # The hashed entries are the record: a strict run accepts every device, adds nothing.
+    strict = collect(fleet, known_hosts, "--strict-host-keys")
+    assert strict.code == 0, strict.stderr
+    assert known_hosts.read_text() == text
