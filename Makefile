@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS := mock,postgres,napalm,bench,dev
 
-.PHONY: help venv system-deps test test-fast lint demo clean
+.PHONY: help venv system-deps test test-fast test-legacy-ssh lint demo clean
 
 help:
 	@echo "make demo   set up, start a mock fleet, collect from it, print the fleet report"
@@ -18,6 +18,14 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 venv: $(BIN)/.installed
 
+# Old VRP releases offer only SHA-1 key exchange, which paramiko 5 removed: --legacy-ssh
+# needs paramiko<5. A second venv has it, so that path is tested too.
+LEGACY_VENV ?= .venv-par4
+$(LEGACY_VENV)/bin/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(LEGACY_VENV)
+	$(LEGACY_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[mock,napalm,dev]' 'paramiko<5'
+	touch $@
+
 # PostgreSQL server binaries for the store tests (the tests start a throwaway cluster themselves).
 system-deps:
 	@scripts/install-system-deps
@@ -29,6 +37,12 @@ lint: venv
 
 test: venv system-deps lint
 	$(BIN)/pytest
+	$(MAKE) test-legacy-ssh
+
+# The SSH-facing tests again with paramiko<5 (SHA-1 key exchange, --legacy-ssh).
+test-legacy-ssh: $(LEGACY_VENV)/bin/.installed
+	$(LEGACY_VENV)/bin/pytest -q tests/test_security_legacy_ssh.py tests/test_transport.py \
+		tests/test_hostkeys.py tests/test_security_hostkeys.py tests/test_security_readonly.py
 
 test-fast: venv
 	$(BIN)/pytest -m 'not slow' -x -q
@@ -37,4 +51,4 @@ demo: venv
 	$(BIN)/python -m mock_devices.demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LEGACY_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -86,3 +86,51 @@ def test_legacy_ssh_without_paramiko_4_says_so(
     assert "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left" in stderr
     assert "netmiko[par4]" in stderr
     assert error["kind"] == "protocol"
+
+
+def read(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    """Like :func:`collect`, for runs that may succeed."""
+    assert fleet.inventory_path is not None
+    result = CliRunner().invoke(
+        main,
+        [
+            "collect",
+            "--inventory",
+            str(fleet.inventory_path),
+            "--known-hosts",
+            str(tmp / "known_hosts"),
+            "--no-store",
+            "--timeout",
+            "10",
+            "--format",
+            "json",
+            *args,
+        ],
+        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    )
+    assert "Traceback" not in result.stderr
+    (device,) = json.loads(result.stdout)["devices"]
+    return result.exit_code, device, result.stderr
+
+
+# With paramiko<5 (``make test-legacy-ssh`` runs these in a venv that has it):
+
+
+@pytest.mark.skipif(not legacy_kex_available(), reason="paramiko 5 has no SHA-1 kex")
+def test_sha1_stays_off_without_legacy_ssh_even_when_paramiko_has_it(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, device, _ = read(sha1_only_fleet, tmp_path)
+    assert code == 3
+    error = device["error"]
+    assert isinstance(error, dict) and error["kind"] == "protocol"
+    assert "--legacy-ssh" in str(error["message"])
+    assert not any(e.kind == "login" for e in sha1_only_fleet.device("old-vrp").journal())
+
+
+@pytest.mark.skipif(not legacy_kex_available(), reason="paramiko 5 has no SHA-1 kex")
+def test_legacy_ssh_reads_a_sha1_only_device(sha1_only_fleet: FleetThread, tmp_path: Path) -> None:
+    code, device, stderr = read(sha1_only_fleet, tmp_path, "--legacy-ssh")
+    assert code == 0, stderr
+    assert device["error"] is None and device["status"] == "ok"
+    assert len(device["records"]) == 3  # type: ignore[arg-type]
