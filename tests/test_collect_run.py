@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def test_run_collection_stores_once_and_reports_new_deletions(
     credentials = Credentials("admin", Secret(PASSWORD))
     caplog.set_level(logging.INFO)
     with open_store(str(tmp_path / "history.sqlite3")) as store:
-        first = run_collection(
+        run = functools.partial(
+            run_collection,
             inventory.devices,
             credentials,
             transport,
@@ -49,16 +51,9 @@ def test_run_collection_stores_once_and_reports_new_deletions(
             workers=3,
             timeout=15,
         )
+        first = run()
         fleet.device("ar-1").add_deletions(4)
-        second = run_collection(
-            inventory.devices,
-            credentials,
-            transport,
-            store=store,
-            inventory_path=inventory.path,
-            workers=3,
-            timeout=15,
-        )
+        second = run()
         stored = store.count_deletions()
 
     names = [result.device.name for result in first.results]

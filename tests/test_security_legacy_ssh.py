@@ -36,7 +36,8 @@ def sha1_only_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     fleet.stop()
 
 
-def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
+def read(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    """``collect`` through the CLI: exit code, the device's JSON entry, stderr."""
     assert fleet.inventory_path is not None
     result = CliRunner().invoke(
         main,
@@ -57,9 +58,15 @@ def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, o
     )
     assert "Traceback" not in result.stderr
     (device,) = json.loads(result.stdout)["devices"]
+    return result.exit_code, device, result.stderr
+
+
+def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    """A run expected to fail the device: exit code, its error, stderr."""
+    code, device, stderr = read(fleet, tmp, *args)
     error = device["error"]
     assert isinstance(error, dict)
-    return result.exit_code, error, result.stderr
+    return code, error, stderr
 
 
 @pytest.mark.skipif(legacy_kex_available(), reason="this paramiko still has SHA-1 kex")
@@ -86,31 +93,6 @@ def test_legacy_ssh_without_paramiko_4_says_so(
     assert "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left" in stderr
     assert "netmiko[par4]" in stderr
     assert error["kind"] == "protocol"
-
-
-def read(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
-    """Like :func:`collect`, for runs that may succeed."""
-    assert fleet.inventory_path is not None
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp / "known_hosts"),
-            "--no-store",
-            "--timeout",
-            "10",
-            "--format",
-            "json",
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
-    )
-    assert "Traceback" not in result.stderr
-    (device,) = json.loads(result.stdout)["devices"]
-    return result.exit_code, device, result.stderr
 
 
 # With paramiko<5 (``make test-legacy-ssh`` runs these in a venv that has it):
