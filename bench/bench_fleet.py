@@ -46,6 +46,7 @@ import platform
 import secrets
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -502,6 +503,36 @@ def table(results: Sequence[Measured], fleet_size: int, ideal_s: float) -> str:
     return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
 
 
+def rounds_table(rounds: Sequence[Sequence[Measured]]) -> str:
+    """Each method's wall time, and its speed against (b) of the same round, over rounds.
+
+    The table above shows the last round; this one shows how much the figures move on a
+    shared machine (median, then the lowest and highest of the rounds).
+    """
+    walls: dict[str, list[float]] = {}
+    speeds: dict[str, list[float]] = {}
+    for measured in rounds:
+        nornir = next((m for m in measured if m.label.startswith("(b)")), None)
+        for m in measured:
+            walls.setdefault(m.label, []).append(m.wall_s)
+            if nornir is not None:
+                speeds.setdefault(m.label, []).append(nornir.wall_s / m.wall_s)
+
+    def spread(values: Sequence[float], unit: str) -> str:
+        return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f}{unit})"
+
+    rows = [
+        [label, spread(values, ""), spread(speeds[label], "x") if label in speeds else ""]
+        for label, values in walls.items()
+    ]
+    return tabulate(
+        rows,
+        [f"method, {len(rounds)} rounds", "wall s: median (range)", "speed vs (b) of its round"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
+
+
 def markdown_block(
     args: argparse.Namespace,
     argv: Sequence[str],
@@ -573,6 +604,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--probe-repeat", type=int, default=5, help="one-device collects")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the methods this many times, alternating, and add a table of the spread",
+    )
+    parser.add_argument(
         "--collect-runs",
         type=int,
         choices=(1, 2),
@@ -622,8 +659,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
         parser.error("--records must be 0-200 (a VRP device keeps the latest 200)")
     if args.latency_ms < 0:
         parser.error("--latency-ms must not be negative")
-    if args.subset < 1 or args.probe_repeat < 1:
-        parser.error("--subset and --probe-repeat must be at least 1")
+    if args.subset < 1 or args.probe_repeat < 1 or args.rounds < 1:
+        parser.error("--subset, --probe-repeat and --rounds must be at least 1")
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -649,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {**os.environ, PASSWORD_ENV: password, COLLECTOR_PASSWORD_ENV: password}
     env.pop("IKE_COLLECTOR_DB", None)
     results: list[Measured] = []
+    rounds: list[list[Measured]] = []
     stages: str | None = None
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as temp:
         directory = Path(temp)
@@ -675,35 +713,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"ideal = ceil({args.devices}/{workers}) x {round_trip:.3f} = {ideal:.2f} s",
                 flush=True,
             )
-            for method in methods:
-                print(f"running {method} ...", flush=True)
-                if method == "collect":
-                    for run_index in range(args.collect_runs):
+            for round_index in range(args.rounds):
+                results = []
+                rounds.append(results)
+                for method in methods:
+                    print(f"running {method} (round {round_index + 1}) ...", flush=True)
+                    if method == "collect":
+                        # Each round's first run starts from an empty history and known_hosts.
+                        for stale in directory.glob("history.sqlite3*"):
+                            stale.unlink()
+                        (directory / "collect_known_hosts").unlink(missing_ok=True)
+                        for run_index in range(args.collect_runs):
+                            results.append(
+                                run_collect(
+                                    hosts,
+                                    names,
+                                    env,
+                                    fleet,
+                                    directory,
+                                    args.workers,
+                                    args.records,
+                                    repeat=run_index > 0,
+                                    processes=args.processes,
+                                )
+                            )
+                    elif method == "nornir":
+                        results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
+                    else:
                         results.append(
-                            run_collect(
-                                hosts,
-                                names,
-                                env,
-                                fleet,
-                                directory,
-                                args.workers,
-                                args.records,
-                                repeat=run_index > 0,
-                                processes=args.processes,
+                            run_sequential(
+                                method, hosts, names, env, fleet, args.subset, args.records
                             )
                         )
-                elif method == "nornir":
-                    results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
-                else:
-                    results.append(
-                        run_sequential(method, hosts, names, env, fleet, args.subset, args.records)
-                    )
             if args.stages:
                 print("running stages ...", flush=True)
                 stages = run_stages(hosts, names, env, fleet, directory, workers, args.records)
         finally:
             fleet.stop(signal.SIGTERM)
     text = table(results, args.devices, ideal)
+    if len(rounds) > 1:
+        text += "\n\n" + rounds_table(rounds)
     if stages is not None:
         text += "\n\n" + stages
     notes = [
@@ -721,8 +770,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"- {note}")
     # Our collector must read every row; the baselines' own failures (netmiko read
     # timeouts on a loaded machine) are findings, shown but not fatal.
-    problems = [f"{m.label}: {problem}" for m in results for problem in m.problems if m.ours]
-    findings = [f"{m.label}: {problem}" for m in results for problem in m.problems if not m.ours]
+    every = [m for measured in rounds for m in measured]
+    problems = [f"{m.label}: {problem}" for m in every for problem in m.problems if m.ours]
+    findings = [f"{m.label}: {problem}" for m in every for problem in m.problems if not m.ours]
     for problem in problems[:20]:
         print(f"PROBLEM {problem}", file=sys.stderr)
     for finding in findings[:5]:

@@ -47,6 +47,8 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
             "0",
             "--probe-repeat",
             "1",
+            "--rounds",
+            "2",
             "--single-address",
             "--stages",
             "--write-md",
@@ -66,7 +68,9 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
     assert "(b) Nornir + nornir_netmiko" in out
     assert "(c) netmiko sequential loop (3 devices, extrapolated)" in out
     assert "(d) paramiko alone, sequential (3 devices, extrapolated; the SSH floor)" in out
-    assert out.count("| 3/3 ") == 5  # every device read in full by every method
+    assert out.count("| 3/3 ") == 5  # every device read in full by every method (last round)
+    assert "| method, 2 rounds" in out and "speed vs (b) of its round" in out
+    assert "running collect (round 2) ..." in out
     assert "stages: 3/3 devices read in full" in out
     assert "store again (unchanged snapshots)" in out
     assert "PROBLEM" not in completed.stderr
