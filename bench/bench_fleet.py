@@ -222,23 +222,36 @@ def _check_counts(
 # --- the methods -----------------------------------------------------------------------
 
 
+def run_client(
+    method: str,
+    hosts: Path,
+    env: dict[str, str],
+    fleet: FleetProcess,
+    *options: str,
+    timeout: float = 3600,
+    what: str | None = None,
+) -> tuple[ChildRun, dict[str, Any]]:
+    """Run ``python -m bench.fleet_clients METHOD --hosts HOSTS OPTIONS``: its run and JSON."""
+    command = [sys.executable, "-m", "bench.fleet_clients", method, "--hosts", str(hosts)]
+    run = run_child([*command, *options], env, fleet.pid, timeout)
+    return run, _child_json(run, what or method)
+
+
 def run_probe(
     hosts: Path, env: dict[str, str], fleet: FleetProcess, directory: Path, repeat: int
 ) -> dict[str, Any]:
     """One device's round trip with our transport (median of ``repeat``)."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
+    _, out = run_client(
         "probe",
-        "--hosts",
-        str(hosts),
+        hosts,
+        env,
+        fleet,
         "--known-hosts",
         str(directory / "probe_known_hosts"),
         "--repeat",
         str(repeat),
-    ]
-    out = _child_json(run_child(command, env, fleet.pid, 300), "probe")
+        timeout=300,
+    )
     if out["errors"]:
         raise RuntimeError(f"probe failed: {out['errors']}")
     return out
@@ -331,18 +344,7 @@ def run_nornir(
     records: int,
 ) -> Measured:
     """(b) Nornir + nornir_netmiko at the same worker count."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
-        "nornir",
-        "--hosts",
-        str(hosts),
-        "--workers",
-        str(workers),
-    ]
-    run = run_child(command, env, fleet.pid, 3600)
-    out = _child_json(run, "nornir")
+    run, out = run_client("nornir", hosts, env, fleet, "--workers", str(workers))
     ok, problems = _check_counts(names, out, records)
     n = len(names)
     return Measured(
@@ -383,18 +385,7 @@ def run_sequential(
     Wall time is extrapolated to the fleet; CPU is the loop's own, per device.
     """
     label, warm_up, note = _SEQUENTIAL[client]
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
-        client,
-        "--hosts",
-        str(hosts),
-        "--limit",
-        str(subset),
-    ]
-    run = run_child(command, env, fleet.pid, 3600)
-    out = _child_json(run, f"{client} loop")
+    run, out = run_client(client, hosts, env, fleet, "--limit", str(subset), what=f"{client} loop")
     visited = names[:subset]
     ok, problems = _check_counts(visited, out, records)
     k = len(visited)
@@ -423,20 +414,9 @@ def run_stages(
     records: int,
 ) -> str:
     """Where collect's time goes, stage by stage (``fleet_clients stages``), as a table."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.fleet_clients",
-        "stages",
-        "--hosts",
-        str(hosts),
-        "--workers",
-        str(workers),
-        "--workdir",
-        str(directory),
-    ]
-    run = run_child(command, env, fleet.pid, 3600)
-    out = _child_json(run, "stages")
+    run, out = run_client(
+        "stages", hosts, env, fleet, "--workers", str(workers), "--workdir", str(directory)
+    )
     ok, problems = _check_counts(names, out, records)
     n = len(names)
     rows = [
