@@ -174,7 +174,31 @@ class _Login:
     stage: Stage
 
 
-class NetmikoTransport:
+class _SessionTransport:
+    """What both transports share: :meth:`collect` is one flow over each one's :meth:`session`."""
+
+    name: str
+    known_hosts: KnownHosts
+
+    def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
+        """A logged-in session yielding ``run(command) -> output``; closed on exit."""
+        raise NotImplementedError
+
+    def collect(
+        self,
+        device: Device,
+        credentials: Credentials,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
+    ) -> DeviceResult:
+        """Read one device (see :class:`Transport`): login, optional clock, the command."""
+        return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
+
+
+class NetmikoTransport(_SessionTransport):
     """The default transport: :class:`ReadOnlyHuaweiSSH` over paramiko.
 
     Args:
@@ -246,27 +270,6 @@ class NetmikoTransport:
             finally:
                 connection.close()
 
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
-    ) -> DeviceResult:
-        """Read one device (see :class:`Transport`)."""
-        return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
-
-
-class _SessionFactory(Protocol):
-    known_hosts: KnownHosts
-
-    def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
-        """A logged-in session yielding ``run(command) -> output``."""
-        ...
-
 
 def _read_clock(device: Device, run: Callable[[str], str]) -> datetime | None:
     output = run(commands.CLOCK)
@@ -278,7 +281,7 @@ def _read_clock(device: Device, run: Callable[[str], str]) -> datetime | None:
 
 
 def _collect(
-    factory: _SessionFactory,
+    factory: _SessionTransport,
     device: Device,
     credentials: Credentials,
     peer: str | None,
@@ -366,7 +369,7 @@ def _read_only_vrp_driver() -> type[Any]:
     return ReadOnlyVRPDriver
 
 
-class NapalmTransport:
+class NapalmTransport(_SessionTransport):
     """``--transport napalm``: napalm-huawei-vrp's driver, ``open()`` + ``cli()`` + ``close()``.
 
     Same read-only login, host keys, deadline and error kinds as :class:`NetmikoTransport`
@@ -429,19 +432,6 @@ class NapalmTransport:
                         log.debug("%s: napalm close failed: %s", device.name, exc)
                     finally:
                         holder[0].close()  # idempotent; also shuts our socket
-
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
-    ) -> DeviceResult:
-        """Read one device through NAPALM (see :class:`Transport`)."""
-        return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
 
 
 TRANSPORTS = ("netmiko", "napalm")
