@@ -452,17 +452,21 @@ def test_sha1_only_device_gets_a_protocol_error_that_says_what_to_do(tmp_path: P
     assert "\n" not in result.error.message
 
 
-class _ExpiredPasswordServer(_Sha1OnlyServer):
-    """Asks the password-change question and hangs up when it is declined (some VRP
-    releases refuse a session with an expired password). Records what it received."""
+class _ShellServer(_Sha1OnlyServer):
+    """Any password accepted, modern key exchange, and :meth:`shell` as the session.
+
+    Records every line the client sent in ``received``.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.received: list[str] = []
 
+    async def shell(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        raise NotImplementedError
+
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        received = self.received
 
         class Server(asyncssh.SSHServer):
             def password_auth_supported(self) -> bool:
@@ -471,22 +475,12 @@ class _ExpiredPasswordServer(_Sha1OnlyServer):
             def validate_password(self, username: str, password: str) -> bool:
                 return True
 
-        async def shell(process: asyncssh.SSHServerProcess[str]) -> None:
-            process.stdout.write(
-                "\r\nWarning: The password has expired.\r\n"
-                "The password needs to be changed. Change now? [Y/N]:"
-            )
-            line = await process.stdin.readline()
-            received.append(line.strip())
-            process.stdout.write("\r\nInfo: Password not changed. Goodbye.\r\n")
-            process.exit(0)
-
         server = await asyncssh.create_server(
             Server,
             "127.0.0.1",
             0,
             server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-            process_factory=shell,
+            process_factory=self.shell,
             line_editor=False,
         )
         self.port = server.get_port()
@@ -495,56 +489,44 @@ class _ExpiredPasswordServer(_Sha1OnlyServer):
         server.close()
 
 
-class _SilentUntilEnterServer(_Sha1OnlyServer):
+class _ExpiredPasswordServer(_ShellServer):
+    """Asks the password-change question and hangs up when it is declined (some VRP
+    releases refuse a session with an expired password)."""
+
+    async def shell(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        process.stdout.write(
+            "\r\nWarning: The password has expired.\r\n"
+            "The password needs to be changed. Change now? [Y/N]:"
+        )
+        line = await process.stdin.readline()
+        self.received.append(line.strip())
+        process.stdout.write("\r\nInfo: Password not changed. Goodbye.\r\n")
+        process.exit(0)
+
+
+class _SilentUntilEnterServer(_ShellServer):
     """A VRP-like shell that prints nothing until a key is pressed, then the prompt, and
     answers the two commands (a device variant netmiko sends an Enter for)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[str] = []
-        self.rows = [
-            Row("10.0.0.1", "dpd timeout", 2, datetime(2026, 1, 2, 3, 4, 5)),
-            Row("10.0.0.2", "peer request", 1, datetime(2026, 1, 2, 3, 0, 0)),
-        ]
+    rows = [
+        Row("10.0.0.1", "dpd timeout", 2, datetime(2026, 1, 2, 3, 4, 5)),
+        Row("10.0.0.2", "peer request", 1, datetime(2026, 1, 2, 3, 0, 0)),
+    ]
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        received, rows = self.received, self.rows
-
-        class Server(asyncssh.SSHServer):
-            def password_auth_supported(self) -> bool:
-                return True
-
-            def validate_password(self, username: str, password: str) -> bool:
-                return True
-
-        async def shell(process: asyncssh.SSHServerProcess[str]) -> None:
-            while True:
-                line = (await process.stdin.readline()).strip()
-                if not line and process.stdin.at_eof():
-                    break
-                received.append(line)
-                if line == "display ike offline-info":
-                    process.stdout.write("\r\n".join(render_table(rows, "router")) + "\r\n")
-                elif line == "screen-length 0 temporary":
-                    process.stdout.write("Info: The configuration takes effect.\r\n")
-                elif line == "quit":
-                    break
-                process.stdout.write("<quiet-ar>")
-            process.exit(0)
-
-        server = await asyncssh.create_server(
-            Server,
-            "127.0.0.1",
-            0,
-            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-            process_factory=shell,
-            line_editor=False,
-        )
-        self.port = server.get_port()
-        self._ready.set()
-        await self._stop.wait()
-        server.close()
+    async def shell(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        while True:
+            line = (await process.stdin.readline()).strip()
+            if not line and process.stdin.at_eof():
+                break
+            self.received.append(line)
+            if line == "display ike offline-info":
+                process.stdout.write("\r\n".join(render_table(self.rows, "router")) + "\r\n")
+            elif line == "screen-length 0 temporary":
+                process.stdout.write("Info: The configuration takes effect.\r\n")
+            elif line == "quit":
+                break
+            process.stdout.write("<quiet-ar>")
+        process.exit(0)
 
 
 def test_device_silent_until_enter_gets_one_enter(tmp_path: Path) -> None:
