@@ -62,6 +62,7 @@ import yaml
 from tabulate import tabulate
 
 from bench.fleet_clients import PASSWORD_ENV
+from collector.options import DEFAULT_WORKERS
 from mock_devices.loadcheck import cpu_seconds
 from mock_devices.process import FleetProcess, start_fleet_process
 from mock_devices.scenario import SCENARIO_DIR
@@ -70,8 +71,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MD = ROOT / "docs" / "BENCHMARKS.md"
 MD_MARKER = "<!-- fleet runs end here: bench_fleet --write-md inserts above this line -->"
 COLLECTOR_PASSWORD_ENV = "IKE_COLLECTOR_PASSWORD"
-DEFAULT_COLLECTOR_WORKERS = 32
-"""``collect --workers`` default (collector/cli.py)."""
 METHODS = ("collect", "nornir", "netmiko", "paramiko")
 LIBRARIES = ("netmiko", "paramiko", "cryptography", "nornir", "nornir_netmiko", "asyncssh")
 
@@ -566,7 +565,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help=f"workers for (a) and (b) (default: collect's default, {DEFAULT_COLLECTOR_WORKERS})",
+        help=f"workers for (a) and (b) (default: collect's default, {DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--latency-ms", type=int, default=50, help="added before each answer (default 50)"
@@ -654,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     methods = _validate(parser, args)
-    workers = args.workers if args.workers is not None else DEFAULT_COLLECTOR_WORKERS
+    workers = args.workers if args.workers is not None else DEFAULT_WORKERS
     byte_compile()
     info = machine()
     print(

@@ -27,6 +27,7 @@ from collector import __version__
 from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
+    DEFAULT_WORKERS,
     Threshold,
     breached,
     parse_duration,
@@ -394,7 +395,7 @@ def _duration_value(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=32,
+    default=DEFAULT_WORKERS,
     show_default=True,
     help="Devices read at once.",
 )

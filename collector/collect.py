@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.options import format_duration
+from collector.options import DEFAULT_WORKERS, format_duration
 from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def run_collection(
     store: Store | None,
     inventory_path: Path | str,
     shard: Shard | None = None,
-    workers: int = 32,
+    workers: int = DEFAULT_WORKERS,
     processes: int | None = None,
     timeout: float = 30.0,
     retries: int = 1,

@@ -25,6 +25,9 @@ __all__ = [
     "threshold_counts",
 ]
 
+DEFAULT_WORKERS = 32
+"""Devices read at once (``collect --workers``); here so the CLI need not import the runner."""
+
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

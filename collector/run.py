@@ -49,6 +49,7 @@ from multiprocessing.connection import Connection, wait
 
 from collector.commands import validate_peer
 from collector.credentials import Credentials
+from collector.options import DEFAULT_WORKERS
 from collector.records import Device, DeviceResult, ErrorKind
 from collector.transport import Transport
 
@@ -65,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger("collector.run")
 
-DEFAULT_WORKERS = 32
 DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT})
 MAX_BACKOFF = 30.0
 GRACE = 5.0
