@@ -135,19 +135,62 @@ class DeviceClock:
         zone = self.zone
         return None if zone is None else self.local.replace(tzinfo=zone)
 
+    @property
+    def text(self) -> str:
+        """The clock as the operator should read it: with its offset, or saying it has none.
+
+        Examples:
+            >>> DeviceClock(datetime(2026, 12, 1, 4, 48), timedelta(hours=-3), None).text
+            '2026-12-01 04:48:00-03:00'
+            >>> DeviceClock(datetime(2026, 12, 1, 4, 48), None, None).text
+            '2026-12-01 04:48:00 (no offset printed)'
+        """
+        aware = self.aware
+        if aware is None:
+            return f"{self.local.isoformat(sep=' ', timespec='seconds')} (no offset printed)"
+        return aware.isoformat(sep=" ", timespec="seconds")
+
 
 _CLOCK_TIME = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})\s+(?P<time>\d{1,2}:\d{2}:\d{2})(?:\.\d+)?"
-    r"(?P<offset>[+-]\d{2}:?\d{2})?"
+    r"(?P<offset>[+-]\d{2}:?\d{2})?(?P<dst>[ \t]+DST\b)?"
 )
-_CLOCK_ZONE = re.compile(r"Time\s*Zone\s*\((?P<name>[^)]*)\)\s*:\s*(?P<offset>\S+)", re.IGNORECASE)
+# "Time Zone(China-Standard-Time) : UTC+08:00" (V200R010 and later, NE/CE);
+# "Time Zone(BJ) : add 08:00:00" / "minus 03:00:00" (older VRP5 releases).
+_CLOCK_ZONE = re.compile(r"Time\s*Zone\s*\((?P<name>[^)]*)\)\s*:\s*(?P<offset>[^\r\n]+)", re.I)
+_ADD_MINUS = re.compile(r"(?P<sign>add|minus)\s+(?P<hours>\d{1,2}):(?P<minutes>\d{2})", re.I)
+# The "Daylight saving time :" block's "Saving time : 01:00:00" (the DST shift).
+_SAVING = re.compile(r"Saving\s*time\s*:\s*(?P<hours>\d{1,2}):(?P<minutes>\d{2})", re.I)
+_DEFAULT_SAVING = timedelta(hours=1)
+
+
+def _zone_line_offset(text: str) -> timedelta | None:
+    """The offset of a ``Time Zone(...)`` line's value (``UTC+08:00``, ``UTC``, ``add 08:00:00``).
+
+    Examples:
+        >>> _zone_line_offset("add 05:30:00")
+        datetime.timedelta(seconds=19800)
+        >>> _zone_line_offset("UTC-03:00")
+        datetime.timedelta(days=-1, seconds=75600)
+    """
+    value = text.strip()
+    if value.upper() in {"UTC", "GMT"}:
+        return timedelta(0)
+    add_minus = _ADD_MINUS.search(value)
+    if add_minus is not None:
+        offset = timedelta(hours=int(add_minus["hours"]), minutes=int(add_minus["minutes"]))
+        return -offset if add_minus["sign"].lower() == "minus" else offset
+    return parse_offset(value.split()[0]) if value else None
 
 
 def parse_display_clock(text: str) -> DeviceClock:
     """Parse VRP ``display clock`` output.
 
-    The offset printed on the time line (VRP V200R010 and later; includes DST) wins
-    over the ``Time Zone(...) : UTC+08:00`` line; older releases print only the latter.
+    The offset printed on the time line (VRP V200R010 and later) includes daylight
+    saving time and wins. Older releases print no offset there: the ``Time Zone(...)``
+    line gives the standard offset, and when the time line ends in ``DST`` the shift of
+    the ``Daylight saving time`` block (``Saving time : 01:00:00``; one hour if the
+    block is missing) is added. ``docs/DEVICES.md`` has the samples.
 
     Raises:
         ClockParseError: no date and time found.
@@ -162,6 +205,10 @@ def parse_display_clock(text: str) -> DeviceClock:
         >>> parse_display_clock(
         ...     "2026-11-27 10:11:12\\nFriday\\nTime Zone(DefaultZoneName) : UTC\\n").zone
         datetime.timezone.utc
+        >>> parse_display_clock(
+        ...     "2026-07-01 10:00:00 DST\\nWednesday\\nTime Zone(BJ) : UTC+08:00\\n"
+        ...     "Daylight saving time :\\n Name : BJ\\n Saving time : 01:00:00\\n").utc_offset
+        datetime.timedelta(seconds=32400)
     """
     time_match = _CLOCK_TIME.search(text)
     if time_match is None:
@@ -174,11 +221,14 @@ def parse_display_clock(text: str) -> DeviceClock:
     zone_match = _CLOCK_ZONE.search(text)
     zone_name = zone_match["name"].strip() if zone_match else None
     if offset is None and zone_match is not None:
-        zone_offset = zone_match["offset"]
-        if zone_offset.upper() in {"UTC", "GMT"}:
-            offset = timedelta(0)
-        else:
-            offset = parse_offset(zone_offset)
+        offset = _zone_line_offset(zone_match["offset"])
+        if offset is not None and time_match["dst"]:
+            saving = _SAVING.search(text)
+            offset += (
+                timedelta(hours=int(saving["hours"]), minutes=int(saving["minutes"]))
+                if saving is not None
+                else _DEFAULT_SAVING
+            )
     return DeviceClock(local=local, utc_offset=offset, zone_name=zone_name or None)
 
 

@@ -262,7 +262,7 @@ def _warn_skew(result: DeviceResult) -> None:
             result.device.name,
             f"{abs(skew).total_seconds():.0f} s",
             direction,
-            result.device_clock.isoformat(sep=" ", timespec="seconds"),
+            result.device_clock.text,
         )
 
 

@@ -587,6 +587,9 @@ def parse(text: str) -> ParseResult:
                             category,
                             versions[version],
                             when,
+                            None,
+                            None,
+                            None,
                         ),
                     )
                 )

@@ -3,7 +3,7 @@
 Offline records as the device prints them, the reason taxonomy, devices from the
 inventory, and the outcome of collecting one device. Standard library only: the
 parser, the store, the reports and the transport all import this module, and it
-imports none of them.
+imports none of them (only :mod:`collector.clock`, also stdlib-only, for ``DeviceClock``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
+
+from collector.clock import DeviceClock
 
 
 class Category(StrEnum):
@@ -28,7 +30,12 @@ class Category(StrEnum):
     REKEY = "rekey"
     """Normal replacement of an SA, or an SA removed along with its parent."""
     PROTOCOL = "protocol"
-    """Something in the IKE/IPsec exchange was wrong: SPI, NAT port."""
+    """Something in the IKE/IPsec exchange was wrong: SPI, NAT port, overlapping flows."""
+    HARDWARE = "hardware"
+    """A board, CPU or forwarding table of the device itself: hardware timeouts, CPU tables."""
+    HA = "ha"
+    """HA and board housekeeping: the standby mirroring the active's deletions, SAs moved
+    between processing units. Not an outage of the tunnel."""
     UNKNOWN = "unknown"
     """A reason the taxonomy does not know (kept verbatim on the record)."""
 
@@ -144,6 +151,108 @@ REASONS: tuple[Reason, ...] = (
     ),
 )
 
+# Reasons beyond the command reference's 17: Huawei's IPsec troubleshooting tables and
+# alarm references (IPSEC/4/IPSECTUNNELSTOP "Possible Causes"), the USG command
+# reference (hardware-timeout) and the NE40E/NE8000 offline history (capitalised
+# sentences). docs/DEVICES.md lists where each was found.
+EXTRA_REASONS: tuple[Reason, ...] = (
+    Reason(
+        "ip address syn failed",
+        "ip_address_sync_failed",
+        Category.PROTOCOL,
+        "The address assigned to the remote end could not be synchronised.",
+    ),
+    Reason(
+        "cpu table updated",
+        "cpu_table_updated",
+        Category.HARDWARE,
+        "The CPU (SPU) table of the device changed, e.g. a board went in or out.",
+    ),
+    Reason(
+        "flow overlap",
+        "flow_overlap",
+        Category.PROTOCOL,
+        "The SA's protected flow overlaps another SA's.",
+    ),
+    Reason("admin down", "admin_down", Category.ADMINISTRATIVE, "The tunnel was shut down."),
+    Reason(
+        "peer address switch",
+        "peer_address_switch",
+        Category.ADMINISTRATIVE,
+        "The peer's address changed (link switch, DNS, NAT).",
+    ),
+    Reason(
+        "forward down",
+        "forward_down",
+        Category.LIVENESS,
+        "The forwarding path (outbound interface or route) went down.",
+    ),
+    Reason(
+        "sa with same user exists",
+        "same_user_sa_exists",
+        Category.REKEY,
+        "The same user came in again: the old SA was replaced by the new one.",
+    ),
+    Reason(
+        "reset sa by ike user",
+        "reset_sa_by_ike_user",
+        Category.ADMINISTRATIVE,
+        "An operator reset the SA (reset ike sa).",
+    ),
+    Reason("manual offline", "manual_offline", Category.ADMINISTRATIVE, "Deleted by hand."),
+    Reason(
+        "nhrp notify",
+        "nhrp_notify",
+        Category.ADMINISTRATIVE,
+        "NHRP (DSVPN) told the device to remove the tunnel.",
+    ),
+    Reason(
+        "receive backup delete info",
+        "backup_delete_info",
+        Category.HA,
+        "The standby of an HA pair deleted its copy because the active deleted the SA.",
+    ),
+    Reason(
+        "eap delete old sa",
+        "eap_delete_old_sa",
+        Category.REKEY,
+        "EAP re-authentication replaced the old SA.",
+    ),
+    Reason(
+        "hash gene adjusted",
+        "hash_gene_adjusted",
+        Category.HA,
+        "The SPU hash factor changed and the SA moved to another processing unit.",
+    ),
+    Reason(
+        "kick old sa with same flow",
+        "kick_old_sa_same_flow",
+        Category.REKEY,
+        "A new SA for the same flow replaced the old one.",
+    ),
+    Reason(
+        "hardware-timeout",
+        "hardware_timeout",
+        Category.HARDWARE,
+        "The SA timed out in the hardware (encryption card or NP).",
+    ),
+    Reason(
+        "receive phase1 delete info",
+        "peer_phase1_delete",
+        Category.ADMINISTRATIVE,
+        "The peer sent an IKE SA delete (NE40E/NE8000 wording).",
+    ),
+    Reason(
+        "receive phase2 delete info",
+        "peer_phase2_delete",
+        Category.ADMINISTRATIVE,
+        "The peer sent an IPsec SA delete (NE40E/NE8000 wording).",
+    ),
+)
+
+ALL_REASONS: tuple[Reason, ...] = REASONS + EXTRA_REASONS
+"""Every reason with a code: the command reference's 17 first, then the others."""
+
 _SEPARATORS = re.compile(r"[\s_-]+")
 
 
@@ -162,10 +271,10 @@ def normalize_reason(text: str) -> str:
 
 
 _BY_KEY: MappingProxyType[str, Reason] = MappingProxyType(
-    {normalize_reason(reason.text): reason for reason in REASONS}
+    {normalize_reason(reason.text): reason for reason in ALL_REASONS}
 )
 REASON_BY_CODE: MappingProxyType[str, Reason] = MappingProxyType(
-    {reason.code: reason for reason in REASONS}
+    {reason.code: reason for reason in ALL_REASONS}
 )
 
 
@@ -175,7 +284,9 @@ def classify_reason(text: str) -> tuple[str, Category]:
     Examples:
         >>> classify_reason("dpd-timeout")
         ('dpd_timeout', <Category.LIVENESS: 'liveness'>)
-        >>> classify_reason("kick old sa with same flow")
+        >>> classify_reason("Receive backup delete info")
+        ('backup_delete_info', <Category.HA: 'ha'>)
+        >>> classify_reason("tunnel fell over")
         ('unknown', <Category.UNKNOWN: 'unknown'>)
     """
     reason = _BY_KEY.get(normalize_reason(text))
@@ -200,23 +311,42 @@ class OfflineRecord(NamedTuple):
     """The offline reason exactly as the device printed it."""
     reason_code: str
     category: Category
-    ike_version: int
-    """1 or 2."""
+    ike_version: int | None
+    """1 or 2; None where the layout prints no version (NE40E/NE8000 offline history)."""
     offline_time: datetime
     """Device-local time as printed; naive, no zone is invented."""
+    slot: str | None = None
+    """The slot whose buffer held the row (NE40E sections, multi-SPU firewalls), else None."""
+    cpu: str | None = None
+    """The CPU of that slot (multi-SPU firewalls: ``slot 1 cpu 0``), else None."""
+    vpn_instance: str | None = None
+    """The VPN instance the layout prints (NE40E ``VPN`` column; None for ``-``)."""
 
     @classmethod
     def build(
         cls,
         peer: str,
         reason: str,
-        ike_version: int,
+        ike_version: int | None,
         offline_time: datetime,
         port: int | None = None,
+        *,
+        slot: str | None = None,
+        cpu: str | None = None,
+        vpn_instance: str | None = None,
     ) -> OfflineRecord:
         """Make a record, deriving the code and category from the reason text."""
         code, category = classify_reason(reason)
-        return cls(peer, port, reason, code, category, ike_version, offline_time)
+        return cls(
+            peer, port, reason, code, category, ike_version, offline_time, slot, cpu, vpn_instance
+        )
+
+    @property
+    def buffer(self) -> tuple[str | None, str | None]:
+        """Which of the device's buffers held the row: ``(slot, cpu)``; ``(None, None)``
+        on devices with one buffer. De-duplication, gaps and the 200-entry rule apply
+        per buffer."""
+        return self.slot, self.cpu
 
     def to_dict(self) -> dict[str, Any]:
         """The record with JSON-friendly values (``offline_time`` as ISO 8601, no zone)."""
@@ -228,6 +358,9 @@ class OfflineRecord(NamedTuple):
             "category": self.category.value,
             "ike_version": self.ike_version,
             "offline_time": self.offline_time.isoformat(),
+            "slot": self.slot,
+            "cpu": self.cpu,
+            "vpn_instance": self.vpn_instance,
         }
 
 
@@ -239,6 +372,9 @@ RECORD_FIELDS: tuple[str, ...] = (
     "category",
     "ike_version",
     "offline_time",
+    "slot",
+    "cpu",
+    "vpn_instance",
 )
 
 
@@ -312,9 +448,12 @@ class DeviceResult:
     """UTC, aware."""
     raw: str | None = None
     """The command output as received (kept only when asked for)."""
-    device_clock: datetime | None = None
-    """Device-local time read from ``display clock`` at collection, when asked for."""
+    device_clock: DeviceClock | None = None
+    """What ``display clock`` said at collection (local time, offset, zone name), when asked."""
     attempts: int = 1
+    command: str | None = None
+    """The command whose output the records came from (``display ike offline-info`` or
+    ``display ike offline history``; several SPUs: the first one's)."""
 
     @property
     def ok(self) -> bool:

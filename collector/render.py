@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from prometheus_client import Gauge
 
 from collector.records import (
-    REASONS,
+    ALL_REASONS,
     RECORD_FIELDS,
     UNKNOWN_REASON_CODE,
     Category,
@@ -713,7 +713,7 @@ def render_prometheus(report: FleetReport) -> str:
     for kind, count in error_counts.items():
         errors.labels(kind=kind.value).set(count)
 
-    codes = [reason.code for reason in REASONS] + [UNKNOWN_REASON_CODE]
+    codes = [reason.code for reason in ALL_REASONS] + [UNKNOWN_REASON_CODE]
     deletions = gauge("deletions", "Deletions in the report by reason code.", ["reason_code"])
     by_code = {item.reason_code: item.count for item in report.by_reason}
     for code in codes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from collector.records import REASONS, UNKNOWN_REASON_CODE
+from collector.records import EXTRA_REASONS, REASONS, UNKNOWN_REASON_CODE
 
 SCHEMA_VERSION = 2
 
@@ -271,6 +271,7 @@ ROLLUPS: tuple[str, ...] = tuple(t.name for t in SCHEMA if t.name.startswith("ro
 REASON_CODE_BITS: dict[str, int] = {
     **{reason.code: bit for bit, reason in enumerate(REASONS)},
     UNKNOWN_REASON_CODE: len(REASONS),
+    **{reason.code: len(REASONS) + 1 + bit for bit, reason in enumerate(EXTRA_REASONS)},
 }
 """Bit of each reason code in ``roll_device.codes`` (append only: stored data uses it)."""
 

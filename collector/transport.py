@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from collector import commands
-from collector.clock import ClockParseError, parse_display_clock
+from collector.clock import ClockParseError, DeviceClock, parse_display_clock
 from collector.credentials import Credentials
 from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
@@ -96,7 +96,7 @@ def result_from_output(
     *,
     started: datetime,
     keep_raw: bool = False,
-    device_clock: datetime | None = None,
+    device_clock: DeviceClock | None = None,
 ) -> DeviceResult:
     """Check one device's command output and turn it into a result.
 
@@ -271,10 +271,12 @@ class NetmikoTransport(_SessionTransport):
                 connection.close()
 
 
-def _read_clock(device: Device, run: Callable[[str], str]) -> datetime | None:
+def _read_clock(device: Device, run: Callable[[str], str]) -> DeviceClock | None:
+    """``display clock``, whole: the local time and the offset and zone it printed
+    (the store and the skew check need the offset; the local time alone is UTC-less)."""
     output = run(commands.CLOCK)
     try:
-        return parse_display_clock(output).local
+        return parse_display_clock(output)
     except ClockParseError as exc:
         log.warning("%s: display clock not understood: %s", device.name, exc)
         return None
@@ -305,7 +307,7 @@ def _collect(
             )
         username = credentials.username_for(device.username)
         login = _Login(device, credentials, username, deadline, stage)
-        device_clock: datetime | None = None
+        device_clock: DeviceClock | None = None
         stage.phase = "SSH connect"
         with factory.session(login) as run:
             if clock:

@@ -36,7 +36,7 @@ rows = st.builds(
     Row,
     peer=peers,
     reason=st.sampled_from(
-        ["dpd timeout", "peer request", "phase2 sa replace", "kick old sa with same flow"]
+        ["dpd timeout", "peer request", "phase2 sa replace", "tunnel removed for unknown cause"]
     ),
     version=st.sampled_from([1, 2]),
     time=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(

@@ -27,7 +27,7 @@ random_reasons = st.lists(
 ).map(" ".join)
 reasons = st.one_of(
     st.sampled_from([reason.text for reason in REASONS]),
-    st.sampled_from(["hardware-timeout", "kick old sa with same flow"]),
+    st.sampled_from(["hardware-timeout", "tunnel removed for unknown cause"]),
     random_reasons,
 )
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(

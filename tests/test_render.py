@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_report import GENERATED, make_results
 
-from collector.records import REASONS, RECORD_FIELDS, ErrorKind, OfflineRecord
+from collector.records import ALL_REASONS, RECORD_FIELDS, ErrorKind, OfflineRecord
 from collector.render import (
     DEVICE_CSV_FIELDS,
     RECORD_CSV_FIELDS,
@@ -59,6 +59,9 @@ def test_records_json_exact_shape() -> None:
         "category": "unknown",
         "ike_version": 1,
         "offline_time": "2024-01-02T03:04:06",
+        "slot": None,
+        "cpu": None,
+        "vpn_instance": None,
     }
     assert all(list(record) == list(RECORD_FIELDS) for record in document["records"])
 
@@ -74,6 +77,9 @@ def test_records_csv_header_and_quoting() -> None:
         "liveness",
         "2",
         "2024-01-02T03:04:05",
+        "",
+        "",
+        "",
     ]
     assert rows[2][2] == 'kick, old "sa"'
     assert len(rows) == 3
@@ -128,6 +134,9 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "category": "liveness",
         "ike_version": 2,
         "offline_time": "2024-03-01T10:40:00",
+        "slot": None,
+        "cpu": None,
+        "vpn_instance": None,
     }
     summary = document["summary"]
     assert list(summary) == [
@@ -185,7 +194,7 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "last_success": None,
     }
     assert summary["unknown_reasons"] == [
-        {"text": "kick old sa with same flow", "count": 2},
+        {"text": "tunnel removed for unknown cause", "count": 2},
         {"text": "strange new reason", "count": 1},
     ]
     assert summary["run"] == {
@@ -308,7 +317,7 @@ def test_prometheus_parses_and_has_low_cardinality(report: FleetReport) -> None:
     assert set(errors) == {kind.value for kind in ErrorKind}
     assert errors["auth"] == 1.0 and errors["timeout"] == 1.0 and errors["protocol"] == 0.0
     deletions = samples(metrics["ike_offline_deletions"], "reason_code")
-    assert len(deletions) == len(REASONS) + 1
+    assert len(deletions) == len(ALL_REASONS) + 1
     assert deletions["dpd_timeout"] == 3.0 and deletions["unknown"] == 3.0
     assert sum(deletions.values()) == 8.0
     categories = samples(metrics["ike_offline_deletions_by_category"], "category")

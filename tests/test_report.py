@@ -54,7 +54,7 @@ def make_results() -> list[DeviceResult]:
             R("10.1.1.1", "dpd timeout", 2, at(1, 10, 5)),
             R("10.1.1.1", "dpd timeout", 2, at(1, 10, 5)),  # same second: a distinct event
             R("10.1.1.1", "phase2 sa replace", 2, at(1, 11, 0)),
-            R("10.2.2.2", "kick old sa with same flow", 1, at(1, 12, 30)),
+            R("10.2.2.2", "tunnel removed for unknown cause", 1, at(1, 12, 30)),
         ),
         started=STARTED,
         finished=datetime(2024, 3, 2, 7, 59, 10, tzinfo=UTC),
@@ -65,7 +65,7 @@ def make_results() -> list[DeviceResult]:
         (
             R("10.1.1.1", "dpd-timeout", 2, at(1, 10, 40), port=4500),
             R("10.3.3.3", "peer-request", 1, at(1, 23, 59), port=500),
-            R("10.2.2.2", "kick old sa with same flow", 1, at(1, 9, 0), port=500),
+            R("10.2.2.2", "tunnel removed for unknown cause", 1, at(1, 9, 0), port=500),
             R("10.4.4.4", "strange new reason", 2, at(1, 9, 30), port=500),
         ),
         started=STARTED,
@@ -129,7 +129,7 @@ def test_by_reason_and_category(results: list[DeviceResult]) -> None:
     rows = [(r.reason_code, r.category, r.count, r.devices, r.example) for r in report.by_reason]
     assert rows == [
         ("dpd_timeout", Category.LIVENESS, 3, 2, "dpd timeout"),
-        ("unknown", Category.UNKNOWN, 3, 2, "kick old sa with same flow"),
+        ("unknown", Category.UNKNOWN, 3, 2, "tunnel removed for unknown cause"),
         ("peer_request", Category.ADMINISTRATIVE, 1, 1, "peer-request"),
         ("phase2_sa_replace", Category.REKEY, 1, 1, "phase2 sa replace"),
     ]
@@ -140,7 +140,7 @@ def test_by_reason_and_category(results: list[DeviceResult]) -> None:
         CategoryCount(Category.REKEY, 1),
     )
     assert report.unknown_reasons == (
-        UnknownReason("kick old sa with same flow", 2),
+        UnknownReason("tunnel removed for unknown cause", 2),
         UnknownReason("strange new reason", 1),
     )
 

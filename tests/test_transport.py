@@ -129,7 +129,7 @@ def test_healthy_device_records_match_the_mock(
     assert result.started is not None and result.finished is not None
     assert result.started <= result.finished
     assert result.device_clock is not None
-    assert abs((result.device_clock - state.now()).total_seconds()) < 60
+    assert abs((result.device_clock.local - state.now()).total_seconds()) < 60
     assert result.raw is None
     assert_read_only(state)
 
