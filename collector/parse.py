@@ -65,6 +65,7 @@ __all__ = [
     "Problem",
     "ProblemKind",
     "parse",
+    "parse_offline_history",
     "strip_terminal_noise",
 ]
 
@@ -241,9 +242,15 @@ _PROMPT_LINE = re.compile(r"(?:HRP_[MS])?(?:<[^<>\n]*>|\[[^\[\]\n]*\])", re.ASCI
 # The command echoed without a prompt (netmiko with strip_prompt, abbreviations).
 _ECHO_LINE = re.compile(r"dis[a-z]*\s+ike\s+off", re.ASCII | re.IGNORECASE)
 _MESSAGE_LINE = re.compile(r"(?:Info|Warning)\s*:", re.ASCII | re.IGNORECASE)
-# USG firewalls print the clock before every display output: 2024-03-05 10:11:12.345 +08:00
+# HA firewalls (HRP) print a timestamp line before every display output, in the forms
+# docs/DEVICES.md quotes: "2024-03-05 10:11:12.345 +08:00", "2021-07-23 11:24:18.392 "
+# (NE8000/VRP8: milliseconds, a trailing blank, no offset) and, on older USG firmware,
+# "11:01:45  2014/07/08" (the time first). Outside the table they are noise anyway; in
+# the careful path (no table found) they must not read as damaged rows.
 _CLOCK_LINE = re.compile(
     r"[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}\s+[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:\s*[+-][0-9]{1,2}(?::?[0-9]{2})?)?(?:\s+[A-Za-z][A-Za-z ]*)?"
+    r"|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?\s+[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}"
     r"(?:\s*[+-][0-9]{1,2}(?::?[0-9]{2})?)?(?:\s+[A-Za-z][A-Za-z ]*)?",
     re.ASCII,
 )
@@ -302,19 +309,17 @@ def _iso_stamp(stamp: str) -> str:
     return f"{stamp[:10].replace('/', '-')} {stamp[-8:]}"
 
 
-def _header_has_port(text: str) -> bool:
-    """Whether the table header names a port column (firewall layout).
+def _find_header(text: str) -> tuple[int, int, str] | None:
+    """The table header line: ``(start, end, line)`` offsets in ``text``, or None.
 
-    True when there is no header: the firewall shape is then tried first, as a
-    router row never has a number between the address and the reason. Looks for
-    "ffline" with ``str.find`` (offline/Offline) before falling back to a regex
+    Looks for "ffline" with ``str.find`` (offline/Offline) before falling back to a regex
     search over the whole text, which costs more than parsing the rows.
 
     Examples:
-        >>> _header_has_port("  Peer   Port  Offline-reason  Version  Offline-time")
+        >>> _find_header("x\\n  Peer   Port  Offline-reason  Version  Offline-time\\n")[2]
+        'Peer   Port  Offline-reason  Version  Offline-time'
+        >>> _find_header("  Ike offline information:") is None
         True
-        >>> _header_has_port("  Ike offline information:\\n  peer  offline-reason  version")
-        False
     """
     start = 0
     while (index := text.find("ffline", start)) >= 0:
@@ -322,12 +327,106 @@ def _header_has_port(text: str) -> bool:
         line_end = text.find("\n", index)
         if line_end < 0:
             line_end = len(text)
-        line = text[line_start:line_end].strip()
+        line = strip_terminal_noise(text[line_start:line_end]).strip()
         if _HEADER_LINE.match(line):
-            return _PORT_WORD.search(line) is not None
+            return line_start, line_end, line
         start = line_end
     header = _HEADER_SEARCH.search(text)
-    return header is None or _PORT_WORD.search(header.group()) is not None
+    if header is None:
+        return None
+    return header.start(), header.end(), header.group().strip()
+
+
+def _header_has_port(header: tuple[int, int, str] | None) -> bool:
+    """Whether the table header names a port column (firewall layout).
+
+    True when there is no header: the firewall shape is then tried first, as a
+    router row never has a number between the address and the reason.
+
+    Examples:
+        >>> _header_has_port((0, 0, "Peer   Port  Offline-reason  Version  Offline-time"))
+        True
+        >>> _header_has_port((0, 0, "peer  offline-reason  version  offline-time"))
+        False
+    """
+    return header is None or _PORT_WORD.search(header[2]) is not None
+
+
+def _rows_begin(text: str, header: tuple[int, int, str] | None) -> int:
+    """Where the table's rows begin: the line after the rule under the header.
+
+    A row is only ever a line inside the table: after the header and the rule below it
+    (blank or pager lines may stand between them; a table without that rule starts
+    right after the header), up to the closing rule, which :func:`parse` finds while it
+    reads the rows. A layout without a header starts after ``Current info Num`` and its
+    title line. Text with neither is all candidate rows (0): the careful path then
+    reports what it is. Whatever stands before the table (timestamp lines in any
+    form, banners) or after its closing rule is noise.
+
+    Examples:
+        >>> text = "10:01:45  2014/07/08\\n peer offline-reason version offline-time\\n"
+        >>> text += "---\\n 1.1.1.1 dpd timeout v2 2024-01-01 00:00:00\\n---\\n<R>"
+        >>> text[_rows_begin(text, _find_header(text)):].split("\\n")[0]
+        ' 1.1.1.1 dpd timeout v2 2024-01-01 00:00:00'
+    """
+    if header is not None:
+        begin = header[1] + 1
+    else:
+        count = _COUNT_LINE.search(text)
+        if count is None:
+            return 0
+        begin = text.find("\n", count.end()) + 1 or len(text)
+        title = _TITLE_LINE.search(text, begin, text.find("\n", begin) + 1 or len(text))
+        if title is not None:
+            begin = text.find("\n", title.end()) + 1 or len(text)
+    position = begin
+    for _ in range(_RULE_LOOKAHEAD):
+        if position >= len(text):
+            break
+        line_end = text.find("\n", position)
+        if line_end < 0:
+            line_end = len(text)
+        line = strip_terminal_noise(text[position:line_end]).strip()
+        position = line_end + 1
+        if _is_separator(line):
+            return min(position, len(text))
+        if _is_row(line):
+            break  # a row before any rule: the rows start right after the header
+    return min(begin, len(text))
+
+
+_RULE_LOOKAHEAD = 6
+"""Lines after the header searched for the rule under it (noise may stand between)."""
+
+
+def _is_row(line: str) -> bool:
+    """Whether a line is a well-formed row of either shape.
+
+    Examples:
+        >>> _is_row("  1.1.1.1  dpd timeout  v2  2024-01-01 00:00:00")
+        True
+        >>> _is_row("<HUAWEI>")
+        False
+    """
+    for shape in (_ROUTER_ROW, _FIREWALL_ROW):
+        match = shape.match(line)
+        if match is not None and match.lastindex != _OTHER_GROUP:
+            return True
+    return False
+
+
+def _is_closing_rule(other: str) -> bool:
+    """Whether a line the row pattern did not take is the table's closing rule.
+
+    Examples:
+        >>> _is_closing_rule("  ---- More ----\\x1b[16D" + " " * 16 + "\\x1b[16D" + "-" * 20)
+        True
+        >>> _is_closing_rule("  ---- More ----")
+        False
+    """
+    if "---" not in other and "===" not in other:
+        return False
+    return _is_separator(strip_terminal_noise(other).strip())
 
 
 def _why_not_a_row(stripped: str) -> str:
@@ -407,8 +506,20 @@ class _Collector:
                     return
         self.other(stripped, number, clean.rstrip())
 
-    def other(self, stripped: str, number: int, line: str) -> None:
-        """Classify a line that is not a well-formed row."""
+    def outside(self, raw: str, number: int) -> None:
+        """A line before or after the table: never a row, whatever it looks like.
+
+        Timestamp lines in any form, banners, prompts are noise; an unknown line (a
+        row-like one included) is reported as ``garbage``, which does not make the
+        table incomplete.
+        """
+        clean = strip_terminal_noise(raw)
+        stripped = clean.strip()
+        if stripped:
+            self.other(stripped, number, clean.rstrip(), outside=True)
+
+    def other(self, stripped: str, number: int, line: str, *, outside: bool = False) -> None:
+        """Classify a line that is not a well-formed row (``outside``: of the table)."""
         continuing_message = self.in_message
         self.in_message = False
         if _is_separator(stripped):
@@ -442,6 +553,12 @@ class _Collector:
             or _ECHO_LINE.match(stripped)
             or _CLOCK_LINE.fullmatch(stripped)
         ):
+            return
+        if outside:
+            if not continuing_message:
+                self.add_problem(
+                    ProblemKind.GARBAGE, "unrecognised line outside the table", number, line
+                )
             return
         if _ROW_LIKE.match(stripped):
             self.unparsed_rows += 1
@@ -513,6 +630,177 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# --- NE40E / NetEngine 8000: display ike offline history -------------------------------
+
+# One section per slot (docs/DEVICES.md has the sample and where it came from):
+#   IKE Offline Information for Slot : 1
+#   Current Record Number : 1
+#   --------------------------------------------------------------
+#   PEER                  VPN        TIME                  REASON
+#   --------------------------------------------------------------
+#   192.168.1.2:500       -          2021-07-23 11:24:18   Receive phase1 delete info
+#   --------------------------------------------------------------
+_HISTORY_MARK = re.compile(
+    r"IKE\s+Offline\s+Information\s+for\s+Slot|Current\s+Record\s+Number\s*:"
+    r"|^[ \t]*PEER[ \t]+VPN[ \t]+TIME[ \t]+REASON",
+    re.ASCII | re.IGNORECASE | re.MULTILINE,
+)
+_HISTORY_SECTION = re.compile(
+    r"IKE\s+Offline\s+Information\s+for\s+Slot\s*:\s*([0-9]{1,3}(?:/[0-9]{1,3})?)",
+    re.ASCII | re.IGNORECASE,
+)
+_HISTORY_COUNT = re.compile(r"Current\s+Record\s+Number\s*:\s*([0-9]{1,9})", re.ASCII | re.I)
+_HISTORY_HEADER = re.compile(r"PEER\s+VPN\s+TIME\s+REASON\b", re.ASCII | re.IGNORECASE)
+_HISTORY_ROW = re.compile(
+    r"[ \t]*(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<v6port>[0-9]{1,5})"
+    r"|(?P<v4>[0-9]{1,3}(?:\.[0-9]{1,3}){3})(?::(?P<v4port>[0-9]{1,5}))?"
+    r"|(?P<bare>[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*))"
+    r"[ \t]+(?P<vpn>\S+)[ \t]+"
+    r"(?P<date>[0-9]{4}[-/][0-9]{2}[-/][0-9]{2})[ \t]+(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.[0-9]+)?[ \t]+(?P<reason>\S(?:.*\S)?)[ \t\r]*",
+    re.ASCII,
+)
+_NO_VPN = "-"
+
+
+class _HistorySection:
+    """One slot's part of an offline-history output, while it is read."""
+
+    __slots__ = ("declared", "line", "rows", "slot", "text")
+
+    def __init__(self, slot: str | None, line: int, text: str) -> None:
+        self.slot = slot
+        self.line = line
+        self.text = text
+        self.declared: int | None = None
+        self.rows = 0
+
+
+def parse_offline_history(text: str) -> ParseResult:
+    """Parse NE40E/NetEngine 8000 ``display ike offline history`` output (all slots).
+
+    Each record carries its ``slot`` and ``vpn_instance`` (None for ``-``); the layout
+    prints the peer as ``ip:port`` (``[v6]:port`` for IPv6) and no IKE version, so
+    ``ike_version`` is None. Each slot's ``Current Record Number`` is checked against its
+    own rows; ``declared_count`` is their sum. Rows are only read inside a section's
+    table (between the rule under the header and the closing rule).
+
+    Raises:
+        CommandRejected: the device refused the command.
+        ParseError: no section, count or table at all.
+
+    Examples:
+        >>> rule = "-" * 60
+        >>> result = parse_offline_history("\\n".join([
+        ...     "IKE Offline Information for Slot : 1", "Current Record Number : 1", rule,
+        ...     "PEER              VPN    TIME                  REASON", rule,
+        ...     "192.168.1.2:500   -      2021-07-23 11:24:18   Receive phase1 delete info",
+        ...     rule]))
+        >>> record = result.records[0]
+        >>> record.peer, record.port, record.slot, record.vpn_instance, record.reason_code
+        ('192.168.1.2', 500, '1', None, 'peer_phase1_delete')
+        >>> result.complete, record.ike_version
+        (True, None)
+    """
+    records: list[OfflineRecord] = []
+    problems: list[Problem] = []
+    sections: list[_HistorySection] = []
+    section: _HistorySection | None = None
+    in_table = False
+    after_header = False
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = strip_terminal_noise(raw).rstrip()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if _ERROR_LINE.match(stripped):
+            raise CommandRejected(stripped, number)
+        title = _HISTORY_SECTION.search(stripped)
+        if title is not None:
+            section = _HistorySection(title.group(1), number, line)
+            sections.append(section)
+            in_table = after_header = False
+            continue
+        count = _HISTORY_COUNT.fullmatch(stripped)
+        if count is not None:
+            if section is None or section.declared is not None:
+                section = _HistorySection(None, number, line)
+                sections.append(section)
+            section.declared = int(count.group(1))
+            continue
+        if _HISTORY_HEADER.match(stripped):
+            if section is None:
+                section = _HistorySection(None, number, line)
+                sections.append(section)
+            in_table, after_header = False, True
+            continue
+        if _is_separator(stripped):
+            if after_header:
+                in_table, after_header = True, False
+            elif in_table:
+                in_table = False
+            continue
+        after_header = False
+        if not in_table or section is None:
+            continue  # prompts, the echo, timestamp lines, banners: noise
+        match = _HISTORY_ROW.fullmatch(line)
+        record = _history_record(match, section.slot) if match is not None else None
+        section.rows += 1
+        if isinstance(record, OfflineRecord):
+            records.append(record)
+        else:
+            why = record or "expected PEER (ip:port), VPN, TIME and REASON"
+            problems.append(
+                Problem(ProblemKind.UNPARSED_ROW, f"row not parsed: {why}", number, line)
+            )
+    if not sections:
+        raise ParseError(
+            "not display ike offline history output (no slot section, record number or table)"
+        )
+    problems[:0] = _history_count_problems(sections)
+    counted = [item.declared for item in sections if item.declared is not None]
+    return ParseResult(tuple(records), tuple(problems), sum(counted) if counted else None)
+
+
+def _history_count_problems(sections: list[_HistorySection]) -> list[Problem]:
+    """Each slot's ``Current Record Number`` against its own rows."""
+    problems: list[Problem] = []
+    for item in sections:
+        slot = f"slot {item.slot or '?'}"
+        if item.declared is None:
+            message = f"{slot}: no 'Current Record Number' line ({item.rows} rows seen)"
+            problems.append(Problem(ProblemKind.MISSING_COUNT, message, item.line, item.text))
+        elif item.declared != item.rows:
+            found = f"{item.rows} rows were found"
+            if item.rows < item.declared:
+                found += ": the output is truncated"
+            message = f"{slot}: 'Current Record Number' says {item.declared} but {found}"
+            problems.append(Problem(ProblemKind.COUNT_MISMATCH, message, item.line, item.text))
+    return problems
+
+
+def _history_record(match: re.Match[str], slot: str | None) -> OfflineRecord | str:
+    """A record from an offline-history row, or why the row is invalid."""
+    peer = match["v4"] or match["v6"] or match["bare"]
+    port_text = match["v4port"] or match["v6port"]
+    error = _address_error(peer)
+    port = int(port_text) if port_text else None
+    if error is None and port is not None and port > 65535:
+        error = f"port {port} is out of range"
+    if error is not None:
+        return error
+    try:
+        when = datetime.fromisoformat(f"{match['date'].replace('/', '-')} {match['time']}")
+    except ValueError as exc:
+        return f"invalid offline time {match['date']} {match['time']}: {exc}"
+    vpn = match["vpn"]
+    reason = match["reason"]
+    code, category = _classify(reason)
+    return OfflineRecord(
+        peer, port, reason, code, category, None, when, slot, None, None if vpn == _NO_VPN else vpn
+    )
+
+
 def parse(text: str) -> ParseResult:
     """Parse the output of ``display ike offline-info`` as a session returned it.
 
@@ -545,7 +833,21 @@ def parse(text: str) -> ParseResult:
         >>> result.complete
         True
     """
-    collector = _Collector(firewall_first=_header_has_port(text))
+    if ("Record Number" in text or "for Slot" in text or "VPN" in text) and _HISTORY_MARK.search(
+        text
+    ):
+        return parse_offline_history(text)
+    header = _find_header(text)
+    collector = _Collector(firewall_first=_header_has_port(header))
+    begin = _rows_begin(text, header)
+    offset = 0
+    if begin:
+        before = text[:begin].split("\n")
+        before.pop()  # text[:begin] ends with the line end of the line before the rows
+        for number, line in enumerate(before, 1):
+            collector.outside(line, number)
+        offset = len(before)
+    region = text[begin:] if begin else text
     shape = _FIREWALL_ROW if collector.firewall_first else _ROUTER_ROW
     # Router stamps are already ISO (2017-02-18 02:12:39), firewall ones are not
     # (2017/02/18  02:12:39). A router row written the firewall way fails
@@ -561,9 +863,10 @@ def parse(text: str) -> ParseResult:
     new_record = tuple.__new__
     lines: list[str] | None = None
     # The hot loop: one regex pass (findall, so no match objects) turns every line
-    # into a tuple; a well-formed IPv4 row becomes a record right here. Everything
-    # else (noise, IPv6 peers, damaged rows, pager remnants) goes to the careful path.
-    for number, (peer, port, reason, version, stamp, other) in enumerate(shape.findall(text), 1):
+    # of the table into a tuple; a well-formed IPv4 row becomes a record right here.
+    # Everything else (noise, IPv6 peers, damaged rows, pager remnants) goes to the
+    # careful path.
+    for index, (peer, port, reason, version, stamp, other) in enumerate(shape.findall(region), 1):
         if (
             peer
             and ":" not in peer
@@ -596,15 +899,22 @@ def parse(text: str) -> ParseResult:
                 continue
         elif not other and not reason:
             continue  # an empty line
+        number = offset + index
         if other:
+            if begin and _is_closing_rule(other):
+                if lines is None:
+                    lines = region.split("\n")
+                for after, line in enumerate(lines[index:], number + 1):
+                    collector.outside(line, after)
+                break
             collector.line(other, number)
             continue
         if lines is None:
-            lines = text.split("\n")
+            lines = region.split("\n")
         if not reason.isprintable():
-            collector.line(lines[number - 1], number)
+            collector.line(lines[index - 1], number)
             continue
         collector.in_message = False
         fields = (peer, port, reason, version, stamp, other)
-        collector.row(fields, number, lines[number - 1])
+        collector.row(fields, number, lines[index - 1])
     return collector.result(text)

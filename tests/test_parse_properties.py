@@ -12,7 +12,7 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.parse import ParseError, parse
+from collector.parse import ParseError, ProblemKind, parse
 from collector.records import REASONS, OfflineRecord
 from mock_devices.tables import LAYOUTS, Layout, Row, firewall_reason, render_output
 
@@ -58,9 +58,22 @@ noise_lines = st.sampled_from(
         "Info: The max number of VTY users is 10.",
         "Warning: The command output may be long.",
         "2024-03-05 10:11:12.345 +08:00",
+        "2021-07-23 11:24:18.392 ",
+        "11:01:45  2014/07/08",
         "  ---- More ----",
         "\x1b[16D                \x1b[16D",
+    ]
+)
+# What may stand before the table or after its closing rule (banners, timestamp lines,
+# another command's rows): never a row, whatever it looks like.
+outside_lines = st.sampled_from(
+    [
+        "11:01:45  2014/07/08",
+        "2021-07-23 11:24:18.392 ",
+        "10.9.9.9          dpd timeout                 v2          2024-03-05 09:58:01",
+        "10.9.9.9   500   dpd-timeout   v2   2024/03/05  09:58:01",
         "  ------------------",
+        "%% banner text",
     ]
 )
 pager_prefixes = st.sampled_from(
@@ -102,6 +115,23 @@ def test_device_noise_between_lines_changes_nothing(
     assert result.records == tuple(expected_record(row, layout) for row in table)
     assert result.problems == ()
     assert result.complete
+
+
+@SETTINGS
+@given(
+    table=st.lists(rows, min_size=1, max_size=6),
+    layout=layouts,
+    before=st.lists(outside_lines, max_size=3),
+    after=st.lists(outside_lines, max_size=3),
+)
+def test_lines_outside_the_table_are_never_rows(
+    table: list[Row], layout: Layout, before: list[str], after: list[str]
+) -> None:
+    text = "\n".join([*before, render_output(table, layout).rstrip("\n"), *after])
+    result = parse(text)
+    assert result.records == tuple(expected_record(row, layout) for row in table)
+    assert result.complete
+    assert all(p.kind is ProblemKind.GARBAGE for p in result.problems)
 
 
 def _parse_or_parse_error(text: str) -> None:
