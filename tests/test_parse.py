@@ -75,8 +75,16 @@ def test_every_required_case_has_a_fixture() -> None:
         "rejected_error_code",
         "rejected_wrong_parameter",
         "rejected_no_permission",
+        "hrp_stamp_time_first",
+        "hrp_stamp_time_first_no_echo",
+        "hrp_stamp_iso_ms_crlf",
+        "row_like_noise_after_table",
+        "ne40e_offline_history",
+        "ne40e_empty_slot",
+        "ne40e_truncated_slot",
     }
     assert required <= set(CASES)
+    assert (FIXTURES / "SOURCES.md").exists(), "each sample's source is quoted beside it"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -401,3 +409,78 @@ def test_doctests() -> None:
     failures, tried = doctest.testmod(collector.parse)
     assert tried > 0
     assert failures == 0
+
+
+# --- device variants (issue 15): HA timestamp lines, NE40E offline history -------------
+
+
+@pytest.mark.parametrize(
+    ("case", "count"),
+    [
+        ("firewall_clock_line", 2),
+        ("hrp_stamp_time_first", 3),
+        ("hrp_stamp_time_first_no_echo", 1),
+        ("hrp_stamp_iso_ms_crlf", 2),
+    ],
+)
+def test_every_ha_timestamp_form_is_noise(case: str, count: int) -> None:
+    result = parse_case(case)
+    assert result.complete
+    assert len(result.records) == count == result.declared_count
+    assert result.problems == ()
+    assert all(record.port in (500, 4500) for record in result.records)
+
+
+def test_time_first_stamp_keeps_every_record_and_classifies_ha_housekeeping() -> None:
+    records = parse_case("hrp_stamp_time_first").records
+    assert [(r.peer, r.reason_code, r.category) for r in records] == [
+        ("10.10.10.10", "dpd_timeout", Category.LIVENESS),
+        ("3.3.3.3", "backup_delete_info", Category.HA),
+        ("10.2.2.2", "hardware_timeout", Category.HARDWARE),
+    ]
+    assert records[0].offline_time == datetime(2014, 7, 8, 10, 58, 1)
+
+
+def test_row_like_line_after_the_closing_rule_is_not_a_record() -> None:
+    result = parse_case("row_like_noise_after_table")
+    assert [r.peer for r in result.records] == ["10.20.0.1"]
+    assert result.complete
+    assert [(p.kind, p.text) for p in result.problems] == [
+        (
+            ProblemKind.GARBAGE,
+            "  10.99.0.1         dpd timeout                 v2          2024-03-05 09:00:00",
+        )
+    ]
+
+
+def test_ne40e_history_keeps_slot_vpn_and_port_and_identical_rows_of_two_slots() -> None:
+    result = parse_case("ne40e_offline_history")
+    assert result.complete and result.declared_count == 3
+    assert [
+        (r.peer, r.port, r.slot, r.vpn_instance, r.reason, r.reason_code, r.ike_version)
+        for r in result.records
+    ] == [
+        ("192.168.1.2", 500, "1", None, "Receive phase1 delete info", "peer_phase1_delete", None),
+        ("10.1.1.9", 4500, "1", "vpna", "DPD timeout", "dpd_timeout", None),
+        ("192.168.1.2", 500, "3", None, "Receive phase1 delete info", "peer_phase1_delete", None),
+    ]
+    assert result.records[0].buffer == ("1", None)
+
+
+def test_ne40e_empty_slot_is_complete_and_a_short_slot_is_not() -> None:
+    empty = parse_case("ne40e_empty_slot")
+    assert empty.records == () and empty.declared_count == 0 and empty.complete
+    short = parse_case("ne40e_truncated_slot")
+    assert not short.complete
+    assert short.problems[0].kind is ProblemKind.COUNT_MISMATCH
+    assert short.problems[0].message.startswith("slot 2:")
+
+
+def test_ne40e_refusal_of_offline_info_is_command_rejected() -> None:
+    text = (
+        "<HUAWEI>display ike offline-info\n"
+        "                        ^\n"
+        "Error: Unrecognized command found at '^' position.\n<HUAWEI>"
+    )
+    with pytest.raises(CommandRejected, match="Unrecognized command"):
+        parse(text)
