@@ -549,6 +549,7 @@ def collect_command(
     """
     from collector.clock import ZoneError, parse_zone
     from collector.collect import run_collection
+    from collector.commands import InvalidDeviceSetting, check_device_settings
     from collector.credentials import CredentialsError, load_credentials
     from collector.hostkeys import KnownHosts
     from collector.inventory import InventoryError, load_inventory, select
@@ -574,11 +575,12 @@ def collect_command(
         )
     for device in devices:
         zone = device.data.get("timezone")
-        if zone is not None:
-            try:
+        try:
+            if zone is not None:
                 parse_zone(str(zone))
-            except ZoneError as error:
-                raise CommandError(f"{inventory.path}: device {device.name}: {error}") from None
+            check_device_settings(device)
+        except (ZoneError, InvalidDeviceSetting) as error:
+            raise CommandError(f"{inventory.path}: device {device.name}: {error}") from None
     if username is None:
         missing = [device.name for device in devices if not device.username]
         if missing:

@@ -46,9 +46,25 @@ PLATFORMS: MappingProxyType[str, str] = MappingProxyType(
         "vrp": "huawei",
         "huawei_vrpv8": "huawei_vrpv8",
         "vrpv8": "huawei_vrpv8",
+        "huawei_ne40e": "huawei_vrpv8",
+        "ne40e": "huawei_vrpv8",
+        "ne8000": "huawei_vrpv8",
+        "netengine8000": "huawei_vrpv8",
     }
 )
 """Inventory ``platform`` (lower case) -> netmiko device type."""
+
+HISTORY_PLATFORMS = frozenset({"huawei_ne40e", "ne40e", "ne8000", "netengine8000"})
+"""Platforms that list deleted tunnels with ``display ike offline history`` (VRP8 carrier
+routers): ``data.ike_command`` defaults to it for them."""
+
+
+def _with_platform_command(data: dict[str, Any], platform_text: str) -> dict[str, Any]:
+    """``data`` with ``ike_command: offline-history`` for NE40E-like platforms (unless set)."""
+    if platform_text.strip().lower() in HISTORY_PLATFORMS and "ike_command" not in data:
+        return {**data, "ike_command": "offline-history"}
+    return data
+
 
 DEFAULT_PLATFORM = "huawei"
 DEFAULT_PORT = 22
@@ -612,7 +628,7 @@ def _resolve(
         username=username,
         platform=platform,
         groups=host.groups,
-        data=MappingProxyType(_merged(chain, "data")),
+        data=MappingProxyType(_with_platform_command(_merged(chain, "data"), platform_text)),
         netmiko_extras=MappingProxyType(_merged(chain, "extras")),
     )
     return device, tuple(extended)
@@ -804,7 +820,7 @@ def _csv_device(path: Path, line: int, values: dict[str, str], seen: dict[str, i
         username=username,
         platform=platform,
         groups=groups,
-        data=MappingProxyType(data),
+        data=MappingProxyType(_with_platform_command(data, platform_text)),
     )
 
 

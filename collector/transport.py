@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ from collector.credentials import Credentials
 from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
 from collector.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
-from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind
+from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.ssh_errors import SessionError, classify_error, one_line
 from collector.vrp_session import ReadOnlyHuaweiSSH, Stage
 
@@ -53,6 +53,7 @@ __all__ = [
     "TransportUnavailable",
     "make_transport",
     "result_from_output",
+    "result_from_outputs",
 ]
 
 log = logging.getLogger("collector.transport")
@@ -89,6 +90,10 @@ def _truncation_reason(result: ParseResult) -> str:
     return f"'Current info Num' says {result.declared_count} but {len(result.records)} rows parsed"
 
 
+Output = tuple[str, commands.Spu | None, str]
+"""One command's output: the command line, the SPU it read (multi-SPU firewalls), the text."""
+
+
 def result_from_output(
     device: Device,
     command: str,
@@ -98,47 +103,79 @@ def result_from_output(
     keep_raw: bool = False,
     device_clock: DeviceClock | None = None,
 ) -> DeviceResult:
-    """Check one device's command output and turn it into a result.
+    """Check one command output and turn it into a result (:func:`result_from_outputs`)."""
+    return result_from_outputs(
+        device,
+        [(command, None, text)],
+        started=started,
+        keep_raw=keep_raw,
+        device_clock=device_clock,
+    )
+
+
+def result_from_outputs(
+    device: Device,
+    outputs: Sequence[Output],
+    *,
+    started: datetime,
+    keep_raw: bool = False,
+    device_clock: DeviceClock | None = None,
+) -> DeviceResult:
+    """Check a device's command outputs (one, or one per SPU) and turn them into a result.
 
     ``CommandRejected`` -> ``command-rejected`` with the device's line; other parse errors
     (not this command's output) -> ``protocol``; an incomplete table -> ``incomplete-output``
-    with the reason. Lines the parser did not recognise in an otherwise complete table are
-    logged as warnings.
+    with the reason. Any output failing fails the device (naming that command): a device
+    is stored whole or not at all. Records of an SPU's output carry its slot and cpu.
+    Lines the parser did not recognise in an otherwise complete table are logged as
+    warnings.
     """
-    raw = text if keep_raw else None
+    raw = "\n".join(text for _, _, text in outputs) if keep_raw else None
     finished = datetime.now(UTC)
     common: dict[str, Any] = {
         "started": started,
         "finished": finished,
         "raw": raw,
         "device_clock": device_clock,
+        "command": _base_command(outputs[0][0]) if outputs else None,
     }
-    try:
-        result = parse(text)
-    except CommandRejected as exc:
-        return DeviceResult.failure(
-            device,
-            ErrorKind.COMMAND_REJECTED,
-            one_line(f"'{command}' refused: {exc.message}"),
-            **common,
-        )
-    except ParseError as exc:
-        return DeviceResult.failure(
-            device,
-            ErrorKind.PROTOCOL,
-            one_line(f"unexpected answer to '{command}': {exc.message}"),
-            **common,
-        )
-    if not result.complete:
-        return DeviceResult.failure(
-            device,
-            ErrorKind.INCOMPLETE_OUTPUT,
-            one_line(f"'{command}': {_truncation_reason(result)}"),
-            **common,
-        )
-    for problem in result.problems:
-        log.warning("%s: %s: %s", device.name, problem.message, one_line(problem.text or ""))
-    return DeviceResult(device, DeviceStatus.OK, records=result.records, **common)
+    records: list[OfflineRecord] = []
+    for command, spu, text in outputs:
+        try:
+            result = parse(text)
+        except CommandRejected as exc:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.COMMAND_REJECTED,
+                one_line(f"'{command}' refused: {exc.message}"),
+                **common,
+            )
+        except ParseError as exc:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.PROTOCOL,
+                one_line(f"unexpected answer to '{command}': {exc.message}"),
+                **common,
+            )
+        if not result.complete:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.INCOMPLETE_OUTPUT,
+                one_line(f"'{command}': {_truncation_reason(result)}"),
+                **common,
+            )
+        for problem in result.problems:
+            log.warning("%s: %s: %s", device.name, problem.message, one_line(problem.text or ""))
+        if spu is None:
+            records.extend(result.records)
+        else:
+            records.extend(record._replace(slot=spu.slot, cpu=spu.cpu) for record in result.records)
+    return DeviceResult(device, DeviceStatus.OK, records=tuple(records), **common)
+
+
+def _base_command(command: str) -> str:
+    """The command without its peer or slot arguments (what the store remembers)."""
+    return next((name for name in commands.IKE_COMMANDS if command.startswith(name)), command)
 
 
 # --- transports -----------------------------------------------------------------------
@@ -293,7 +330,8 @@ def _collect(
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
     started = datetime.now(UTC)
-    command = commands.offline_info_command(peer)  # InvalidPeer: a usage error, raised
+    if peer is not None:
+        commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
     masker = credentials.masker()
     deadline = Deadline(timeout)
     username: str | None = None
@@ -312,7 +350,7 @@ def _collect(
         with factory.session(login) as run:
             if clock:
                 device_clock = _read_clock(device, run)
-            text = run(command)
+            outputs = _read_offline_tables(device, run, peer)
     except Exception as exc:
         kind, message = classify_error(
             exc,
@@ -332,9 +370,60 @@ def _collect(
         return DeviceResult.failure(
             device, kind, message, started=started, finished=datetime.now(UTC)
         )
-    return result_from_output(
-        device, command, text, started=started, keep_raw=keep_raw, device_clock=device_clock
+    return result_from_outputs(
+        device, outputs, started=started, keep_raw=keep_raw, device_clock=device_clock
     )
+
+
+def _read_offline_tables(
+    device: Device, run: Callable[[str], str], peer: str | None
+) -> list[Output]:
+    """Run the device's command(s) for its deleted tunnels, in the open session.
+
+    The command comes from ``data.ike_command`` (the inventory, or what the history
+    remembers the device answered), else it is found out: ``display ike offline-info``
+    first, and when a device refuses it as unrecognised (NE40E / NetEngine 8000),
+    ``display ike offline history`` once. ``data.ike_spus`` runs ``display ike
+    offline-info ... slot S cpu C`` once per SPU (each SPU keeps its own buffer).
+    Both settings were validated when the inventory was loaded.
+    """
+    chosen = commands.ike_command_setting(device.data.get("ike_command", "auto"))
+    if chosen == commands.OFFLINE_HISTORY:
+        command = commands.offline_history_command(peer)
+        return [(command, None, run(command))]
+    spus: Sequence[commands.Spu | None] = (None,)
+    if device.data.get("ike_spus") is not None:
+        spus = commands.parse_spus(device.data["ike_spus"])
+    outputs: list[Output] = []
+    for spu in spus:
+        command = commands.offline_info_command(peer, spu)
+        text = run(command)
+        if chosen is None and not outputs and _unrecognized(text):
+            log.info(
+                "%s: '%s' unrecognised; trying '%s'", device.name, command, commands.OFFLINE_HISTORY
+            )
+            history = commands.offline_history_command(peer)
+            answer = run(history)
+            if _unrecognized(answer):
+                # Neither is known: report the first refusal, the usual command's.
+                log.info("%s: '%s' unrecognised too", device.name, history)
+                return [(command, spu, text)]
+            return [(history, None, answer)]
+        outputs.append((command, spu, text))
+    return outputs
+
+
+def _unrecognized(text: str) -> bool:
+    """Whether an output is VRP's refusal of an unknown command (not any other error)."""
+    if "Unrecognized command" not in text:
+        return False
+    try:
+        parse(text)
+    except CommandRejected as exc:
+        return "Unrecognized command" in exc.message
+    except ParseError:
+        return False
+    return False
 
 
 # --- NAPALM ---------------------------------------------------------------------------
