@@ -236,6 +236,14 @@ def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _local_times_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--local-times",
+        is_flag=True,
+        help="Show each device's times in its own zone, with the offset (default: UTC).",
+    )(func)
+
+
 def _output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--prometheus",
@@ -486,6 +494,7 @@ def _duration_value(
 )
 @click.option("--records", is_flag=True, help="Add the full listing of deletions to the report.")
 @_format_option
+@_local_times_option
 @_output_options
 @click.option(
     "--fail-on",
@@ -532,6 +541,7 @@ def collect_command(
     clock_from_device: bool,
     records: bool,
     fmt: str,
+    local_times: bool,
     output: Path | None,
     prometheus: Path | None,
     fail_on: tuple[Threshold, ...],
@@ -647,6 +657,7 @@ def collect_command(
             clock_from_device=clock_from_device,
             keep_raw=keep_raw,
             show_progress=False if quiet else None,
+            local_times=local_times,
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)
@@ -707,6 +718,7 @@ def collect_command(
     help="Trend buckets (default: hourly up to two days of data, else daily).",
 )
 @_format_option
+@_local_times_option
 @_output_options
 @verbosity_options
 @guarded
@@ -720,6 +732,7 @@ def report_command(
     top: int,
     interval: str | None,
     fmt: str,
+    local_times: bool,
     output: Path | None,
     prometheus: Path | None,
     verbose: int,
@@ -729,8 +742,11 @@ def report_command(
     """The fleet report over the history: new deletions since the previous run, by reason and
     category, by --group-by, flapping peers, trend per hour/day, gaps, failing devices.
 
-    Times in this report are UTC (each device's offline times converted with its zone).
+    Times in this report are UTC (each device's offline times converted with its zone);
+    --local-times shows each device's own times with their offset.
     """
+    from collector.report import with_local_times
+
     now = datetime.now(UTC)
     try:
         window_since = parse_moment(since, now)
@@ -749,6 +765,8 @@ def report_command(
             top=top,
             trend_interval=interval,
         )
+        if local_times:
+            report = with_local_times(report, store.device_zones())
     _emit(report, fmt, False, output, prometheus)
     return EXIT_OK
 

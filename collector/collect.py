@@ -60,6 +60,7 @@ def run_collection(
     clock_from_device: bool = False,
     keep_raw: bool = False,
     show_progress: bool | None = None,
+    local_times: bool = False,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -74,12 +75,14 @@ def run_collection(
         workers, processes, timeout, retries, peer, clock_from_device, keep_raw: As the
             ``collect`` options of the same names; ``processes`` None picks by fleet size.
         show_progress: The progress bar: None when stderr is a terminal, False never.
+        local_times: Device-level times in each device's own zone (``--local-times``);
+            otherwise every time in the report is UTC.
 
     Returns:
         The report, the per-device results and the new deletions by reason.
     """
     from collector.progress import ProgressBar
-    from collector.report import aggregate
+    from collector.report import aggregate, device_zone, with_local_times
     from collector.run import auto_processes, collect_fleet
     from collector.store import StoreError
 
@@ -139,6 +142,8 @@ def run_collection(
         store.finish_run(run_id, finished=run_finished)
         new_by_reason = store.new_by_reason(run_id)
         report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
+    if local_times:
+        report = with_local_times(report, {r.device.name: device_zone(r) for r in results})
     _warn_trusted(transport)
     by_name = {result.device.name: result for result in results}
     for result in results:

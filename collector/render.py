@@ -358,10 +358,15 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
     }
 
 
+_TIMES = {False: "utc", True: "local"}
+"""``times`` in JSON: every time is UTC, or device-level ones are each device's own."""
+
+
 def report_dict(report: FleetReport) -> dict[str, Any]:
     """The JSON report as a Python object (see the module docstring for the shape)."""
     return {
         "generated_at": _iso(report.generated_at),
+        "times": _TIMES[report.local_times],
         "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
         "devices": [_device_dict(device, with_records=True) for device in report.devices],
         "summary": summary_dict(report),
@@ -380,6 +385,7 @@ def _ndjson_report(report: FleetReport) -> str:
             {
                 "type": "summary",
                 "generated_at": _iso(report.generated_at),
+                "times": _TIMES[report.local_times],
                 "window": {
                     "since": _iso(report.window_since),
                     "until": _iso(report.window_until),
@@ -426,9 +432,28 @@ def _table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) ->
 
 
 def _stamp(moment: datetime | None) -> str:
+    """A time for a table cell, always with its zone: ``Z`` for UTC, else the offset.
+
+    Examples:
+        >>> from datetime import UTC, timedelta, timezone
+        >>> _stamp(datetime(2026, 12, 1, 7, 46, 28, tzinfo=UTC))
+        '2026-12-01 07:46:28Z'
+        >>> _stamp(datetime(2026, 12, 1, 15, 46, 28, tzinfo=timezone(timedelta(hours=8))))
+        '2026-12-01 15:46:28+08:00'
+    """
     if moment is None:
         return "-"
-    return moment.isoformat(sep=" ", timespec="seconds")
+    text = moment.isoformat(sep=" ", timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _times_line(report: FleetReport) -> str:
+    if report.local_times:
+        return (
+            "Times: each device's own time with its UTC offset (--local-times);"
+            " peers, trend and window in UTC (Z)"
+        )
+    return "Times: UTC (Z); --local-times shows each device's own time"
 
 
 _TABLE_REASONS = 3
@@ -480,6 +505,7 @@ def _totals_line(report: FleetReport) -> str:
 def _table_report(report: FleetReport, *, records: bool) -> str:
     header = [
         f"Fleet report generated {_stamp(report.generated_at)}",
+        _times_line(report),
         _window_line(report),
         _totals_line(report),
     ]
@@ -564,7 +590,7 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
     )
     sections.append(
         _table(
-            f"Deletions per {report.trend_interval.value}",
+            f"Deletions per {report.trend_interval.value} (UTC)",
             [
                 [_bucket(bucket.start, report.trend_interval), bucket.count]
                 for bucket in report.trend

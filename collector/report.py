@@ -9,12 +9,13 @@ Nothing here touches a file, a socket or the clock (``generated_at`` is passed i
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from operator import attrgetter
 
+from collector.clock import ZoneError, resolve_zone, to_utc
 from collector.records import (
     UNKNOWN_REASON_CODE,
     Category,
@@ -208,6 +209,9 @@ class FleetReport:
     run_finished: datetime | None = None
     last_success: datetime | None = None
     """End of the latest run that read at least one device (UTC)."""
+    local_times: bool = False
+    """Device-level times (newest deletion, gaps, last read) are in each device's own
+    zone, with its offset (``--local-times``); otherwise every time is UTC."""
 
     @property
     def run_duration_seconds(self) -> float | None:
@@ -253,16 +257,27 @@ def bucket_start(moment: datetime, interval: TrendInterval) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _summary(result: DeviceResult) -> DeviceSummary:
+def device_zone(result: DeviceResult) -> tzinfo:
+    """The zone of a device's offline times: the inventory's ``data.timezone``, else the
+    offset ``display clock`` printed, else UTC (as the store resolves it)."""
+    text = result.device.data.get("timezone")
+    try:
+        return resolve_zone(None if text is None else str(text), result.device_clock)[0]
+    except ZoneError:
+        return UTC  # refused before connecting by the CLI; a library caller's own choice
+
+
+def _summary(result: DeviceResult, zone: tzinfo) -> DeviceSummary:
     device = result.device
     error = result.error
+    newest = max(map(_TIME, result.records), default=None)
     return DeviceSummary(
         name=device.name,
         hostname=device.hostname,
         site=device.site,
         status=result.status,
         records=len(result.records),
-        newest_deletion=max(map(_TIME, result.records), default=None),
+        newest_deletion=None if newest is None else to_utc(newest, zone),
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
         groups=device.groups,
@@ -359,7 +374,11 @@ def _unknown_reasons(tally: _Tally) -> tuple[UnknownReason, ...]:
 
 
 def _top_peers(
-    results: Sequence[DeviceResult], tally: _Tally, top: int | None, threshold: int
+    results: Sequence[DeviceResult],
+    zones: Sequence[tzinfo],
+    tally: _Tally,
+    top: int | None,
+    threshold: int,
 ) -> tuple[PeerFlap, ...]:
     deletions, devices = tally.peers, tally.peer_devices
     flapping = [peer for peer, count in deletions.items() if count >= threshold]
@@ -374,11 +393,13 @@ def _top_peers(
         if peer in listed:
             reasons[peer][code] = count
     last_seen: dict[str, datetime] = {}
-    for result in results:
+    for result, zone in zip(results, zones, strict=True):
         # Sorted (peer, time) pairs into a dict: each peer keeps its latest time.
-        for peer, moment in dict(sorted(map(_PEER_TIME, result.records))).items():
-            if peer in listed and (peer not in last_seen or moment > last_seen[peer]):
-                last_seen[peer] = moment
+        for peer, local in dict(sorted(map(_PEER_TIME, result.records))).items():
+            if peer in listed:
+                moment = to_utc(local, zone)
+                if peer not in last_seen or moment > last_seen[peer]:
+                    last_seen[peer] = moment
     return tuple(
         PeerFlap(
             peer=peer,
@@ -394,13 +415,36 @@ def _top_peers(
     )
 
 
-def _trend(records: Sequence[OfflineRecord], interval: TrendInterval) -> tuple[TrendBucket, ...]:
-    hours = Counter(map(_HOUR_KEY, map(_TIME, records)))
+def _trend(
+    results: Sequence[DeviceResult], zones: Sequence[tzinfo], interval: TrendInterval
+) -> tuple[TrendBucket, ...]:
+    """Deletions per UTC hour or day: each device's distinct local hours, shifted to UTC
+    (a zone with a half-hour offset has its records shifted one by one)."""
     counts: Counter[datetime] = Counter()
-    for (year, month, day, hour, zone), count in hours.items():
-        start = datetime(year, month, day, hour, tzinfo=zone)
-        counts[bucket_start(start, interval)] += count
+    for result, zone in zip(results, zones, strict=True):
+        if not result.records:
+            continue
+        hours = Counter(map(_HOUR_KEY, map(_TIME, result.records)))
+        shifted: list[tuple[datetime, int]] = []
+        for (year, month, day, hour, _), count in hours.items():
+            local = datetime(year, month, day, hour)
+            offset = zone.utcoffset(local) or timedelta(0)
+            if offset % _HOUR:
+                shifted = []
+                break
+            shifted.append(((local - offset).replace(tzinfo=UTC), count))
+        if shifted:
+            for start, count in shifted:
+                counts[bucket_start(start, interval)] += count
+        else:
+            counts.update(
+                bucket_start(to_utc(moment, zone), interval)
+                for moment in map(_TIME, result.records)
+            )
     return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
+
+
+_HOUR = timedelta(hours=1)
 
 
 def _group_keys(result: DeviceResult, dimension: GroupBy) -> list[str | None]:
@@ -477,6 +521,7 @@ def aggregate(
     trend_interval: TrendInterval | str | None = None,
     run_started: datetime | None = None,
     run_finished: datetime | None = None,
+    zone_of: Callable[[DeviceResult], tzinfo] = device_zone,
 ) -> FleetReport:
     """Combine one run's device results into the fleet report.
 
@@ -489,15 +534,24 @@ def aggregate(
         trend_interval: ``hour`` or ``day`` buckets; None picks by the records' span.
         run_started: Start of the run; defaults to the earliest ``result.started``.
         run_finished: End of the run; defaults to the latest ``result.finished``.
+        zone_of: The zone of a device's offline times (:func:`device_zone`).
 
     Returns:
         The report. The window is None: a run reports what the devices hold now.
-        Record times stay device-local, as the devices printed them.
+        Every time in it is UTC (:func:`with_local_times` turns device-level times to
+        each device's zone); the records listed per device stay as the devices
+        printed them.
 
     Raises:
         ValueError: ``group_by`` or ``trend_interval`` is not a known value.
     """
-    devices = tuple(sorted((_summary(result) for result in results), key=lambda d: d.name))
+    zones = [zone_of(result) for result in results]
+    devices = tuple(
+        sorted(
+            (_summary(result, zone) for result, zone in zip(results, zones, strict=True)),
+            key=lambda d: d.name,
+        )
+    )
     records = [record for result in results for record in result.records]
     if run_started is None:
         run_started = min((r.started for r in results if r.started is not None), default=None)
@@ -531,8 +585,8 @@ def aggregate(
         devices=devices,
         by_reason=_by_reason(tally),
         by_category=_by_category(tally),
-        top_peers=_top_peers(results, tally, top, flap_threshold),
-        trend=_trend(records, interval),
+        top_peers=_top_peers(results, zones, tally, top, flap_threshold),
+        trend=_trend(results, zones, interval),
         totals=totals,
         by_group=None if group_by is None else group_breakdown(results, GroupBy(group_by)),
         trend_interval=interval,
@@ -542,4 +596,38 @@ def aggregate(
         run_started=run_started,
         run_finished=run_finished,
         last_success=run_finished if ok else None,
+    )
+
+
+def with_local_times(report: FleetReport, zones: Mapping[str, tzinfo]) -> FleetReport:
+    """The report with device-level times in each device's own zone (``--local-times``).
+
+    The newest deletion of each device, its gaps and when it was last read are shown in
+    the device's zone, with the offset; a device missing from ``zones`` and the
+    fleet-wide times (peers' last deletion, the trend, the window) stay UTC.
+    """
+
+    def local(name: str, moment: datetime | None) -> datetime | None:
+        zone = zones.get(name)
+        return moment if moment is None or zone is None else moment.astimezone(zone)
+
+    return replace(
+        report,
+        devices=tuple(
+            replace(device, newest_deletion=local(device.name, device.newest_deletion))
+            for device in report.devices
+        ),
+        gaps=tuple(
+            replace(
+                gap,
+                missing_since=local(gap.device, gap.missing_since),
+                missing_until=local(gap.device, gap.missing_until),
+            )
+            for gap in report.gaps
+        ),
+        failing=tuple(
+            replace(failure, last_success=local(failure.name, failure.last_success))
+            for failure in report.failing
+        ),
+        local_times=True,
     )

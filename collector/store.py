@@ -41,7 +41,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NewType
 
-from collector.clock import ZoneError, clock_skew, resolve_zone
+from collector.clock import ZoneError, clock_skew, parse_zone, resolve_zone
 from collector.records import (
     UNKNOWN_REASON_CODE,
     DeviceResult,
@@ -897,6 +897,30 @@ class Store:
             )
             for peer, port, reason, version, local in rows
         ]
+
+    def device_zones(self) -> dict[str, tzinfo]:
+        """Each device's zone, to show its times in its own time (``--local-times``).
+
+        The inventory zone the device was last stored with; else the offset its newest
+        deletion was stored with (from ``display clock`` or assumed UTC); else none.
+        """
+        zones: dict[str, tzinfo] = {}
+        for name, text in self.fetch("SELECT name, zone FROM devices WHERE zone IS NOT NULL"):
+            try:
+                zones[str(name)] = parse_zone(str(text))
+            except ZoneError:
+                continue
+        rows = self.fetch(
+            "SELECT v.name, d.t_local - d.t_utc FROM deletions d "
+            "JOIN (SELECT device_id, max(t_local) AS t FROM deletions GROUP BY device_id) m "
+            "ON d.device_id = m.device_id AND d.t_local = m.t "
+            "JOIN devices v ON v.id = d.device_id"
+        )
+        for name, shift in rows:
+            if str(name) not in zones:
+                seconds = int(shift)
+                zones[str(name)] = UTC if not seconds else timezone(timedelta(seconds=seconds))
+        return zones
 
     def last_run_id(self) -> RunId | None:
         rows = self.fetch("SELECT max(id) FROM runs")

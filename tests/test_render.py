@@ -107,7 +107,7 @@ def test_records_unknown_format() -> None:
 
 def test_report_json_exact_shape(report: FleetReport) -> None:
     document = json.loads(render_report(report, "json"))
-    assert list(document) == ["generated_at", "window", "devices", "summary"]
+    assert list(document) == ["generated_at", "times", "window", "devices", "summary"]
     assert document["generated_at"] == "2024-03-02T08:00:00+00:00"
     assert document["window"] == {"since": None, "until": None}
     devices = {device["name"]: device for device in document["devices"]}
@@ -183,10 +183,10 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "deletions": 4,
         "devices": 2,
         "reasons": ["dpd_timeout", "phase2_sa_replace"],
-        "last_seen": "2024-03-01T11:00:00",
+        "last_seen": "2024-03-01T11:00:00+00:00",
     }
     assert summary["trend"]["interval"] == "hour"
-    assert summary["trend"]["buckets"][0] == {"start": "2024-03-01T09:00:00", "count": 2}
+    assert summary["trend"]["buckets"][0] == {"start": "2024-03-01T09:00:00+00:00", "count": 2}
     assert summary["failing"][0] == {
         "name": "fw2",
         "hostname": "fw2.example.net",
@@ -244,7 +244,7 @@ def test_report_table_has_the_numbers(report: FleetReport) -> None:
         "Deletions by category",
         "Deletions by site",
         "Flapping peers (at least 2 deletions)",
-        "Deletions per hour",
+        "Deletions per hour (UTC)",
         "Devices that could not be read",
         "Unknown reasons (verbatim)",
     ):
@@ -278,7 +278,7 @@ def test_report_table_history_sections() -> None:
         new_by_reason=(ReasonCount("dpd_timeout", base.by_reason[0].category, 2, "dpd timeout"),),
     )
     text = render_report(history, "table")
-    assert "Window: 2024-03-01 00:00:00+00:00 .. 2024-03-02 08:00:00+00:00" in text
+    assert "Window: 2024-03-01 00:00:00Z .. 2024-03-02 08:00:00Z" in text
     assert "Gaps (the buffer wrapped" in text and "collect more often" in text
     assert "New since the previous run, by reason" in text
     document = json.loads(render_report(history, "json"))

@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
+from collector.clock import parse_display_clock, parse_zone
 from collector.records import (
     Category,
     Device,
@@ -27,6 +28,7 @@ from collector.report import (
     bucket_start,
     choose_trend_interval,
     group_breakdown,
+    with_local_times,
 )
 
 GENERATED = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
@@ -36,6 +38,11 @@ FINISHED = datetime(2024, 3, 2, 7, 59, 30, tzinfo=UTC)
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2024, 3, day, hour, minute)
+
+
+def utc(day: int, hour: int, minute: int = 0) -> datetime:
+    """A report time: the devices of these tests have no zone, so their times are UTC."""
+    return at(day, hour, minute).replace(tzinfo=UTC)
 
 
 R = OfflineRecord.build
@@ -103,10 +110,10 @@ def test_device_summaries_sorted_with_errors(results: list[DeviceResult]) -> Non
     assert (fw1.status, fw1.records, fw1.newest_deletion, fw1.site) == (
         DeviceStatus.OK,
         4,
-        at(1, 23, 59),
+        utc(1, 23, 59),
         "par1",
     )
-    assert (r1.records, r1.newest_deletion, r1.groups) == (4, at(1, 12, 30), ("routers", "paris"))
+    assert (r1.records, r1.newest_deletion, r1.groups) == (4, utc(1, 12, 30), ("routers", "paris"))
     assert (r2.records, r2.newest_deletion, r2.error_kind) == (0, None, None)
     assert (r3.status, r3.error_kind, r3.error_message, r3.site) == (
         DeviceStatus.FAILED,
@@ -148,8 +155,8 @@ def test_by_reason_and_category(results: list[DeviceResult]) -> None:
 def test_flapping_peers(results: list[DeviceResult]) -> None:
     report = aggregate(results, generated_at=GENERATED)
     assert [(p.peer, p.deletions, p.devices, p.reasons, p.last_seen) for p in report.top_peers] == [
-        ("10.1.1.1", 4, 2, ("dpd_timeout", "phase2_sa_replace"), at(1, 11, 0)),
-        ("10.2.2.2", 2, 2, ("unknown",), at(1, 12, 30)),
+        ("10.1.1.1", 4, 2, ("dpd_timeout", "phase2_sa_replace"), utc(1, 11, 0)),
+        ("10.2.2.2", 2, 2, ("unknown",), utc(1, 12, 30)),
     ]
     assert report.flap_threshold == 2
     one = aggregate(results, generated_at=GENERATED, top=1, flap_threshold=1)
@@ -163,15 +170,53 @@ def test_trend_hourly_for_a_short_span(results: list[DeviceResult]) -> None:
     report = aggregate(results, generated_at=GENERATED)
     assert report.trend_interval is TrendInterval.HOUR
     assert report.trend == (
-        TrendBucket(at(1, 9), 2),
-        TrendBucket(at(1, 10), 3),
-        TrendBucket(at(1, 11), 1),
-        TrendBucket(at(1, 12), 1),
-        TrendBucket(at(1, 23), 1),
+        TrendBucket(utc(1, 9), 2),
+        TrendBucket(utc(1, 10), 3),
+        TrendBucket(utc(1, 11), 1),
+        TrendBucket(utc(1, 12), 1),
+        TrendBucket(utc(1, 23), 1),
     )
     daily = aggregate(results, generated_at=GENERATED, trend_interval="day")
-    assert daily.trend == (TrendBucket(datetime(2024, 3, 1), 8),)
+    assert daily.trend == (TrendBucket(utc(1, 0), 8),)
     assert sum(bucket.count for bucket in report.trend) == report.totals.records
+
+
+def test_times_are_utc_and_local_times_carry_each_device_offset() -> None:
+    shanghai = Device("sh1", "sh1.example.net", data=MappingProxyType({"timezone": "+08:00"}))
+    clock = parse_display_clock("2024-03-02 04:48:00\nSaturday\nTime Zone(BRT) : UTC-03:00\n")
+    sao_paulo = Device("sp1", "sp1.example.net")
+    results = [
+        DeviceResult(shanghai, DeviceStatus.OK, (R("10.9.9.9", "dpd timeout", 2, at(1, 15, 46)),)),
+        DeviceResult(
+            sao_paulo,
+            DeviceStatus.OK,
+            (R("10.9.9.9", "dpd timeout", 2, at(1, 4, 0)),),
+            device_clock=clock,
+        ),
+    ]
+    report = aggregate(results, generated_at=GENERATED)
+    newest = {d.name: d.newest_deletion for d in report.devices}
+    # 15:46 at +08:00 is 07:46 UTC; 04:00 at -03:00 (from display clock) is 07:00 UTC.
+    assert newest == {"sh1": utc(1, 7, 46), "sp1": utc(1, 7, 0)}
+    assert report.top_peers[0].last_seen == utc(1, 7, 46)
+    assert [bucket.start for bucket in report.trend] == [utc(1, 7)]
+    assert not report.local_times
+    local = with_local_times(report, {"sh1": parse_zone("+08:00")})
+    shown = {d.name: d.newest_deletion for d in local.devices}
+    assert shown["sh1"] is not None and shown["sh1"].isoformat() == "2024-03-01T15:46:00+08:00"
+    assert shown["sp1"] == utc(1, 7, 0)  # no zone given: stays UTC
+    assert local.local_times
+
+
+def test_half_hour_zone_trend_is_bucketed_by_utc_hour() -> None:
+    kolkata = Device("in1", "in1.example.net", data=MappingProxyType({"timezone": "+05:30"}))
+    records = (
+        R("10.9.9.9", "dpd timeout", 2, at(1, 10, 10)),
+        R("10.9.9.9", "dpd timeout", 2, at(1, 10, 40)),
+    )
+    report = aggregate([DeviceResult(kolkata, DeviceStatus.OK, records)], generated_at=GENERATED)
+    # 10:10 and 10:40 at +05:30 are 04:40 and 05:10 UTC: two UTC hours.
+    assert report.trend == (TrendBucket(utc(1, 4), 1), TrendBucket(utc(1, 5), 1))
 
 
 def test_trend_interval_choice() -> None:

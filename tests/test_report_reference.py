@@ -2,7 +2,8 @@
 
 ``collector.report`` counts through ``Counter.update(map(getter, records))`` so that a
 200,000-record run costs a fraction of a second; this checks that the fast path counts
-exactly what a plain loop over every record counts, ties and all.
+exactly what a plain loop over every record counts, ties and all, and that every time
+it shows is the UTC instant of each device's local time (zones fixed, half-hour, DST).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.clock import parse_zone, to_utc
 from collector.records import Device, DeviceResult, DeviceStatus, OfflineRecord
 from collector.report import (
     UNKNOWN_REASON_CODE,
@@ -45,17 +47,20 @@ record = st.builds(
     port=st.sampled_from([None, 500, 4500]),
 )
 fleets = st.lists(st.lists(record, max_size=12), max_size=6)
+# Zones of the devices' offline times: none (UTC), fixed, a half-hour offset, DST rules.
+ZONES = [None, "+08:00", "-03:00", "+05:30", "Europe/Paris", "America/New_York"]
 
 
-def results_of(fleet: list[list[OfflineRecord]]) -> list[DeviceResult]:
-    return [
-        DeviceResult(
-            Device(f"d{index}", f"d{index}.example.net", data=MappingProxyType({})),
-            DeviceStatus.OK,
-            tuple(records),
-        )
-        for index, records in enumerate(fleet)
-    ]
+def results_of(
+    fleet: list[list[OfflineRecord]], zones: list[str | None] | None = None
+) -> list[DeviceResult]:
+    results = []
+    for index, records in enumerate(fleet):
+        zone = zones[index % len(zones)] if zones else None
+        data = MappingProxyType({} if zone is None else {"timezone": zone})
+        device = Device(f"d{index}", f"d{index}.example.net", data=data)
+        results.append(DeviceResult(device, DeviceStatus.OK, tuple(records)))
+    return results
 
 
 def reference(results: list[DeviceResult], interval: TrendInterval) -> dict[str, object]:
@@ -71,7 +76,10 @@ def reference(results: list[DeviceResult], interval: TrendInterval) -> dict[str,
     last_seen: dict[str, datetime] = {}
     trend: Counter[datetime] = Counter()
     for result in results:
+        zone_text = result.device.data.get("timezone")
+        zone = UTC if zone_text is None else parse_zone(zone_text)
         for rec in result.records:
+            utc = to_utc(rec.offline_time, zone)
             counts[rec.reason_code] += 1
             texts[rec.reason_code][rec.reason] += 1
             code_devices[rec.reason_code].add(result.device.name)
@@ -81,8 +89,8 @@ def reference(results: list[DeviceResult], interval: TrendInterval) -> dict[str,
             peers[rec.peer] += 1
             peer_devices[rec.peer].add(result.device.name)
             peer_codes[rec.peer][rec.reason_code] += 1
-            last_seen[rec.peer] = max(last_seen.get(rec.peer, rec.offline_time), rec.offline_time)
-            trend[bucket_start(rec.offline_time, interval)] += 1
+            last_seen[rec.peer] = max(last_seen.get(rec.peer, utc), utc)
+            trend[bucket_start(utc, interval)] += 1
     return {
         "by_reason": sorted(
             (code, n, texts[code].most_common(1)[0][0], len(code_devices[code]))
@@ -132,11 +140,15 @@ def ref_codes(report: FleetReport, peer: str) -> list[tuple[str, int]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(fleets, st.sampled_from([TrendInterval.HOUR, TrendInterval.DAY]))
+@given(
+    fleets,
+    st.sampled_from([TrendInterval.HOUR, TrendInterval.DAY]),
+    st.lists(st.sampled_from(ZONES), min_size=1, max_size=6),
+)
 def test_aggregate_counts_what_a_plain_loop_counts(
-    fleet: list[list[OfflineRecord]], interval: TrendInterval
+    fleet: list[list[OfflineRecord]], interval: TrendInterval, zones: list[str | None]
 ) -> None:
-    results = results_of(fleet)
+    results = results_of(fleet, zones)
     report = aggregate(
         results, generated_at=NOW, top=None, flap_threshold=1, trend_interval=interval
     )
