@@ -332,6 +332,7 @@ class RecordGenerator:
         self._rng = random.Random(f"records:{seed}")
         self._cycle = itertools.cycle([reason for reason, _ in reasons]) if cycle_reasons else None
         self._vpns = tuple(vpn_instances)
+        self._vpn_rng = random.Random(f"vpn:{seed}")  # its own stream: peers and gaps unchanged
         pool = max(1, peer_pool)
         peers: list[str] = []
         while len(peers) < pool:
@@ -361,8 +362,8 @@ class RecordGenerator:
         version = 1 if rng.random() < 0.2 else 2
         port = 4500 if rng.random() < 0.3 else 500
         vpn = None
-        if self._vpns and rng.random() >= 0.4:
-            vpn = rng.choice(self._vpns)
+        if self._vpns and self._vpn_rng.random() >= 0.4:
+            vpn = self._vpn_rng.choice(self._vpns)
         return Row(peer=peer, reason=reason, version=version, time=when, port=port, vpn=vpn)
 
     def history(self, count: int, now: datetime) -> list[Row]:
@@ -599,28 +600,29 @@ def build_device(
     hrp = merged.get("hrp")
     if hrp is not None and hrp not in ("master", "slave"):
         raise ScenarioError(f"{where} ({name}): hrp must be master or slave")
-    clock_map = _as_mapping(merged.get("clock"), f"{where}.clock")
+    spot = f"{where} ({name})"
+    clock_map = _as_mapping(merged.get("clock"), f"{spot}.clock")
     unknown_clock = set(clock_map) - _CLOCK_KEYS
     if unknown_clock:
-        raise ScenarioError(f"{where}.clock: unknown key(s) {', '.join(sorted(unknown_clock))}")
-    dst = _as_mapping(clock_map.get("dst"), f"{where}.clock.dst")
+        raise ScenarioError(f"{spot}.clock: unknown key(s) {', '.join(sorted(unknown_clock))}")
+    dst = _as_mapping(clock_map.get("dst"), f"{spot}.clock.dst")
     clock = ClockSpec(
         timezone=str(clock_map.get("timezone", merged.get("timezone", "UTC"))),
-        start=_parse_time(clock_map["start"], f"{where}.clock") if "start" in clock_map else None,
+        start=_parse_time(clock_map["start"], f"{spot}.clock") if "start" in clock_map else None,
         skew_s=float(clock_map.get("skew_s", 0.0)),
         zone_label=clock_map.get("zone_label"),
-        style=_choice(clock_map.get("style", "offset"), CLOCK_STYLES, where, "clock.style"),
+        style=_choice(clock_map.get("style", "offset"), CLOCK_STYLES, spot, "clock.style"),
         dst_name=None if dst.get("name") is None else str(dst["name"]),
         dst_years=(int(dst.get("start_year", 2000)), int(dst.get("end_year", 2099))),
     )
-    slots, spus = _buffers(merged, layout, f"{where} ({name})")
+    slots, spus = _buffers(merged, layout, spot)
     vpns = tuple(str(vpn) for vpn in merged.get("vpn_instances") or ())
     bad_vpn = [vpn for vpn in vpns if not _VPN_NAME.fullmatch(vpn)]
     if bad_vpn:
-        raise ScenarioError(f"{where} ({name}): VPN instance name {bad_vpn[0]!r} is not valid")
+        raise ScenarioError(f"{spot}: VPN instance name {bad_vpn[0]!r} is not valid")
     reasons = "ne40e" if layout == "ne40e" else "reference"
     clock.tz()  # validate now, so a typo fails at load time with the device's name
-    churn = _as_mapping(merged.get("churn"), f"{where}.churn")
+    churn = _as_mapping(merged.get("churn"), f"{spot}.churn")
     keys = merged.get("authorized_keys") or ()
     if isinstance(keys, str):
         keys = [keys]
@@ -630,9 +632,7 @@ def build_device(
         try:
             text = key_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ScenarioError(
-                f"{where} ({name}): cannot read {key_file} ({exc.strerror})"
-            ) from None
+            raise ScenarioError(f"{spot}: cannot read {key_file} ({exc.strerror})") from None
         keys += [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return DeviceSpec(
         name=name,
@@ -641,22 +641,22 @@ def build_device(
         password=str(merged["password"]) if "password" in merged else password,
         authorized_keys=tuple(str(key).strip() for key in keys),
         hrp=hrp,
-        faults=_faults(merged.get("faults"), f"{where} ({name})"),
+        faults=_faults(merged.get("faults"), spot),
         latency_ms=int(merged.get("latency_ms", 0)),
         very_slow_s=float(merged.get("very_slow_s", 600.0)),
-        records=_records(merged.get("records"), where, name, reasons),
+        records=_records(merged.get("records"), spot, name, reasons),
         churn_per_minute=float(churn.get("per_minute", 0.0)),
         clock=clock,
         host_key_seed=str(merged.get("host_key_seed", "mock-huawei")),
         site=str(merged.get("site", "lab")),
         page_lines=max(2, int(merged.get("page_lines", 24))),
-        stamp=_choice(merged.get("stamp", "none"), STAMP_STYLES, where, "stamp"),
+        stamp=_choice(merged.get("stamp", "none"), STAMP_STYLES, spot, "stamp"),
         slots=slots,
         spus=spus,
         vpn_instances=vpns,
         error_records=_records(
             merged.get("error_records", {"generate": {"count": 0}}),
-            where,
+            spot,
             f"{name}:errors",
             "error",
             "error_records",
@@ -664,7 +664,7 @@ def build_device(
         leading_row_like_noise=bool(merged.get("leading_row_like_noise", False)),
         trailing_row_like_noise=bool(merged.get("trailing_row_like_noise", False)),
         inventory_zone=bool(merged.get("inventory_zone", True)),
-        inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{where}.inventory_data")),
+        inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{spot}.inventory_data")),
     )
 
 
