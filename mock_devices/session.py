@@ -358,16 +358,46 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
             return CommandError(ErrorKind.WRONG_PARAMETER, command.columns["<cpu:0-31>"])
         return f"{int(slot)}/{int(cpu)}"
 
-    async def _ike_history(self, command: Command, line: str) -> bool:
-        """NE40E ``display ike offline history`` / ``display ike error history``."""
+    async def _refused_or_slow(self, line: str) -> bool:
+        """Faults before a table: refuse the command (older firmware), or take very long."""
         spec = self.spec
         if spec.has(Fault.COMMAND_UNSUPPORTED):
+            # Older firmware has no "offline-info" under "display ike": caret under that keyword.
             column = _keyword_column(line, 2)
             await self.emit(CommandError(ErrorKind.UNRECOGNIZED, column).lines(self.prompt))
             return True
         if spec.has(Fault.VERY_SLOW):
             await asyncio.sleep(spec.very_slow_s)
-        slots = [slot for slot, _ in spec.buffers if slot is not None]
+        return False
+
+    def _shown(self, body: list[str]) -> list[str]:
+        """The rows printed of a table whose count says ``len(body)`` (truncated_table: 2/3)."""
+        if self.spec.has(Fault.TRUNCATED_TABLE):
+            return body[: max(0, (len(body) * 2) // 3)]
+        return body
+
+    async def _answer_table(self, lines: list[str]) -> None:
+        """Print a table with the stamp and noise the device adds, or the fault it has."""
+        spec = self.spec
+        if spec.has(Fault.GARBAGE_OUTPUT):
+            await self.emit(_garbage_lines(f"{spec.name}:{self.number}"))
+            return
+        lines = self._stamped(self._noisy(lines))
+        if spec.has(Fault.DROP_MID_OUTPUT):
+            half = lines[: max(1, len(lines) // 2)]
+            self.write(CRLF.join(half) + CRLF)
+            await asyncio.sleep(0.05)
+            connection = self._chan.get_extra_info("connection") if self._chan else None
+            if connection is not None:
+                connection.abort()
+            raise SessionClosed
+        await self.emit(lines)
+
+    async def _ike_history(self, command: Command, line: str) -> bool:
+        """NE40E ``display ike offline history`` / ``display ike error history``."""
+        if await self._refused_or_slow(line):
+            return True
+        slots = [slot for slot, _ in self.spec.buffers if slot is not None]
         wanted = command.params.get("<slot:0-32>")
         if wanted is not None:
             if int(wanted) not in slots:
@@ -391,48 +421,24 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
                 and (vpn is None or row.vpn == vpn)
                 and (port is None or row.port == int(port))
             ]
-            count = len(body)
-            if spec.has(Fault.TRUNCATED_TABLE):
-                body = body[: max(0, (count * 2) // 3)]
             if lines:
                 lines.append("")
-            lines += frame_history_section(body, slot, count, kind)
-        await self.emit(self._stamped(self._noisy(lines)))
+            lines += frame_history_section(self._shown(body), slot, len(body), kind)
+        await self._answer_table(lines)
         return True
 
     async def _ike_offline(self, command: Command, line: str) -> bool:
-        spec = self.spec
-        if spec.has(Fault.COMMAND_UNSUPPORTED):
-            # Older firmware has no "offline-info" under "display ike": caret under that keyword.
-            column = _keyword_column(line, 2)
-            await self.emit(CommandError(ErrorKind.UNRECOGNIZED, column).lines(self.prompt))
+        if await self._refused_or_slow(line):
             return True
-        if spec.has(Fault.VERY_SLOW):
-            await asyncio.sleep(spec.very_slow_s)
         buffer = self._spu_buffer(command)
         if isinstance(buffer, CommandError):
             await self.emit(buffer.lines(self.prompt))
             return True
-        rows, body = self.device.rendered_records(spec.layout, buffer)
+        rows, body = self.device.rendered_records(self.spec.layout, buffer)
         peer = command.params.get("<ip>")
         if peer is not None:
-            body = [line for row, line in zip(rows, body, strict=True) if row.peer == peer]
-        if spec.has(Fault.GARBAGE_OUTPUT):
-            await self.emit(_garbage_lines(f"{spec.name}:{self.number}"))
-            return True
-        count = len(body)
-        if spec.has(Fault.TRUNCATED_TABLE):
-            body = body[: max(0, (count * 2) // 3)]
-        lines = self._stamped(self._noisy(frame_table(body, spec.layout, count)))
-        if spec.has(Fault.DROP_MID_OUTPUT):
-            half = lines[: max(1, len(lines) // 2)]
-            self.write(CRLF.join(half) + CRLF)
-            await asyncio.sleep(0.05)
-            connection = self._chan.get_extra_info("connection") if self._chan else None
-            if connection is not None:
-                connection.abort()
-            raise SessionClosed
-        await self.emit(lines)
+            body = [text for row, text in zip(rows, body, strict=True) if row.peer == peer]
+        await self._answer_table(frame_table(self._shown(body), self.spec.layout, len(body)))
         return True
 
     async def emit(self, lines: list[str]) -> None:

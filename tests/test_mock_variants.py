@@ -509,3 +509,35 @@ def test_extra_reasons_over_ssh(variants_fleet: FleetThread, shell: Any) -> None
         assert f" {reason} " in router
         assert f" {firewall_reason(reason)} " in firewall
     assert variants_fleet.device("ar-extra-reasons").records()[0].utc is not None
+
+
+def test_faults_apply_to_the_ne40e_history_too(mock_fleet: Any) -> None:
+    fleet = mock_fleet(
+        {
+            "defaults": {"layout": "ne40e", "slots": [1, 3], "records": {"generate": {"count": 9}}},
+            "devices": [
+                {"name": "ne-short", "faults": ["truncated_table"]},
+                {"name": "ne-old", "faults": ["command_unsupported"]},
+                {"name": "ne-stamp", "stamp": "iso-ms", "trailing_row_like_noise": True},
+            ],
+        }
+    )
+    outputs = {}
+    for name in ("ne-short", "ne-old", "ne-stamp"):
+        device = fleet.device(name)
+        with ShellClient(device.host, device.port, device.username, device.password) as client:
+            client.read_until(PROMPT)
+            client.command("screen-length 0 temporary")
+            outputs[name] = client.command("display ike offline history")
+    short = outputs["ne-short"]
+    assert short.count("Current Record Number : 9\r\n") == 2
+    assert short.count(":500 ") + short.count(":4500 ") == 12  # 6 of 9 rows per slot
+    assert "Error: Unrecognized command found at '^' position." in outputs["ne-old"]
+    stamp, rest = outputs["ne-stamp"].split("\r\n", 2)[1:]
+    assert re.fullmatch(STAMPS["fw-stamp-iso-ms"], stamp)
+    assert rest.startswith("  IKE Offline Information for Slot : 1\r\n")
+    noise = render_row(Row("10.1.1.1", "dpd timeout", 2, datetime(2024, 3, 5, 10)), "ne40e")
+    assert rest.endswith(
+        "-" * 78 + "\r\n\r\n" + noise + "\r\n  10.1.1.1  dpd timeout  v2  "
+        "2024-03-05 10:00:00\r\n<ne-stamp>"
+    )
