@@ -27,14 +27,18 @@ from typing import Any
 # mock knows for abbreviation purposes only.
 Node = dict[str | None, Any]
 
-_IKE: Node = {
-    "offline-info": {None: "ike_offline", "peer": {"<ip>": {None: "ike_offline"}}},
+_IKE_OTHERS: Node = {
     "peer": {},
     "proposal": {},
     "sa": {},
     "statistics": {},
     "global-config": {},
     "identity": {},
+}
+"""``display ike`` keywords every platform has that the mock does not implement."""
+_IKE: Node = {
+    "offline-info": {None: "ike_offline", "peer": {"<ip>": {None: "ike_offline"}}},
+    **_IKE_OTHERS,
 }
 
 _SLOT_CPU: Node = {"<slot:0-32>": {"cpu": {"<cpu:0-31>": {None: "ike_offline"}}}}
@@ -68,12 +72,7 @@ def _history(action: str) -> Node:
 _IKE_NE40E: Node = {
     "offline": {"history": _history("ike_offline_history")},
     "error": {"history": _history("ike_error_history")},
-    "peer": {},
-    "proposal": {},
-    "sa": {},
-    "statistics": {},
-    "global-config": {},
-    "identity": {},
+    **_IKE_OTHERS,
 }
 
 _DISPLAY: Node = {

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,22 +29,8 @@ from mock_devices.scenario import EXTRA_REASONS, ScenarioError, load_scenario
 from mock_devices.tables import Row, firewall_reason, render_history, render_row, render_table
 
 PROMPT = r"[>\]]$"
-BRIEF_SAMPLE = """\
-  IKE Offline Information for Slot : 1
-  Current Record Number : 2
-  ------------------------------------------------------------------------------
-  PEER                    VPN              TIME                   REASON
-  ------------------------------------------------------------------------------
-  192.168.1.2:500         -                2021-07-23 11:24:18    Receive phase1 delete info
-  10.1.1.9:4500           vpna             2021-07-23 10:02:11    DPD timeout
-  ------------------------------------------------------------------------------
-
-  IKE Offline Information for Slot : 3
-  Current Record Number : 0
-  ------------------------------------------------------------------------------
-  PEER                    VPN              TIME                   REASON
-  ------------------------------------------------------------------------------
-  ------------------------------------------------------------------------------"""
+FIXTURES = Path(__file__).with_name("fixtures") / "offline_info"
+"""The parser's samples (sources quoted in SOURCES.md there): the mock must print the same."""
 
 
 def state(**device: Any) -> DeviceState:
@@ -52,15 +40,21 @@ def state(**device: Any) -> DeviceState:
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def test_ne40e_history_renders_the_documented_layout_exactly() -> None:
-    rows = [
-        Row("192.168.1.2", "Receive phase1 delete info", 2, datetime(2021, 7, 23, 11, 24, 18)),
-        Row("10.1.1.9", "DPD timeout", 2, datetime(2021, 7, 23, 10, 2, 11), 4500, vpn="vpna"),
-    ]
-    assert "\n".join(render_history([(1, rows), (3, [])])) == BRIEF_SAMPLE
-    assert render_table([*rows, Row("1.1.1.1", "x", 2, datetime(2021, 1, 1), slot=3)], "ne40e")[
-        :2
-    ] == ["  IKE Offline Information for Slot : 1", "  Current Record Number : 2"]
+def fixture_body(name: str) -> str:
+    """A fixture's output between the echoed command and the closing prompt."""
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    return text.split("\n", 1)[1].rsplit("\n", 1)[0]
+
+
+def test_ne40e_history_renders_the_parser_fixtures_byte_for_byte() -> None:
+    first = Row("192.168.1.2", "Receive phase1 delete info", 2, datetime(2021, 7, 23, 11, 24, 18))
+    second = Row("10.1.1.9", "DPD timeout", 2, datetime(2021, 7, 23, 10, 2, 11), 4500, vpn="vpna")
+    rendered = render_history([(1, [first, second]), (3, [first])])
+    assert "\n".join(rendered) == fixture_body("ne40e_offline_history.txt")
+    assert render_table([first, second, replace(first, slot=3)], "ne40e") == rendered
+    stamp = datetime(2021, 7, 23, 11, 24, 18, 392000, tzinfo=UTC)
+    empty = [str(stamp_line(stamp, "iso-ms")), *render_history([(1, [])])]
+    assert "\n".join(empty) == fixture_body("ne40e_empty_slot.txt")
 
 
 def test_error_history_has_its_own_title() -> None:
