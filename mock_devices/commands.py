@@ -5,6 +5,13 @@ complain about, and where the caret goes) comes out. VRP accepts any unambiguous
 keyword (``dis ike off``) and rejects a prefix that several keywords share (``d``: ``debugging``,
 ``delete``, ``dir``, ``display`` ...) with ``Error: Ambiguous command``. Keywords the mock does
 not implement are in the tree anyway so abbreviations are as ambiguous as on a real device.
+
+The tree depends on the device (:func:`command_tree`): a multi-SPU firewall takes ``display
+ike offline-info [ peer remote-address ] [ slot slot-id cpu cpu-id ]`` (USG command
+reference); an NE40E has no ``offline-info`` but ``display ike offline history [ peer-ip
+peer-ip [ vpn-instance-name name ] [ port port ] ] [ slot slot-id ]`` (NE40E/NE8000 IPsec
+configuration guide; ``vpn-instance`` is accepted too) and ``display ike error history``.
+Parameters are placeholders: ``<ip>``, ``<0-512>``, or named ``<slot:0-32>``, ``<vpn:name>``.
 """
 
 from __future__ import annotations
@@ -20,14 +27,52 @@ from typing import Any
 # mock knows for abbreviation purposes only.
 Node = dict[str | None, Any]
 
-_IKE: Node = {
-    "offline-info": {None: "ike_offline", "peer": {"<ip>": {None: "ike_offline"}}},
+_IKE_OTHERS: Node = {
     "peer": {},
     "proposal": {},
     "sa": {},
     "statistics": {},
     "global-config": {},
     "identity": {},
+}
+"""``display ike`` keywords every platform has that the mock does not implement."""
+_IKE: Node = {
+    "offline-info": {None: "ike_offline", "peer": {"<ip>": {None: "ike_offline"}}},
+    **_IKE_OTHERS,
+}
+
+_SLOT_CPU: Node = {"<slot:0-32>": {"cpu": {"<cpu:0-31>": {None: "ike_offline"}}}}
+_IKE_SPU: Node = {
+    **_IKE,
+    "offline-info": {
+        None: "ike_offline",
+        "peer": {"<ip>": {None: "ike_offline", "slot": _SLOT_CPU}},
+        "slot": _SLOT_CPU,
+    },
+}
+
+
+def _history(action: str) -> Node:
+    """``[ peer-ip A [ vpn-instance NAME ] [ port N ] ] [ slot N ]`` ending in ``action``."""
+    slot: Node = {"<slot:0-32>": {None: action}}
+    after_port: Node = {None: action, "slot": slot}
+    port: Node = {"<port:0-65535>": after_port}
+    after_vpn: Node = {None: action, "port": port, "slot": slot}
+    vpn: Node = {"<vpn:name>": after_vpn}
+    after_peer: Node = {
+        None: action,
+        "vpn-instance": vpn,
+        "vpn-instance-name": vpn,
+        "port": port,
+        "slot": slot,
+    }
+    return {None: action, "peer-ip": {"<ip>": after_peer}, "slot": slot}
+
+
+_IKE_NE40E: Node = {
+    "offline": {"history": _history("ike_offline_history")},
+    "error": {"history": _history("ike_error_history")},
+    **_IKE_OTHERS,
 }
 
 _DISPLAY: Node = {
@@ -95,6 +140,34 @@ USER_VIEW: Node = {
 }
 
 
+def _with_ike(ike: Node) -> Node:
+    return {**USER_VIEW, "display": {**_DISPLAY, "ike": ike}}
+
+
+_TREES: dict[str, Node] = {
+    "router": USER_VIEW,
+    "firewall": USER_VIEW,
+    "firewall-spu": _with_ike(_IKE_SPU),
+    "ne40e": _with_ike(_IKE_NE40E),
+}
+
+
+def command_tree(layout: str, spus: bool = False) -> Node:
+    """The user view of a device: AR router and USG firewall share one; a multi-SPU firewall
+    adds ``slot S cpu C``; an NE40E has ``offline history`` instead of ``offline-info``.
+
+    Examples:
+        >>> parse_command("dis ike off his peer-ip 10.1.1.9 vpn-instance vpna slot 3",
+        ...               command_tree("ne40e")).params
+        {'<ip>': '10.1.1.9', '<vpn:name>': 'vpna', '<slot:0-32>': '3'}
+        >>> parse_command("display ike offline-info", command_tree("ne40e")).column
+        12
+    """
+    if layout == "firewall" and spus:
+        return _TREES["firewall-spu"]
+    return _TREES.get(layout, USER_VIEW)
+
+
 class ErrorKind(StrEnum):
     """The ``Error: ... found at '^' position.`` variants VRP prints."""
 
@@ -126,6 +199,8 @@ class Command:
     action: str
     keywords: tuple[str, ...]
     params: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, int] = field(default_factory=dict, compare=False)
+    """Column (in the typed line) of each parameter, for a caret under a bad value."""
 
 
 _TOKEN = re.compile(r"\S+")
@@ -138,7 +213,9 @@ def _param_ok(placeholder: str, token: str) -> bool:
         except ValueError:
             return False
         return True
-    match = re.fullmatch(r"<(\d+)-(\d+)>", placeholder)
+    if placeholder.endswith(":name>"):
+        return re.fullmatch(r"[A-Za-z0-9_.-]{1,31}", token) is not None
+    match = re.fullmatch(r"<(?:\w+:)?(\d+)-(\d+)>", placeholder)
     if match and token.isdigit():
         return int(match.group(1)) <= int(token) <= int(match.group(2))
     return False
@@ -165,6 +242,7 @@ def parse_command(line: str, tree: Node | None = None) -> Command | CommandError
         return None
     keywords: list[str] = []
     params: dict[str, str] = {}
+    columns: dict[str, int] = {}
     for match in tokens:
         token = match.group().lower()
         words = [key for key in node if isinstance(key, str) and not key.startswith("<")]
@@ -182,6 +260,7 @@ def parse_command(line: str, tree: Node | None = None) -> Command | CommandError
             if not _param_ok(placeholders[0], match.group()):
                 return CommandError(ErrorKind.WRONG_PARAMETER, match.start())
             params[placeholders[0]] = match.group()
+            columns[placeholders[0]] = match.start()
             node = node[placeholders[0]]
             continue
         keywords.append(chosen)
@@ -192,4 +271,4 @@ def parse_command(line: str, tree: Node | None = None) -> Command | CommandError
     action = node.get(None)
     if action is None:
         return CommandError(ErrorKind.INCOMPLETE, len(line.rstrip()))
-    return Command(action=str(action), keywords=tuple(keywords), params=params)
+    return Command(action=str(action), keywords=tuple(keywords), params=params, columns=columns)

@@ -1,5 +1,14 @@
 """The running state of one mock device: its records, clock, journal and host key.
 
+Records sit in buffers of at most 200, one per slot (NE40E) or SPU (multi-SPU firewall), one
+for any other device. They are generated on the UTC time line and converted to the device's
+zone, so their printed local times are right across DST changes; each row keeps its UTC
+instant (``Row.utc``, ``records_utc()``) as the ground truth tests compare against::
+
+    state.records()                 # all buffers, newest first
+    state.records("3")              # slot 3 of an NE40E; "1/0" for an SPU
+    state.records_utc("1/0")        # the UTC instant of each of those records
+
 Thread-safe: the fleet's event loop serves sessions while a test thread adds deletions or reads
 the journal through the Python API, so every mutable part sits behind one lock.
 """
@@ -12,16 +21,27 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncssh
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mock_devices.scenario import MAX_RECORDS, DeviceSpec, RecordGenerator
+from mock_devices.scenario import MAX_RECORDS, DeviceSpec, RecordGenerator, RecordSource
 from mock_devices.tables import Layout, Row, render_row
+
+BufferKey = tuple[int | None, int | None]
+"""(slot, cpu) of a record buffer; (None, None) on a one-buffer device."""
+
+
+def buffer_label(key: BufferKey) -> str:
+    """``"1"`` for NE40E slot 1, ``"1/0"`` for SPU slot 1 cpu 0, ``""`` for the one buffer."""
+    slot, cpu = key
+    if slot is None:
+        return ""
+    return str(slot) if cpu is None else f"{slot}/{cpu}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +94,85 @@ class DeviceState:
         self._lock = threading.Lock()
         self._started_mono = time.monotonic()
         self._started_wall = datetime.now().astimezone()
-        self._generator = RecordGenerator(spec.records.seed, spec.records.peer_pool)
-        self._records: deque[Row] = deque(maxlen=MAX_RECORDS)
-        initial = (
-            self._generator.history(spec.records.generate_count, self.now())
-            if spec.records.generate_count
-            else list(spec.records.rows)
-        )
-        self._records.extend(initial[:MAX_RECORDS])
+        self._buffers: dict[BufferKey, deque[Row]] = {}
+        self._generators: dict[BufferKey, RecordGenerator] = {}
+        self._error_buffers: dict[BufferKey, list[Row]] = {}
+        self._fill_buffers()
         self._journal: list[JournalEntry] = []
         self._sessions = 0
-        self._deleted_total = len(self._records)
+        self._deleted_total = sum(len(rows) for rows in self._buffers.values())
         self._churn_credit = 0.0
         self._journal_file = journal_dir / f"{spec.name}.jsonl" if journal_dir else None
         self._host_key: asyncssh.SSHKey | None = None
         # The table rows as printed, rendered once per change of the records (per layout):
         # formatting 200 rows was a third of the fleet's CPU per session.
         self._generation = 0
-        self._rendered: tuple[int, str, list[str]] | None = None
+        self._rendered: dict[tuple[str, str | None], tuple[int, list[Row], list[str]]] = {}
+
+    def _fill_buffers(self) -> None:
+        spec = self.spec
+        now = self.now_utc()
+        for index, key in enumerate(spec.buffers):
+            self._generators[key] = self._generator_for(spec.records, key, "")
+            self._buffers[key] = deque(
+                self._initial(spec.records, key, index == 0, now, self._generators[key]),
+                maxlen=MAX_RECORDS,
+            )
+            errors = self._generator_for(spec.error_records, key, "errors")
+            self._error_buffers[key] = self._initial(spec.error_records, key, True, now, errors)
+        shared = spec.records.same_across_buffers
+        if shared and len(spec.buffers) > 1:
+            first = list(self._buffers[spec.buffers[0]])[:shared]
+            for key in spec.buffers[1:]:
+                copies = [replace(row, slot=key[0], cpu=key[1]) for row in first]
+                merged = sorted([*copies, *self._buffers[key]], key=_newest_first)
+                self._buffers[key] = deque(merged[:MAX_RECORDS], maxlen=MAX_RECORDS)
+
+    def _generator_for(self, source: RecordSource, key: BufferKey, kind: str) -> RecordGenerator:
+        label = buffer_label(key)
+        seed = source.seed + (f":{label}" if label else "") + (f":{kind}" if kind else "")
+        return RecordGenerator(
+            seed,
+            source.peer_pool,
+            source.reasons,
+            source.cycle_reasons,
+            self.spec.vpn_instances,
+        )
+
+    def _initial(
+        self,
+        source: RecordSource,
+        key: BufferKey,
+        first: bool,
+        now_utc: datetime,
+        generator: RecordGenerator,
+    ) -> list[Row]:
+        """A buffer's records at start: generated, or the listed rows that belong to it."""
+        if source.generate_count:
+            rows = generator.history(source.generate_count, now_utc.replace(tzinfo=None))
+            return [self._from_utc(row, key) for row in rows][:MAX_RECORDS]
+        mine = [
+            self._with_utc(replace(row, slot=key[0], cpu=key[1]))
+            for row in source.rows
+            if (row.slot, row.cpu) == key
+            or (first and row.slot is None)
+            or (key[1] is None and row.slot == key[0])
+        ]
+        return sorted(mine, key=_newest_first)[:MAX_RECORDS]
+
+    def _from_utc(self, row: Row, key: BufferKey) -> Row:
+        """A generated row (its time on the UTC line) in the device's zone, in buffer ``key``."""
+        instant = row.time.replace(tzinfo=UTC)
+        local = instant.astimezone(self.spec.clock.tz()).replace(tzinfo=None)
+        return replace(row, time=local, utc=instant, slot=key[0], cpu=key[1])
+
+    def _with_utc(self, row: Row) -> Row:
+        """A row given in device-local time, with its UTC instant (the earlier one of a repeated
+        hour at the end of DST)."""
+        if row.utc is not None:
+            return row
+        instant = row.time.replace(tzinfo=self.spec.clock.tz()).astimezone(UTC)
+        return replace(row, utc=instant)
 
     @property
     def name(self) -> str:
@@ -118,19 +199,23 @@ class DeviceState:
 
     # -- clock ---------------------------------------------------------------------------------
 
-    def now(self) -> datetime:
-        """The device's local wall clock (naive), with its zone, fixed start and skew."""
+    def now_utc(self) -> datetime:
+        """The instant the device's clock shows (skew included), aware, in UTC."""
         clock = self.spec.clock
         skew = timedelta(seconds=clock.skew_s)
         if clock.start is not None:
             elapsed = timedelta(seconds=time.monotonic() - self._started_mono)
-            return clock.start + elapsed + skew
-        return (datetime.now(clock.tz()) + skew).replace(tzinfo=None)
+            start = clock.start.replace(tzinfo=clock.tz()).astimezone(UTC)
+            return start + elapsed + skew
+        return datetime.now(UTC) + skew
+
+    def now(self) -> datetime:
+        """The device's local wall clock (naive), with its zone (DST included), start and skew."""
+        return self.now_aware().replace(tzinfo=None)
 
     def now_aware(self) -> datetime:
-        """The device clock with its UTC offset attached."""
-        local = self.now()
-        return local.replace(tzinfo=self.spec.clock.tz())
+        """The device clock with its UTC offset attached (the zone's DST rules apply)."""
+        return self.now_utc().astimezone(self.spec.clock.tz())
 
     @property
     def uptime(self) -> timedelta:
@@ -153,48 +238,107 @@ class DeviceState:
 
     # -- records -------------------------------------------------------------------------------
 
-    def records(self) -> list[Row]:
-        """The records the device holds now, newest first (at most 200)."""
+    @property
+    def buffer_labels(self) -> tuple[str, ...]:
+        """Labels of the device's buffers: ``("1", "3")`` (NE40E slots), ``("1/0", "1/1")``
+        (SPUs), ``()`` for a device with one buffer."""
+        keys = self.spec.buffers
+        return () if keys == ((None, None),) else tuple(buffer_label(key) for key in keys)
+
+    def _key(self, buffer: str | None) -> BufferKey | None:
+        if buffer is None:
+            return None
+        for key in self._buffers:
+            if buffer_label(key) == str(buffer):
+                return key
+        known = ", ".join(self.buffer_labels) or "none"
+        raise KeyError(f"{self.name} has no buffer {buffer!r} (buffers: {known})")
+
+    def records(self, buffer: str | None = None) -> list[Row]:
+        """The records the device holds now, newest first: one buffer (at most 200) or all."""
+        key = self._key(buffer)
         with self._lock:
-            return list(self._records)
+            if key is not None:
+                return list(self._buffers[key])
+            if len(self._buffers) == 1:
+                return list(next(iter(self._buffers.values())))
+            return sorted(
+                (row for rows in self._buffers.values() for row in rows), key=_newest_first
+            )
+
+    def records_utc(self, buffer: str | None = None) -> list[datetime]:
+        """Ground truth: the UTC instant (aware) of each of ``records(buffer)``, same order."""
+        return [row.utc for row in self.records(buffer) if row.utc is not None]
+
+    def error_records(self, buffer: str | None = None) -> list[Row]:
+        """``display ike error history`` records (NE40E), newest first."""
+        key = self._key(buffer)
+        with self._lock:
+            keys = list(self._error_buffers) if key is None else [key]
+            return sorted((row for k in keys for row in self._error_buffers[k]), key=_newest_first)
 
     @property
     def deleted_total(self) -> int:
-        """Deletions ever held, including those that fell out of the 200-record ring."""
+        """Deletions ever held, including those that fell out of the 200-record rings."""
         with self._lock:
             return self._deleted_total
 
-    def rendered_records(self, layout: Layout) -> tuple[list[Row], list[str]]:
+    def rendered_records(
+        self, layout: Layout, buffer: str | None = None
+    ) -> tuple[list[Row], list[str]]:
         """The records (newest first) and their table rows in ``layout``, rendered once."""
         with self._lock:
-            rows = list(self._records)
             generation = self._generation
-            cached = self._rendered
-        if cached is not None and cached[0] == generation and cached[1] == layout:
-            return rows, cached[2]
+            cached = self._rendered.get((layout, buffer))
+        if cached is not None and cached[0] == generation:
+            return cached[1], cached[2]
+        rows = self.records(buffer)
         body = [render_row(row, layout) for row in rows]
         with self._lock:
             if self._generation == generation:
-                self._rendered = (generation, layout, body)
+                self._rendered[(layout, buffer)] = (generation, rows, body)
         return rows, body
 
-    def add_records(self, rows: Iterable[Row]) -> None:
-        """Add deletions (any order); the ring keeps the newest 200, newest first."""
-        new = sorted(rows, key=lambda row: row.time, reverse=True)
+    def add_records(self, rows: Iterable[Row], buffer: str | None = None) -> None:
+        """Add deletions given in device-local time (any order); each buffer keeps its newest
+        200, newest first. A row goes to ``buffer``, else to the buffer of its slot/cpu, else
+        to the first buffer."""
+        forced = self._key(buffer)
+        placed: dict[BufferKey, list[Row]] = {}
+        for row in rows:
+            key = forced or self._home(row)
+            placed.setdefault(key, []).append(self._with_utc(replace(row, slot=key[0], cpu=key[1])))
         with self._lock:
-            for row in reversed(new):
-                self._records.appendleft(row)
-            self._deleted_total += len(new)
+            for key, new in placed.items():
+                for row in reversed(sorted(new, key=_newest_first)):
+                    self._buffers[key].appendleft(row)
+                self._deleted_total += len(new)
             self._generation += 1
 
-    def add_deletions(self, count: int = 1) -> list[Row]:
-        """Generate ``count`` new deletions at the device's current time and add them."""
+    def _home(self, row: Row) -> BufferKey:
+        keys = list(self._buffers)
+        for key in keys:
+            if key == (row.slot, row.cpu) or (key[1] is None and key[0] == row.slot):
+                return key
+        return keys[0]
+
+    def add_deletions(self, count: int = 1, buffer: str | None = None) -> list[Row]:
+        """Generate ``count`` new deletions at the device's current time and add them: to
+        ``buffer``, or spread over the buffers in turn."""
         if count <= 0:
             return []
+        forced = self._key(buffer)
+        keys = [forced] if forced is not None else list(self._buffers)
+        now = self.now_utc().replace(tzinfo=None)
+        rows: list[Row] = []
         with self._lock:
-            rows = self._generator.burst(count, self.now())
+            for index, key in enumerate(keys):
+                share = count // len(keys) + (1 if index < count % len(keys) else 0)
+                if share:
+                    burst = self._generators[key].burst(share, now)
+                    rows += [self._from_utc(row, key) for row in burst]
         self.add_records(rows)
-        return rows
+        return sorted(rows, key=_newest_first)
 
     def churn_tick(self, seconds: float) -> None:
         """Add the deletions the ``churn`` rate owes for ``seconds`` of running."""
@@ -232,3 +376,8 @@ class DeviceState:
         """Forget the journal (the file, if any, is kept)."""
         with self._lock:
             self._journal.clear()
+
+
+def _newest_first(row: Row) -> float:
+    """Sort key: newest first, by the UTC instant (local times repeat at the end of DST)."""
+    return -(row.utc or row.time.replace(tzinfo=UTC)).timestamp()

@@ -61,9 +61,10 @@ def inventory_hosts(devices: Sequence[DeviceState]) -> dict[str, Any]:
             "groups": [spec.group],
             "data": {
                 "site": spec.site,
-                "timezone": spec.clock.timezone,
+                **({"timezone": spec.clock.timezone} if spec.inventory_zone else {}),
                 "layout": spec.layout,
                 "model": spec.model,
+                **spec.inventory_data,
             },
         }
     return hosts
@@ -253,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         default=None,
-        help="scenario YAML file or shipped name (demo, fleet, faults); "
+        help="scenario YAML file or shipped name (demo, fleet, faults, variants); "
         "default: demo, or fleet with --count",
     )
     parser.add_argument("--count", type=int, default=None, help="clone the template N times")

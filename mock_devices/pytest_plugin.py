@@ -9,6 +9,15 @@
         fleet.inventory_path                        # hosts.yaml in tmp_path, no password in it
         device.add_deletions(3); device.journal()
 
+``variants_fleet`` is the shipped ``variants`` scenario already running: one device per device
+variant (HA timestamp lines, ``display clock`` styles and DST, NE40E slots, multi-SPU firewall,
+extra reasons, row-like noise), with each record's true UTC instant for assertions::
+
+    def test_dst_device(variants_fleet):
+        device = variants_fleet.device("ar-clock-dst")
+        device.records_utc()                        # ground truth, newest first
+        variants_fleet.inventory_path, variants_fleet.password
+
 ``mock_fleet_process`` starts the ``mock-huawei-fleet`` console script and waits for READY.
 """
 
@@ -60,6 +69,13 @@ def mock_fleet(tmp_path: Path) -> Iterator[FleetFactory]:
     yield start
     for fleet in running:
         fleet.stop()
+
+
+@pytest.fixture
+def variants_fleet(mock_fleet: FleetFactory) -> FleetThread:
+    """The ``variants`` scenario on 127.0.0.1, inventory in ``tmp_path/fleet-1/hosts.yaml``
+    (no ``data.timezone`` for the ``ar-clock-*`` devices), stopped when the test ends."""
+    return mock_fleet("variants")
 
 
 @pytest.fixture

@@ -14,6 +14,23 @@ Example::
     template: {prefix: edge, mix: {router: 0.5, firewall: 0.5},
                faulty_fraction: 0.05, fault_pool: [slow, truncated_table]}
 
+Device variants (issue 15; ``scenarios/variants.yaml`` has one device of each)::
+
+    - {name: fw-1, layout: firewall, hrp: master, stamp: time-first}  # 11:01:45  2014/07/08
+    - {name: ar-1, timezone: Australia/Sydney, inventory_zone: false,
+       clock: {style: no-offset, zone_label: Sydney, dst: {name: Sydney}}}
+    - {name: ne-1, layout: ne40e, slots: [1, 3], vpn_instances: [vpna],
+       records: {generate: {count: 30, same_across_buffers: 2}}}
+    - {name: fw-2, layout: firewall, spus: ["1/0", "1/1", "3/0"]}
+    - {name: ar-2, records: {generate: {reasons: extra}}, trailing_row_like_noise: true}
+
+``stamp``: ``none`` | ``iso-offset`` | ``iso-ms`` | ``time-first`` (see ``clocktext``);
+``clock.style``: ``offset`` | ``no-offset`` | ``add-minus``; DST comes from the zone (an
+IANA name with DST rules) and ``clock.dst`` names the block (``name``, ``start_year``,
+``end_year``); ``records.generate.reasons``: a set name (``reference``, ``extra``,
+``ne40e``, ``error``), a list (printed in turn) or a mapping reason -> weight;
+``records`` listed explicitly may carry ``slot``, ``cpu``, ``spu: "1/0"`` and ``vpn``.
+
 This module is pure: it reads no environment and opens no socket except ``load_scenario``,
 which reads the YAML file it is given.
 """
@@ -34,7 +51,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from mock_devices.tables import LAYOUTS, Layout, Row
+from mock_devices.clocktext import CLOCK_STYLES, STAMP_STYLES, ClockStyle, StampStyle
+from mock_devices.tables import DEVICE_LAYOUTS, Layout, Row
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 MAX_RECORDS = 200
@@ -86,6 +104,58 @@ REASON_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("kick old sa with same flow", 0.5),
 )
 
+EXTRA_REASONS: tuple[str, ...] = (
+    "ip address syn failed",
+    "cpu table updated",
+    "flow overlap",
+    "admin down",
+    "peer address switch",
+    "forward down",
+    "sa with same user exists",
+    "reset sa by ike user",
+    "manual offline",
+    "nhrp notify",
+    "receive backup delete info",
+    "eap delete old sa",
+    "hash gene adjusted",
+    "kick old sa with same flow",
+    "hardware-timeout",
+)
+"""Reasons Huawei's IPsec troubleshooting tables list beyond the command reference's 17 (the
+USG's ``hardware-timeout`` included); the firewall layout prints them hyphenated."""
+
+NE40E_REASON_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("DPD timeout", 30.0),
+    ("Phase2 SA replace", 12.0),
+    ("Receive phase1 delete info", 10.0),
+    ("Phase1 SA replace", 8.0),
+    ("Receive phase2 delete info", 8.0),
+    ("Config modify or manual offline", 5.0),
+    ("Exchange timeout", 4.0),
+    ("Phase1 hard expiry", 3.0),
+    ("Phase2 hard expiry", 3.0),
+    ("Heartbeat timeout", 2.0),
+)
+"""NE40E/NE8000 print capitalised sentences."""
+
+ERROR_REASON_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("Exchange timeout", 5.0),
+    ("Proposal mismatch", 3.0),
+    ("Authentication failed", 2.0),
+    ("Peer address mismatch", 1.0),
+)
+"""Negotiation failures for the NE40E's ``display ike error history``."""
+
+REASON_SETS: dict[str, tuple[tuple[str, float], ...]] = {
+    "reference": REASON_WEIGHTS,
+    "extra": tuple((reason, 1.0) for reason in EXTRA_REASONS),
+    "ne40e": NE40E_REASON_WEIGHTS,
+    "error": ERROR_REASON_WEIGHTS,
+}
+"""Named reason lists for ``records.generate.reasons``."""
+CYCLED_SETS = frozenset({"extra"})
+"""Named sets printed in turn (every reason shows), not drawn by weight."""
+
 
 @dataclass(frozen=True, slots=True)
 class RecordSource:
@@ -97,6 +167,12 @@ class RecordSource:
     seed: str = "1"
     peer_pool: int = 12
     """How many distinct peers the generator draws from (small, so some peers flap)."""
+    reasons: tuple[tuple[str, float], ...] = REASON_WEIGHTS
+    """Reasons to draw from, with weights."""
+    cycle_reasons: bool = False
+    """Print the reasons in turn (each one shows in ``len(reasons)`` records) instead."""
+    same_across_buffers: int = 0
+    """Copy the newest N records of the first buffer into every other buffer (slot/SPU)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +187,12 @@ class ClockSpec:
     """Seconds the device clock runs ahead (positive) or behind (negative)."""
     zone_label: str | None = None
     """The name ``display clock`` prints (VRP: ``clock timezone NAME add 08:00:00``)."""
+    style: ClockStyle = "offset"
+    """``display clock`` form: ``offset`` on the time line, ``no-offset``, ``add-minus``."""
+    dst_name: str | None = None
+    """Name in the ``Daylight saving time`` block (default: the zone label)."""
+    dst_years: tuple[int, int] = (2000, 2099)
+    """Start and end year in that block."""
 
     def tz(self) -> tzinfo:
         """The zone as a tzinfo."""
@@ -139,21 +221,53 @@ class DeviceSpec:
     site: str = "lab"
     page_lines: int = 24
     """Lines per page while paging is on (VRP's default screen-length is 24)."""
+    stamp: StampStyle = "none"
+    """HA timestamp line before every display command's output (HRP firewalls)."""
+    slots: tuple[int, ...] = ()
+    """NE40E slots, each with its own 200-record buffer (``ne40e`` layout; default ``(1,)``)."""
+    spus: tuple[tuple[int, int], ...] = ()
+    """Multi-SPU firewall: (slot, cpu) of each SPU, each with its own 200-record buffer."""
+    vpn_instances: tuple[str, ...] = ()
+    """VPN instances generated NE40E records use (besides ``-``, none)."""
+    error_records: RecordSource = RecordSource(generate_count=0)
+    """NE40E ``display ike error history`` records per slot."""
+    leading_row_like_noise: bool = False
+    """Print a line that looks like a table row before the table (outside it)."""
+    trailing_row_like_noise: bool = False
+    """Print lines that look like table rows after the closing rule (outside the table)."""
+    inventory_zone: bool = True
+    """Write ``data.timezone`` into the collector inventory (False: the zone must come from
+    ``display clock``)."""
+    inventory_data: dict[str, Any] = field(default_factory=dict)
+    """Extra ``data`` keys for the collector inventory (``ike_spus``, ``ike_command``)."""
+
+    @property
+    def buffers(self) -> tuple[tuple[int | None, int | None], ...]:
+        """The (slot, cpu) of every record buffer; ``((None, None),)`` for a one-buffer device."""
+        if self.spus:
+            return tuple((slot, cpu) for slot, cpu in self.spus)
+        if self.layout == "ne40e":
+            return tuple((slot, None) for slot in self.slots or (1,))
+        return ((None, None),)
 
     @property
     def model(self) -> str:
         """The hardware model ``display version`` names."""
-        return "AR6120" if self.layout == "router" else "USG6555E"
+        if self.layout == "ne40e":
+            return "NE40E-X8A"
+        if self.layout == "firewall":
+            return "USG9560" if self.spus else "USG6555E"
+        return "AR6120"
 
     @property
     def platform(self) -> str:
-        """netmiko device type: AR routers run VRP5, USG6000E firewalls VRP V800 (VRPv8)."""
+        """netmiko device type: AR routers run VRP5; USG6000E firewalls and NE40E run VRP8."""
         return "huawei" if self.layout == "router" else "huawei_vrpv8"
 
     @property
     def group(self) -> str:
         """Inventory group for the layout."""
-        return "routers" if self.layout == "router" else "firewalls"
+        return "firewalls" if self.layout == "firewall" else "routers"
 
     @property
     def prompt_name(self) -> str:
@@ -207,8 +321,18 @@ class RecordGenerator:
     deletions added while it runs continue the same stream.
     """
 
-    def __init__(self, seed: str, peer_pool: int = 12) -> None:
+    def __init__(
+        self,
+        seed: str,
+        peer_pool: int = 12,
+        reasons: Sequence[tuple[str, float]] = REASON_WEIGHTS,
+        cycle_reasons: bool = False,
+        vpn_instances: Sequence[str] = (),
+    ) -> None:
         self._rng = random.Random(f"records:{seed}")
+        self._cycle = itertools.cycle([reason for reason, _ in reasons]) if cycle_reasons else None
+        self._vpns = tuple(vpn_instances)
+        self._vpn_rng = random.Random(f"vpn:{seed}")  # its own stream: peers and gaps unchanged
         pool = max(1, peer_pool)
         peers: list[str] = []
         while len(peers) < pool:
@@ -219,8 +343,8 @@ class RecordGenerator:
         # Zipf-like weights: the first few peers flap far more than the rest. Cumulative
         # weights, computed once, and a bisect: random.choices redoes the sums on every call.
         self._peer_cum = tuple(itertools.accumulate(1.0 / (rank + 1) for rank in range(pool)))
-        self._reasons = tuple(reason for reason, _ in REASON_WEIGHTS)
-        self._reason_cum = tuple(itertools.accumulate(weight for _, weight in REASON_WEIGHTS))
+        self._reasons = tuple(reason for reason, _ in reasons)
+        self._reason_cum = tuple(itertools.accumulate(weight for _, weight in reasons))
 
     def _random_peer(self) -> str:
         rng = self._rng
@@ -229,13 +353,18 @@ class RecordGenerator:
         return network.format(*octets)
 
     def row(self, when: datetime) -> Row:
-        """One deletion at ``when`` (device-local, naive)."""
+        """One deletion at ``when`` (naive; the device generates in UTC and converts)."""
         rng = self._rng
         peer = self.peers[bisect.bisect(self._peer_cum, rng.random() * self._peer_cum[-1])]
         reason = self._reasons[bisect.bisect(self._reason_cum, rng.random() * self._reason_cum[-1])]
+        if self._cycle is not None:
+            reason = next(self._cycle)
         version = 1 if rng.random() < 0.2 else 2
         port = 4500 if rng.random() < 0.3 else 500
-        return Row(peer=peer, reason=reason, version=version, time=when, port=port)
+        vpn = None
+        if self._vpns and self._vpn_rng.random() >= 0.4:
+            vpn = self._vpn_rng.choice(self._vpns)
+        return Row(peer=peer, reason=reason, version=version, time=when, port=port, vpn=vpn)
 
     def history(self, count: int, now: datetime) -> list[Row]:
         """``count`` deletions going back from ``now``, newest first.
@@ -278,36 +407,125 @@ def _parse_time(value: Any, where: str) -> datetime:
     raise ScenarioError(f"{where}: time {text!r} is not YYYY-MM-DD HH:MM:SS")
 
 
-def _records(value: Any, where: str, name: str) -> RecordSource:
+def _slot_cpu(entry: Mapping[str, Any], spot: str) -> tuple[int | None, int | None]:
+    if "spu" in entry:
+        return _spu(entry["spu"], spot)
+    slot = entry.get("slot")
+    cpu = entry.get("cpu")
+    return (None if slot is None else int(slot), None if cpu is None else int(cpu))
+
+
+def _row(entry: Mapping[str, Any], spot: str) -> Row:
+    try:
+        slot, cpu = _slot_cpu(entry, spot)
+        vpn = entry.get("vpn")
+        return Row(
+            peer=str(entry["peer"]),
+            reason=str(entry["reason"]),
+            version=int(str(entry.get("version", 2)).lstrip("vV")),
+            time=_parse_time(entry["time"], spot),
+            port=int(entry.get("port", 500)),
+            slot=slot,
+            cpu=cpu,
+            vpn=None if vpn in (None, "-") else str(vpn),
+        )
+    except KeyError as exc:
+        raise ScenarioError(f"{spot}: missing key {exc.args[0]!r}") from exc
+    except ValueError as exc:
+        raise ScenarioError(f"{spot}: {exc}") from None
+
+
+def _reasons(value: Any, where: str) -> tuple[tuple[tuple[str, float], ...], bool]:
+    """``reasons``: a named set (``reference``, ``extra``, ``ne40e``, ``error``), a list
+    (printed in turn) or a mapping reason -> weight."""
+    if isinstance(value, str):
+        if value not in REASON_SETS:
+            known = ", ".join(REASON_SETS)
+            raise ScenarioError(f"{where}: unknown reason set {value!r} (known: {known})")
+        return REASON_SETS[value], value in CYCLED_SETS
+    if isinstance(value, Mapping):
+        pairs = tuple((str(reason), float(weight)) for reason, weight in value.items())
+        cycle = False
+    elif isinstance(value, Sequence):
+        pairs = tuple((str(reason), 1.0) for reason in value)
+        cycle = True
+    else:
+        raise ScenarioError(f"{where}: reasons must be a set name, a list or a mapping")
+    if not pairs or any(weight <= 0 for _, weight in pairs):
+        raise ScenarioError(f"{where}: reasons must be non-empty with positive weights")
+    return pairs, cycle
+
+
+def _records(
+    value: Any, where: str, name: str, default_reasons: str = "reference", key: str = "records"
+) -> RecordSource:
     if isinstance(value, Sequence) and not isinstance(value, str):
-        rows = []
-        for index, item in enumerate(value):
-            spot = f"{where}.records[{index}]"
-            entry = _as_mapping(item, spot)
-            try:
-                rows.append(
-                    Row(
-                        peer=str(entry["peer"]),
-                        reason=str(entry["reason"]),
-                        version=int(str(entry.get("version", 2)).lstrip("vV")),
-                        time=_parse_time(entry["time"], spot),
-                        port=int(entry.get("port", 500)),
-                    )
-                )
-            except KeyError as exc:
-                raise ScenarioError(f"{spot}: missing key {exc.args[0]!r}") from exc
+        rows = [
+            _row(_as_mapping(item, spot), spot)
+            for spot, item in (
+                (f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
+            )
+        ]
         rows.sort(key=lambda row: row.time, reverse=True)
-        return RecordSource(rows=tuple(rows[:MAX_RECORDS]))
-    spec = _as_mapping(value, f"{where}.records")
-    generate = _as_mapping(spec.get("generate", {"count": MAX_RECORDS}), f"{where}.records")
+        return RecordSource(rows=tuple(rows))
+    spec = _as_mapping(value, f"{where}.{key}")
+    generate = _as_mapping(spec.get("generate", {"count": MAX_RECORDS}), f"{where}.{key}")
     count = int(generate.get("count", MAX_RECORDS))
     if not 0 <= count <= MAX_RECORDS:
-        raise ScenarioError(f"{where}.records.generate.count: {count} is not in 0..200")
+        raise ScenarioError(f"{where}.{key}.generate.count: {count} is not in 0..200")
+    reasons, cycle = _reasons(
+        generate.get("reasons", default_reasons), f"{where}.{key}.generate.reasons"
+    )
     return RecordSource(
         generate_count=count,
         seed=f"{generate.get('seed', 1)}:{name}",
         peer_pool=int(generate.get("peer_pool", 12)),
+        reasons=reasons,
+        cycle_reasons=cycle,
+        same_across_buffers=int(generate.get("same_across_buffers", 0)),
     )
+
+
+_SPU = re.compile(r"^\s*(\d{1,2})\s*/\s*(\d{1,2})\s*$")
+_VPN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,31}")
+
+
+def _spu(value: Any, where: str) -> tuple[int, int]:
+    match = _SPU.match(str(value))
+    if match is None:
+        raise ScenarioError(f'{where}: SPU {value!r} is not SLOT/CPU (e.g. "1/0")')
+    return int(match.group(1)), int(match.group(2))
+
+
+def _buffers(
+    merged: Mapping[str, Any], layout: str, where: str
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    slots_value = merged.get("slots") or ()
+    spus_value = merged.get("spus") or ()
+    if slots_value and layout != "ne40e":
+        raise ScenarioError(f"{where}: slots are for layout ne40e (firewall SPUs: spus)")
+    if spus_value and layout != "firewall":
+        raise ScenarioError(f"{where}: spus are for layout firewall")
+    try:
+        slots = tuple(int(slot) for slot in slots_value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: slots must be a list of slot numbers") from None
+    spus = tuple(_spu(item, f"{where}.spus") for item in spus_value)
+    for values, what in ((slots, "slots"), (spus, "spus")):
+        if len(set(values)) != len(values):
+            raise ScenarioError(f"{where}: {what} repeat an entry")
+    if any(not 0 <= slot <= 32 for slot in (*slots, *(slot for slot, _ in spus))):
+        raise ScenarioError(f"{where}: slot numbers are 0..32")
+    if any(not 0 <= cpu <= 31 for _, cpu in spus):
+        raise ScenarioError(f"{where}: cpu numbers are 0..31")
+    return slots, spus
+
+
+def _choice(value: Any, allowed: Sequence[str], where: str, key: str) -> Any:
+    text = str(value)
+    if text not in allowed:
+        raise ScenarioError(f"{where}: {key} {text!r} is not one of {', '.join(allowed)}")
+    return text
 
 
 def _faults(value: Any, where: str) -> frozenset[Fault]:
@@ -344,7 +562,17 @@ _DEVICE_KEYS = {
     "host_key_seed",
     "site",
     "page_lines",
+    "stamp",
+    "slots",
+    "spus",
+    "vpn_instances",
+    "error_records",
+    "leading_row_like_noise",
+    "trailing_row_like_noise",
+    "inventory_zone",
+    "inventory_data",
 }
+_CLOCK_KEYS = {"timezone", "start", "skew_s", "zone_label", "style", "dst"}
 
 
 def build_device(
@@ -366,20 +594,35 @@ def build_device(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
         raise ScenarioError(f"{where}: device name {name!r} must be 1-63 letters/digits/._-")
     layout = str(merged.get("layout", "router"))
-    if layout not in LAYOUTS:
-        raise ScenarioError(f"{where} ({name}): layout {layout!r} is not router or firewall")
+    if layout not in DEVICE_LAYOUTS:
+        known = ", ".join(DEVICE_LAYOUTS)
+        raise ScenarioError(f"{where} ({name}): layout {layout!r} is not one of {known}")
     hrp = merged.get("hrp")
     if hrp is not None and hrp not in ("master", "slave"):
         raise ScenarioError(f"{where} ({name}): hrp must be master or slave")
-    clock_map = _as_mapping(merged.get("clock"), f"{where}.clock")
+    spot = f"{where} ({name})"
+    clock_map = _as_mapping(merged.get("clock"), f"{spot}.clock")
+    unknown_clock = set(clock_map) - _CLOCK_KEYS
+    if unknown_clock:
+        raise ScenarioError(f"{spot}.clock: unknown key(s) {', '.join(sorted(unknown_clock))}")
+    dst = _as_mapping(clock_map.get("dst"), f"{spot}.clock.dst")
     clock = ClockSpec(
         timezone=str(clock_map.get("timezone", merged.get("timezone", "UTC"))),
-        start=_parse_time(clock_map["start"], f"{where}.clock") if "start" in clock_map else None,
+        start=_parse_time(clock_map["start"], f"{spot}.clock") if "start" in clock_map else None,
         skew_s=float(clock_map.get("skew_s", 0.0)),
         zone_label=clock_map.get("zone_label"),
+        style=_choice(clock_map.get("style", "offset"), CLOCK_STYLES, spot, "clock.style"),
+        dst_name=None if dst.get("name") is None else str(dst["name"]),
+        dst_years=(int(dst.get("start_year", 2000)), int(dst.get("end_year", 2099))),
     )
+    slots, spus = _buffers(merged, layout, spot)
+    vpns = tuple(str(vpn) for vpn in merged.get("vpn_instances") or ())
+    bad_vpn = [vpn for vpn in vpns if not _VPN_NAME.fullmatch(vpn)]
+    if bad_vpn:
+        raise ScenarioError(f"{spot}: VPN instance name {bad_vpn[0]!r} is not valid")
+    reasons = "ne40e" if layout == "ne40e" else "reference"
     clock.tz()  # validate now, so a typo fails at load time with the device's name
-    churn = _as_mapping(merged.get("churn"), f"{where}.churn")
+    churn = _as_mapping(merged.get("churn"), f"{spot}.churn")
     keys = merged.get("authorized_keys") or ()
     if isinstance(keys, str):
         keys = [keys]
@@ -389,9 +632,7 @@ def build_device(
         try:
             text = key_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ScenarioError(
-                f"{where} ({name}): cannot read {key_file} ({exc.strerror})"
-            ) from None
+            raise ScenarioError(f"{spot}: cannot read {key_file} ({exc.strerror})") from None
         keys += [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return DeviceSpec(
         name=name,
@@ -400,15 +641,30 @@ def build_device(
         password=str(merged["password"]) if "password" in merged else password,
         authorized_keys=tuple(str(key).strip() for key in keys),
         hrp=hrp,
-        faults=_faults(merged.get("faults"), f"{where} ({name})"),
+        faults=_faults(merged.get("faults"), spot),
         latency_ms=int(merged.get("latency_ms", 0)),
         very_slow_s=float(merged.get("very_slow_s", 600.0)),
-        records=_records(merged.get("records"), where, name),
+        records=_records(merged.get("records"), spot, name, reasons),
         churn_per_minute=float(churn.get("per_minute", 0.0)),
         clock=clock,
         host_key_seed=str(merged.get("host_key_seed", "mock-huawei")),
         site=str(merged.get("site", "lab")),
         page_lines=max(2, int(merged.get("page_lines", 24))),
+        stamp=_choice(merged.get("stamp", "none"), STAMP_STYLES, spot, "stamp"),
+        slots=slots,
+        spus=spus,
+        vpn_instances=vpns,
+        error_records=_records(
+            merged.get("error_records", {"generate": {"count": 0}}),
+            spot,
+            f"{name}:errors",
+            "error",
+            "error_records",
+        ),
+        leading_row_like_noise=bool(merged.get("leading_row_like_noise", False)),
+        trailing_row_like_noise=bool(merged.get("trailing_row_like_noise", False)),
+        inventory_zone=bool(merged.get("inventory_zone", True)),
+        inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{spot}.inventory_data")),
     )
 
 

@@ -5,6 +5,12 @@ The session is a small coroutine driving a byte channel: it echoes what the clie
 until ``screen-length 0 temporary`` switches paging off. Faults from the scenario change what it
 says (or stop it saying anything). Every line received goes into the device's journal.
 
+Device variants change what it prints: an HA timestamp line (``stamp``) first in every display
+command's output, the ``display clock`` style, NE40E ``display ike offline history`` sections
+per slot, a multi-SPU firewall's ``slot S cpu C`` tables, and row-like noise outside the
+table. A multi-SPU firewall asked without ``slot`` answers with its first SPU's table (the
+SPU listed first in the scenario), as the collector must ask each SPU in turn anyway.
+
 VRP ends lines with CR LF. A client may end its lines with CR (OpenSSH in a terminal), LF
 (netmiko's ``RETURN``) or CR LF; all three count as one Enter.
 """
@@ -17,10 +23,11 @@ from datetime import datetime
 
 import asyncssh
 
-from mock_devices.commands import Command, CommandError, ErrorKind, parse_command
-from mock_devices.device import DeviceState
+from mock_devices.clocktext import clock_lines, stamp_line
+from mock_devices.commands import Command, CommandError, ErrorKind, command_tree, parse_command
+from mock_devices.device import DeviceState, buffer_label
 from mock_devices.scenario import Fault
-from mock_devices.tables import frame_table
+from mock_devices.tables import Row, frame_history_section, frame_table, render_row
 
 CRLF = "\r\n"
 MORE = "  ---- More ----"
@@ -45,6 +52,12 @@ SAVE_PROMPT = (
 SAVE_CONFIRM = "Warning: The current configuration will be written to the device. Continue? [Y/N]:"
 SCREEN_LENGTH_INFO = (
     "Info: The configuration takes effect on the current user terminal interface only."
+)
+NOISE_ROW = Row("10.1.1.1", "dpd timeout", 2, datetime(2024, 3, 5, 10, 0, 0))
+"""What the row-like noise outside the table shows (never one of the device's records)."""
+NOISE_BANNER = "  10.1.1.1  dpd timeout  v2  2024-03-05 10:00:00"
+DISPLAY_ACTIONS = frozenset(
+    {"clock", "version", "ike_offline", "ike_offline_history", "ike_error_history"}
 )
 
 
@@ -269,7 +282,7 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
 
     async def _execute(self, line: str) -> bool:
         """Run one typed line; ``False`` ends the session."""
-        parsed = parse_command(line)
+        parsed = parse_command(line, command_tree(self.spec.layout, bool(self.spec.spus)))
         if parsed is None:
             return True
         delay_ms = self.spec.latency_ms
@@ -294,17 +307,59 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
             await self.emit([SCREEN_LENGTH_INFO])
             return True
         if action == "clock":
-            await self.emit(_clock_lines(self.device.now_aware(), self.spec.clock.zone_label))
+            clock = self.spec.clock
+            now = self.device.now_aware()
+            lines = clock_lines(now, clock.style, clock.zone_label, clock.dst_name, clock.dst_years)
+            await self.emit(self._stamped(lines))
             return True
         if action == "version":
-            await self.emit(_version_lines(self.spec.model, self.spec.layout, self.device.uptime))
+            lines = _version_lines(self.spec.model, self.spec.layout, self.device.uptime)
+            await self.emit(self._stamped(lines))
             return True
         if action == "ike_offline":
             return await self._ike_offline(command, line)
+        if action in ("ike_offline_history", "ike_error_history"):
+            return await self._ike_history(command, line)
         await self.emit(CommandError(ErrorKind.UNRECOGNIZED, 0).lines(self.prompt))
         return True
 
-    async def _ike_offline(self, command: Command, line: str) -> bool:
+    def _stamped(self, lines: list[str]) -> list[str]:
+        """A display command's output, after the HA timestamp line if the device prints one."""
+        stamp = stamp_line(self.device.now_aware(), self.spec.stamp)
+        return lines if stamp is None else [stamp, *lines]
+
+    def _noisy(self, lines: list[str]) -> list[str]:
+        """The table with the scenario's row-like lines before and after it (outside it)."""
+        spec = self.spec
+        noise = render_row(NOISE_ROW, spec.layout)
+        if spec.leading_row_like_noise:
+            lines = [noise, *lines]
+        if spec.trailing_row_like_noise:
+            lines = [*lines, "", noise, NOISE_BANNER]
+        return lines
+
+    async def _refuse(self, command: Command, placeholder: str) -> bool:
+        """``Error: Wrong parameter`` with the caret under ``placeholder``'s value."""
+        column = command.columns.get(placeholder, 0)
+        await self.emit(CommandError(ErrorKind.WRONG_PARAMETER, column).lines(self.prompt))
+        return True
+
+    def _spu_buffer(self, command: Command) -> str | CommandError | None:
+        """The buffer ``slot S cpu C`` names (the first SPU without them; None: one buffer)."""
+        spus = self.spec.spus
+        if not spus:
+            return None
+        slot, cpu = command.params.get("<slot:0-32>"), command.params.get("<cpu:0-31>")
+        if slot is None or cpu is None:
+            return buffer_label(spus[0])
+        if not any(s == int(slot) for s, _ in spus):
+            return CommandError(ErrorKind.WRONG_PARAMETER, command.columns["<slot:0-32>"])
+        if (int(slot), int(cpu)) not in spus:
+            return CommandError(ErrorKind.WRONG_PARAMETER, command.columns["<cpu:0-31>"])
+        return f"{int(slot)}/{int(cpu)}"
+
+    async def _refused_or_slow(self, line: str) -> bool:
+        """Faults before a table: refuse the command (older firmware), or take very long."""
         spec = self.spec
         if spec.has(Fault.COMMAND_UNSUPPORTED):
             # Older firmware has no "offline-info" under "display ike": caret under that keyword.
@@ -313,17 +368,21 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
             return True
         if spec.has(Fault.VERY_SLOW):
             await asyncio.sleep(spec.very_slow_s)
-        rows, body = self.device.rendered_records(spec.layout)
-        peer = command.params.get("<ip>")
-        if peer is not None:
-            body = [line for row, line in zip(rows, body, strict=True) if row.peer == peer]
+        return False
+
+    def _shown(self, body: list[str]) -> list[str]:
+        """The rows printed of a table whose count says ``len(body)`` (truncated_table: 2/3)."""
+        if self.spec.has(Fault.TRUNCATED_TABLE):
+            return body[: max(0, (len(body) * 2) // 3)]
+        return body
+
+    async def _answer_table(self, lines: list[str]) -> None:
+        """Print a table with the stamp and noise the device adds, or the fault it has."""
+        spec = self.spec
         if spec.has(Fault.GARBAGE_OUTPUT):
             await self.emit(_garbage_lines(f"{spec.name}:{self.number}"))
-            return True
-        count = len(body)
-        if spec.has(Fault.TRUNCATED_TABLE):
-            body = body[: max(0, (count * 2) // 3)]
-        lines = frame_table(body, spec.layout, count)
+            return
+        lines = self._stamped(self._noisy(lines))
         if spec.has(Fault.DROP_MID_OUTPUT):
             half = lines[: max(1, len(lines) // 2)]
             self.write(CRLF.join(half) + CRLF)
@@ -333,6 +392,53 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
                 connection.abort()
             raise SessionClosed
         await self.emit(lines)
+
+    async def _ike_history(self, command: Command, line: str) -> bool:
+        """NE40E ``display ike offline history`` / ``display ike error history``."""
+        if await self._refused_or_slow(line):
+            return True
+        slots = [slot for slot, _ in self.spec.buffers if slot is not None]
+        wanted = command.params.get("<slot:0-32>")
+        if wanted is not None:
+            if int(wanted) not in slots:
+                return await self._refuse(command, "<slot:0-32>")
+            slots = [int(wanted)]
+        peer = command.params.get("<ip>")
+        vpn = command.params.get("<vpn:name>")
+        port = command.params.get("<port:0-65535>")
+        kind = "offline" if command.action == "ike_offline_history" else "error"
+        lines: list[str] = []
+        for slot in slots:
+            if kind == "offline":
+                rows, body = self.device.rendered_records("ne40e", str(slot))
+            else:
+                rows = self.device.error_records(str(slot))
+                body = [render_row(row, "ne40e") for row in rows]
+            body = [
+                text
+                for row, text in zip(rows, body, strict=True)
+                if (peer is None or row.peer == peer)
+                and (vpn is None or row.vpn == vpn)
+                and (port is None or row.port == int(port))
+            ]
+            if lines:
+                lines.append("")
+            lines += frame_history_section(self._shown(body), slot, len(body), kind)
+        await self._answer_table(lines)
+        return True
+
+    async def _ike_offline(self, command: Command, line: str) -> bool:
+        if await self._refused_or_slow(line):
+            return True
+        buffer = self._spu_buffer(command)
+        if isinstance(buffer, CommandError):
+            await self.emit(buffer.lines(self.prompt))
+            return True
+        rows, body = self.device.rendered_records(self.spec.layout, buffer)
+        peer = command.params.get("<ip>")
+        if peer is not None:
+            body = [text for row, text in zip(rows, body, strict=True) if row.peer == peer]
+        await self._answer_table(frame_table(self._shown(body), self.spec.layout, len(body)))
         return True
 
     async def emit(self, lines: list[str]) -> None:
@@ -386,23 +492,19 @@ def _vrp_time(now: datetime) -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
 
 
-def _clock_lines(now: datetime, label: str | None) -> list[str]:
-    """``display clock`` on VRP5/VRP8."""
-    offset = now.strftime("%z")
-    zone = label or now.tzname() or "UTC"
-    return [
-        _vrp_time(now),
-        now.strftime("%A"),
-        f"Time Zone({zone}) : UTC{offset[:3]}:{offset[3:]}",
-    ]
-
-
 def _version_lines(model: str, layout: str, uptime: object) -> list[str]:
     """``display version``: the VRP banner and the model."""
     days = getattr(uptime, "days", 0)
     seconds = getattr(uptime, "seconds", 0)
     hours, minutes = seconds // 3600, (seconds % 3600) // 60
     up = f"{days} days, {hours} hours, {minutes} minutes"
+    if layout == "ne40e":
+        return [
+            "Huawei Versatile Routing Platform Software",
+            "VRP (R) software, Version 8.180 (NE40E V800R012C00SPC300)",
+            "Copyright (C) 2012-2020 Huawei Technologies Co., Ltd.",
+            f"HUAWEI {model} uptime is {up}",
+        ]
     if layout == "router":
         return [
             "Huawei Versatile Routing Platform Software",
@@ -414,7 +516,9 @@ def _version_lines(model: str, layout: str, uptime: object) -> list[str]:
         ]
     return [
         "Huawei Versatile Routing Platform Software",
-        "VRP (R) software, Version 5.170 (USG6500E V600R007C20SPC600)",
+        "VRP (R) software, Version 5.170 (USG6500E V600R007C20SPC600)"
+        if model.startswith("USG6")
+        else "VRP (R) software, Version 5.160 (USG9500 V500R005C20SPC500)",
         "Copyright (C) 2014-2021 Huawei Technologies Co., Ltd.",
         f"{model} uptime is {up}",
         "Patch version: V600R007SPH010",

@@ -81,6 +81,29 @@ def test_sigint_stops_cleanly_and_journals_are_written(
     assert any('"display ike offline-info"' in line for line in lines)
 
 
+def test_variants_scenario_serves_every_variant(mock_fleet_process: Any) -> None:
+    fleet = mock_fleet_process(["--scenario", "variants", "--single-address"], password="pw")
+    hosts = yaml.safe_load(fleet.inventory_path.read_text())
+    assert fleet.ready_line == f"READY {len(hosts)} devices"
+    assert {"ne40e-slots", "fw-spu", "fw-stamp-time-first", "ar-clock-dst"} <= set(hosts)
+    ne40e = hosts["ne40e-slots"]
+    connection = ConnectHandler(
+        device_type=ne40e["platform"],
+        host=ne40e["hostname"],
+        port=ne40e["port"],
+        username=ne40e["username"],
+        password="pw",
+        conn_timeout=10,
+    )
+    try:
+        output = str(connection.send_command("display ike offline history", read_timeout=20))
+    finally:
+        connection.disconnect()
+    assert "IKE Offline Information for Slot : 3" in output
+    assert "Unrecognized command" in read_display(ne40e, "pw")
+    assert fleet.stop(signal.SIGTERM) == 0
+
+
 def test_missing_password_is_one_clear_error(capsys: Any, monkeypatch: Any) -> None:
     monkeypatch.delenv("MOCK_PASSWORD", raising=False)
     assert main(["--count", "2"]) == 2
