@@ -31,6 +31,7 @@ __all__ = [
     "classify_error",
     "legacy_kex_available",
     "one_line",
+    "target_answered",
 ]
 
 # Here rather than in collector.vrp_session (which uses them too): the negotiation advice
@@ -87,6 +88,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def target_answered(exc: BaseException) -> bool:
+    """Whether ``exc`` is the target device's own answer (its host key, or authentication
+    refused): the connection to it worked, so a jump host in between did its job."""
+    answers = (
+        HostKeyError,
+        paramiko.BadHostKeyException,
+        paramiko.AuthenticationException,
+        NetmikoAuthenticationException,
+    )
+    return any(isinstance(item, answers) for item in _chain(exc))
 
 
 def _negotiation_message(detail: str) -> str:
