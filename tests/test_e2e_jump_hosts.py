@@ -1,0 +1,262 @@
+"""Jump hosts end to end: the real CLI, a real OpenSSH ``sshd`` bastion, mock devices behind it.
+
+One test per row of issue 17's table, on netmiko and napalm. Every ssh_config here is
+one that plain ``ssh -F`` accepts; each test asserts the records in the JSON report and,
+from the bastion's log, that every connection went through it (and where to). The
+bastion listens on 127.0.0.2 and 127.0.0.3, the mock devices on 127.0.0.1, so an
+``Host 127.0.0.1`` block applies to the devices and never to the hops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sshd_server import Bastion
+from test_e2e_faults import assert_matches_mock
+
+from collector.cli import main
+from mock_devices.fleet import FleetThread, start_fleet
+
+PASSWORD = "canary-Jump-pw-5177"
+TIMEOUT = 20
+TRANSPORTS = ("netmiko", "napalm")
+
+SCENARIO: dict[str, Any] = {
+    "defaults": {"username": "admin", "layout": "router", "timezone": "UTC"},
+    "devices": [
+        {"name": "dev1", "records": {"generate": {"count": 7, "seed": 11}}},
+        {"name": "dev2", "layout": "firewall", "records": {"generate": {"count": 30, "seed": 12}}},
+        {"name": "dev3", "records": {"generate": {"count": 0}}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
+    running = start_fleet(SCENARIO, password=PASSWORD)
+    yield running
+    running.stop()
+
+
+def write_inventory(directory: Path, fleet: FleetThread, *, username: bool = True) -> Path:
+    hosts: dict[str, Any] = {}
+    for device in fleet.devices:
+        entry: dict[str, Any] = {
+            "hostname": device.host,
+            "port": device.port,
+            "platform": device.spec.platform,
+        }
+        if username:
+            entry["username"] = device.username
+        hosts[device.name] = entry
+    path = directory / "hosts.yaml"
+    path.write_text(yaml.safe_dump(hosts), encoding="utf-8")
+    return path
+
+
+def hop_block(
+    bastion: Bastion, *names: str, key: Path | None = None, known: Path | None = None
+) -> str:
+    """Settings for the bastion's own ``ssh`` (the jump): its key and its host key."""
+    return (
+        f"Host {' '.join(names)}\n"
+        f"    IdentityFile {key or bastion.key}\n"
+        "    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {known or bastion.known_hosts}\n"
+        "    GlobalKnownHostsFile /dev/null\n"
+        "    StrictHostKeyChecking yes\n"
+    )
+
+
+def alias(name: str, host: str, bastion: Bastion) -> str:
+    """A ``Host`` block naming one of the bastion's addresses."""
+    return f"Host {name}\n    HostName {host}\n    Port {bastion.port}\n    User {bastion.user}\n\n"
+
+
+def usual_jump(bastion: Bastion) -> str:
+    """``ProxyJump user@host:port`` for the devices (the form netmiko broke)."""
+    return f"Host 127.0.0.1\n    ProxyJump {bastion.user}@{bastion.host}:{bastion.port}\n\n"
+
+
+class Run:
+    def __init__(self, code: int, stderr: str, report: dict[str, Any]) -> None:
+        self.code = code
+        self.stderr = stderr
+        self.report = report
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return {device["name"]: device for device in self.report["devices"]}
+
+
+def collect(tmp_path: Path, inventory: Path, config: str, transport: str, *args: str) -> Run:
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(config, encoding="utf-8")
+    output = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "collect",
+            "--inventory",
+            str(inventory),
+            "--ssh-config",
+            str(ssh_config),
+            "--transport",
+            transport,
+            "--known-hosts",
+            str(tmp_path / "known_hosts"),
+            "--no-store",
+            "--timeout",
+            str(TIMEOUT),
+            "--retries",
+            "0",
+            "--format",
+            "json",
+            "--output",
+            str(output),
+            *args,
+        ],
+        env={"IKE_COLLECTOR_PASSWORD": PASSWORD},
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in result.stderr
+    assert output.is_file(), result.stderr
+    return Run(result.exit_code, result.stderr, json.loads(output.read_text(encoding="utf-8")))
+
+
+def assert_all_read_through(run: Run, fleet: FleetThread, bastion: Bastion, since: int) -> None:
+    assert run.code == 0, run.stderr
+    devices = run.devices()
+    for state in fleet.devices:
+        assert_matches_mock(devices[state.name], state)
+    targets = sorted(bastion.forwards(since))
+    assert [t for t in targets if t[0] == "127.0.0.1"] == sorted(
+        (state.host, state.port) for state in fleet.devices
+    ), bastion.log_text()[since:]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_proxy_command_with_tokens(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    since = bastion.mark()
+    config = (
+        "Host 127.0.0.1\n"
+        f"    ProxyCommand ssh -F /dev/null -i {bastion.key}"
+        f" -o UserKnownHostsFile={bastion.known_hosts} -o BatchMode=yes"
+        f" -p {bastion.port} -W %h:%p {bastion.user}@{bastion.host}\n"
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_all_read_through(run, fleet, bastion, since)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("form", ["{user}@{host}:{port}", "ssh://{user}@{host}:{port}"])
+def test_proxy_jump_user_host_port(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str, form: str
+) -> None:
+    """The usual form: netmiko handed ``user@host:port`` to ssh as a host name."""
+    since = bastion.mark()
+    jump = form.format(user=bastion.user, host=bastion.host, port=bastion.port)
+    config = f"Host 127.0.0.1\n    ProxyJump {jump}\n\n" + hop_block(bastion, bastion.host)
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_all_read_through(run, fleet, bastion, since)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_proxy_jump_alias_with_its_own_host_block(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    since = bastion.mark()
+    config = (
+        "Host 127.0.0.1\n    ProxyJump bastion\n\n"
+        + alias("bastion", bastion.host, bastion)
+        + hop_block(bastion, "bastion")
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_all_read_through(run, fleet, bastion, since)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_proxy_jump_two_hops(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    """``ProxyJump j1,j2``: collector -> j1 -> j2 -> device, as OpenSSH chains them."""
+    since = bastion.mark()
+    config = (
+        "Host 127.0.0.1\n    ProxyJump j1,j2\n\n"
+        + alias("j1", bastion.host, bastion)
+        + alias("j2", bastion.second_host, bastion)
+        + hop_block(bastion, "j1", "j2")
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_all_read_through(run, fleet, bastion, since)
+    # j1 forwarded to j2 once per device, and j2 forwarded to each device.
+    to_second_hop = [t for t in bastion.forwards(since) if t[0] == bastion.second_host]
+    assert to_second_hop == [(bastion.second_host, bastion.port)] * len(fleet.devices)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_user_only_in_ssh_config(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    """No username in the inventory, no --username: ``User`` of the ssh_config is used."""
+    since = bastion.mark()
+    user = fleet.devices[0].username
+    config = (
+        f"Host 127.0.0.1\n    User {user}\n\n"
+        + usual_jump(bastion)
+        + hop_block(bastion, bastion.host)
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet, username=False), config, transport)
+    assert_all_read_through(run, fleet, bastion, since)
+
+
+def assert_jump_host_failures(run: Run, fleet: FleetThread, said: str) -> None:
+    assert run.code == 3, run.stderr
+    devices = run.devices()
+    for state in fleet.devices:
+        device = devices[state.name]
+        error = device["error"]
+        assert device["status"] == "failed"
+        assert error["kind"] == "jump-host", error
+        assert said in error["message"], error
+        assert "exit status 255" in error["message"], error
+        assert f"127.0.0.1:{state.port}" in error["message"], error  # the real target
+        assert device["records"] == []
+    # It came from the bastion's answer, not from the deadline.
+    assert run.report["summary"]["run"]["duration_seconds"] < TIMEOUT / 2, run.report["summary"]
+    assert "jump-host" in run.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bastion_refuses_the_key(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    since = bastion.mark()
+    config = usual_jump(bastion) + hop_block(bastion, bastion.host, key=bastion.wrong_key)
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_jump_host_failures(run, fleet, "Permission denied (publickey)")
+    assert bastion.log_text()[since:].count(f"Failed publickey for {bastion.user}") == len(
+        fleet.devices
+    )
+    assert bastion.forwards(since) == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bastion_host_key_unknown(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+) -> None:
+    since = bastion.mark()
+    config = usual_jump(bastion) + hop_block(bastion, bastion.host, known=bastion.empty_known_hosts)
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
+    assert_jump_host_failures(run, fleet, "Host key verification failed.")
+    assert "Accepted publickey" not in bastion.log_text()[since:]
+    assert bastion.forwards(since) == []
