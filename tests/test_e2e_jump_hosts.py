@@ -10,6 +10,7 @@ bastion listens on 127.0.0.2 and 127.0.0.3, the mock devices on 127.0.0.1, so an
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,77 @@ def test_bastion_host_key_unknown(
     assert_jump_host_failures(run, fleet, "Host key verification failed.")
     assert "Accepted publickey" not in bastion.log_text()[since:]
     assert bastion.forwards(since) == []
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_device_unreachable_from_the_bastion(
+    tmp_path: Path, bastion: Bastion, transport: str
+) -> None:
+    """The bastion cannot connect to the device: its words, and the device's address."""
+    port = _free_loopback_port()
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(
+        yaml.safe_dump({"gone": {"hostname": "127.0.0.1", "port": port, "username": "admin"}}),
+        encoding="utf-8",
+    )
+    since = bastion.mark()
+    config = usual_jump(bastion) + hop_block(bastion, bastion.host)
+    run = collect(tmp_path, inventory, config, transport)
+    error = run.devices()["gone"]["error"]
+    assert error["kind"] == "jump-host", error
+    assert "connect failed: Connection refused" in error["message"], error
+    assert f"to 127.0.0.1:{port}" in error["message"], error
+    assert bastion.forwards(since) == [("127.0.0.1", port)]
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(cmdline)
+    return found
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_hung_proxy_ends_at_the_deadline_and_is_ended(
+    tmp_path: Path, fleet: FleetThread, transport: str
+) -> None:
+    """A proxy that never answers: ``timeout`` at the deadline (the watchdog ends it)."""
+    marker = "59.1731"
+    config = f"Host 127.0.0.1\n    ProxyCommand sleep {marker}\n"
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport, "--timeout", "2")
+    for device in run.devices().values():
+        assert device["error"]["kind"] == "timeout", device["error"]
+        assert "via ProxyCommand 'sleep 59.1731'" in device["error"]["message"]
+    assert _processes_with(f"sleep {marker}") == []
+
+
+def test_proxy_command_gets_no_password(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion
+) -> None:
+    """The proxy's environment: the collector's, minus the password variable."""
+    seen = tmp_path / "proxy-env.txt"
+    since = bastion.mark()
+    config = (
+        "Host 127.0.0.1\n"
+        f"    ProxyCommand sh -c 'env >>{seen}; exec ssh -F /dev/null -i {bastion.key}"
+        f" -o UserKnownHostsFile={bastion.known_hosts} -o BatchMode=yes"
+        f" -p {bastion.port} -W %h:%p {bastion.user}@{bastion.host}'\n"
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, "netmiko")
+    assert_all_read_through(run, fleet, bastion, since)
+    text = seen.read_text(encoding="utf-8")
+    assert text.count("\nPATH=") + text.startswith("PATH=") == len(fleet.devices)
+    assert PASSWORD not in text
+    assert "IKE_COLLECTOR_PASSWORD" not in text
