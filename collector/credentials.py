@@ -182,8 +182,9 @@ def load_credentials(
     """Gather the credentials of a run.
 
     Order for the password: the environment variable ``password_env``; else a hidden
-    prompt when ``interactive`` (default: stdin is a terminal); else none if a key file
-    or the agent can log in; else :class:`CredentialsError`.
+    prompt when ``interactive`` (default: stdin is a terminal); else none if a key file,
+    the agent or an ssh_config (its ``IdentityFile``) can log in; else
+    :class:`CredentialsError`.
 
     Raises:
         CredentialsError: one line saying what to set.
@@ -201,7 +202,7 @@ def load_credentials(
             interactive = sys.stdin is not None and sys.stdin.isatty()
         if interactive:
             password = prompt()
-        elif key_path is None and not use_agent:
+        elif key_path is None and not use_agent and config_path is None:
             raise CredentialsError(
                 f"no SSH password: set the environment variable {password_env} "
                 "(or name another with --password-env), run from a terminal to be prompted, "

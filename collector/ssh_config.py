@@ -210,6 +210,11 @@ def expand_tokens(command: str, values: Mapping[str, str], *, setting: str = "Pr
         key = match.group(1)
         if key == "%":
             return "%"
+        if key == "r" and "r" not in values:
+            raise SshConfigError(
+                f"{setting}: %r in {command!r} needs a user name: set 'username' in the"
+                " inventory or User in the ssh_config, or pass --username"
+            )
         if key not in values:
             accepted = ", ".join(f"%{name}" for name in ("%", *sorted(values)))
             raise SshConfigError(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import os
 import re
 import socket
 import threading
@@ -275,8 +276,11 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                 disabled = dict(params.get("disabled_algorithms") or {})
                 disabled["kex"] = sorted(set(disabled.get("kex", [])) | set(LEGACY_KEX))
                 params["disabled_algorithms"] = disabled
-        if self.identity_files and not params.get("key_filename"):
-            params["key_filename"] = list(self.identity_files)
+        # ssh_config IdentityFile: the ones that exist, as OpenSSH skips missing ones
+        # (paramiko would raise FileNotFoundError on the first).
+        identities = [path for path in self.identity_files if os.path.isfile(path)]
+        if identities and not params.get("key_filename"):
+            params["key_filename"] = identities
         self._target = (str(params["hostname"]), int(params["port"]))
         if self.proxy is not None:
             params["sock"] = self._start_proxy(self.proxy)

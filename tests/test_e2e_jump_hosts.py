@@ -23,6 +23,7 @@ from test_e2e_faults import assert_matches_mock
 
 from collector.cli import main
 from mock_devices.fleet import FleetThread, start_fleet
+from mock_devices.pytest_plugin import FleetFactory
 
 PASSWORD = "canary-Jump-pw-5177"
 TIMEOUT = 20
@@ -95,7 +96,14 @@ class Run:
         return {device["name"]: device for device in self.report["devices"]}
 
 
-def collect(tmp_path: Path, inventory: Path, config: str, transport: str, *args: str) -> Run:
+def collect(
+    tmp_path: Path,
+    inventory: Path,
+    config: str,
+    transport: str,
+    *args: str,
+    password: str | None = PASSWORD,
+) -> Run:
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text(config, encoding="utf-8")
     output = tmp_path / "report.json"
@@ -122,7 +130,7 @@ def collect(tmp_path: Path, inventory: Path, config: str, transport: str, *args:
             str(output),
             *args,
         ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD},
+        env={"IKE_COLLECTOR_PASSWORD": password},
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
@@ -218,6 +226,30 @@ def test_user_only_in_ssh_config(
     )
     run = collect(tmp_path, write_inventory(tmp_path, fleet, username=False), config, transport)
     assert_all_read_through(run, fleet, bastion, since)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_identity_file_from_ssh_config(
+    tmp_path: Path, mock_fleet: FleetFactory, bastion: Bastion, transport: str
+) -> None:
+    """No password at all: the devices' key comes from ``IdentityFile`` of the ssh_config
+    (a missing IdentityFile listed first is skipped, as OpenSSH does)."""
+    public = bastion.key.with_suffix(".pub").read_text(encoding="utf-8").strip()
+    keyed = mock_fleet(
+        {
+            "defaults": {"username": "admin", "authorized_keys": [public]},
+            "devices": [{"name": "k1", "records": {"generate": {"count": 3, "seed": 5}}}],
+        }
+    )
+    since = bastion.mark()
+    config = (
+        f"Host 127.0.0.1\n    IdentityFile {tmp_path / 'missing_key'}\n"
+        f"    IdentityFile {bastion.key}\n\n"
+        + usual_jump(bastion)
+        + hop_block(bastion, bastion.host)
+    )
+    run = collect(tmp_path, write_inventory(tmp_path, keyed), config, transport, password=None)
+    assert_all_read_through(run, keyed, bastion, since)
 
 
 def assert_jump_host_failures(run: Run, fleet: FleetThread, said: str) -> None:
