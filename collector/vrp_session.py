@@ -253,6 +253,8 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         proxy = self._proxy
         if proxy is None or self._aborted.is_set() or target_answered(exc):
             return None
+        if isinstance(exc, SessionError):  # already explained (the device's login answers)
+            return None
         wait = min(_PROXY_EXIT_WAIT, max(0.0, self.deadline.remaining()))
         said = proxy.failure(wait)
         if said is None:

@@ -10,6 +10,7 @@ bastion listens on 127.0.0.2 and 127.0.0.3, the mock devices on 127.0.0.1, so an
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,19 +152,34 @@ def assert_all_read_through(run: Run, fleet: FleetThread, bastion: Bastion, sinc
     ), bastion.log_text()[since:]
 
 
+def read_through(
+    tmp_path: Path,
+    fleet: FleetThread,
+    bastion: Bastion,
+    config: str,
+    transport: str,
+    *,
+    username: bool = True,
+    password: str | None = PASSWORD,
+) -> None:
+    """Collect with ``config``: every device read, each through the bastion."""
+    since = bastion.mark()
+    inventory = write_inventory(tmp_path, fleet, username=username)
+    run = collect(tmp_path, inventory, config, transport, password=password)
+    assert_all_read_through(run, fleet, bastion, since)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_proxy_command_with_tokens(
     tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
 ) -> None:
-    since = bastion.mark()
     config = (
         "Host 127.0.0.1\n"
         f"    ProxyCommand ssh -F /dev/null -i {bastion.key}"
         f" -o UserKnownHostsFile={bastion.known_hosts} -o BatchMode=yes"
         f" -p {bastion.port} -W %h:%p {bastion.user}@{bastion.host}\n"
     )
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, transport)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -172,25 +188,21 @@ def test_proxy_jump_user_host_port(
     tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str, form: str
 ) -> None:
     """The usual form: netmiko handed ``user@host:port`` to ssh as a host name."""
-    since = bastion.mark()
     jump = form.format(user=bastion.user, host=bastion.host, port=bastion.port)
     config = f"Host 127.0.0.1\n    ProxyJump {jump}\n\n" + hop_block(bastion, bastion.host)
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, transport)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_proxy_jump_alias_with_its_own_host_block(
     tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
 ) -> None:
-    since = bastion.mark()
     config = (
         "Host 127.0.0.1\n    ProxyJump bastion\n\n"
         + alias("bastion", bastion.host, bastion)
         + hop_block(bastion, "bastion")
     )
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, transport)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -205,8 +217,7 @@ def test_proxy_jump_two_hops(
         + alias("j2", bastion.second_host, bastion)
         + hop_block(bastion, "j1", "j2")
     )
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, transport)
     # j1 forwarded to j2 once per device, and j2 forwarded to each device.
     to_second_hop = [t for t in bastion.forwards(since) if t[0] == bastion.second_host]
     assert to_second_hop == [(bastion.second_host, bastion.port)] * len(fleet.devices)
@@ -217,15 +228,13 @@ def test_user_only_in_ssh_config(
     tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
 ) -> None:
     """No username in the inventory, no --username: ``User`` of the ssh_config is used."""
-    since = bastion.mark()
     user = fleet.devices[0].username
     config = (
         f"Host 127.0.0.1\n    User {user}\n\n"
         + usual_jump(bastion)
         + hop_block(bastion, bastion.host)
     )
-    run = collect(tmp_path, write_inventory(tmp_path, fleet, username=False), config, transport)
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, transport, username=False)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -241,15 +250,13 @@ def test_identity_file_from_ssh_config(
             "devices": [{"name": "k1", "records": {"generate": {"count": 3, "seed": 5}}}],
         }
     )
-    since = bastion.mark()
     config = (
         f"Host 127.0.0.1\n    IdentityFile {tmp_path / 'missing_key'}\n"
         f"    IdentityFile {bastion.key}\n\n"
         + usual_jump(bastion)
         + hop_block(bastion, bastion.host)
     )
-    run = collect(tmp_path, write_inventory(tmp_path, keyed), config, transport, password=None)
-    assert_all_read_through(run, keyed, bastion, since)
+    read_through(tmp_path, keyed, bastion, config, transport, password=None)
 
 
 def assert_jump_host_failures(run: Run, fleet: FleetThread, said: str) -> None:
@@ -270,28 +277,26 @@ def assert_jump_host_failures(run: Run, fleet: FleetThread, said: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_bastion_refuses_the_key(
-    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
+@pytest.mark.parametrize("failure", ["refused key", "unknown host key"])
+def test_bastion_failure_is_jump_host_with_its_message(
+    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str, failure: str
 ) -> None:
+    """The bastion refuses the key, or its host key is unknown: what plain ssh says."""
     since = bastion.mark()
-    config = usual_jump(bastion) + hop_block(bastion, bastion.host, key=bastion.wrong_key)
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_jump_host_failures(run, fleet, "Permission denied (publickey)")
-    assert bastion.log_text()[since:].count(f"Failed publickey for {bastion.user}") == len(
-        fleet.devices
-    )
-    assert bastion.forwards(since) == []
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_bastion_host_key_unknown(
-    tmp_path: Path, fleet: FleetThread, bastion: Bastion, transport: str
-) -> None:
-    since = bastion.mark()
-    config = usual_jump(bastion) + hop_block(bastion, bastion.host, known=bastion.empty_known_hosts)
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, transport)
-    assert_jump_host_failures(run, fleet, "Host key verification failed.")
-    assert "Accepted publickey" not in bastion.log_text()[since:]
+    if failure == "refused key":
+        hop = hop_block(bastion, bastion.host, key=bastion.wrong_key)
+        said, logged = "Permission denied (publickey)", f"Failed publickey for {bastion.user} "
+    else:
+        hop = hop_block(bastion, bastion.host, known=bastion.empty_known_hosts)
+        said, logged = (
+            "Host key verification failed.",
+            r"Connection closed by [\d.]+ port \d+ \[preauth\]",
+        )
+    run = collect(tmp_path, write_inventory(tmp_path, fleet), usual_jump(bastion) + hop, transport)
+    assert_jump_host_failures(run, fleet, said)
+    log = bastion.log_text()[since:]
+    assert len(re.findall(logged, log)) == len(fleet.devices), log  # each one reached it
+    assert "Accepted publickey" not in log
     assert bastion.forwards(since) == []
 
 
@@ -354,15 +359,13 @@ def test_proxy_command_gets_no_password(
 ) -> None:
     """The proxy's environment: the collector's, minus the password variable."""
     seen = tmp_path / "proxy-env.txt"
-    since = bastion.mark()
     config = (
         "Host 127.0.0.1\n"
         f"    ProxyCommand sh -c 'env >>{seen}; exec ssh -F /dev/null -i {bastion.key}"
         f" -o UserKnownHostsFile={bastion.known_hosts} -o BatchMode=yes"
         f" -p {bastion.port} -W %h:%p {bastion.user}@{bastion.host}'\n"
     )
-    run = collect(tmp_path, write_inventory(tmp_path, fleet), config, "netmiko")
-    assert_all_read_through(run, fleet, bastion, since)
+    read_through(tmp_path, fleet, bastion, config, "netmiko")
     text = seen.read_text(encoding="utf-8")
     assert text.count("\nPATH=") + text.startswith("PATH=") == len(fleet.devices)
     assert PASSWORD not in text
