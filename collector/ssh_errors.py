@@ -28,6 +28,7 @@ __all__ = [
     "ConnectionDropped",
     "DeadlinePassed",
     "SessionError",
+    "banner_timed_out",
     "classify_error",
     "legacy_kex_available",
     "one_line",
@@ -100,6 +101,17 @@ def target_answered(exc: BaseException) -> bool:
         NetmikoAuthenticationException,
     )
     return any(isinstance(item, answers) for item in _chain(exc))
+
+
+def banner_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is paramiko giving up waiting for the SSH banner (its banner
+    timeout, not an EOF): paramiko raises "Error reading SSH protocol banner" from the
+    socket timeout."""
+    chain = list(_chain(exc))
+    banner = any(
+        isinstance(item, paramiko.SSHException) and "protocol banner" in str(item) for item in chain
+    )
+    return banner and any(isinstance(item, TimeoutError) for item in chain)
 
 
 def _negotiation_message(detail: str) -> str:

@@ -60,6 +60,7 @@ from collector.ssh_errors import (
     ConnectionDropped,
     DeadlinePassed,
     SessionError,
+    banner_timed_out,
     legacy_kex_available,
     target_answered,
 )
@@ -245,7 +246,21 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             failure = self._jump_host_failure(exc)
             if failure is not None:
                 raise SessionError(ErrorKind.JUMP_HOST, failure) from exc
+            if self._banner_timed_out(exc):
+                host, port = self._target
+                raise SessionError(
+                    ErrorKind.TIMEOUT,
+                    f"no SSH banner from {host}:{port} within ConnectTimeout"
+                    f" {self.connect_timeout:g} s (ssh_config)",
+                ) from exc
             raise
+
+    def _banner_timed_out(self, exc: BaseException) -> bool:
+        """Whether paramiko gave up on the banner before the deadline: the ssh_config's
+        ConnectTimeout did it (OpenSSH: "Connection timed out during banner exchange")."""
+        if not self.connect_timeout or self._aborted.is_set() or self.deadline.expired:
+            return False
+        return banner_timed_out(exc)
 
     def _jump_host_failure(self, exc: BaseException) -> str | None:
         """The proxy's own account of a failed connect, or None (no proxy, aborted, the

@@ -370,3 +370,27 @@ def test_proxy_command_gets_no_password(
     assert text.count("\nPATH=") + text.startswith("PATH=") == len(fleet.devices)
     assert PASSWORD not in text
     assert "IKE_COLLECTOR_PASSWORD" not in text
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_connect_timeout_bounds_the_wait_for_the_banner(
+    tmp_path: Path, mock_fleet: FleetFactory, transport: str
+) -> None:
+    """``ConnectTimeout 1``: a device that accepts but never sends its banner fails after
+    about a second, not at the 20 s deadline."""
+    mute = mock_fleet(
+        {
+            "defaults": {"username": "admin"},
+            "devices": [{"name": "mute", "faults": ["hang_no_banner"]}],
+        },
+        password=PASSWORD,
+    )
+    config = "Host 127.0.0.1\n    ConnectTimeout 1\n"
+    run = collect(tmp_path, write_inventory(tmp_path, mute), config, transport)
+    error = run.devices()["mute"]["error"]
+    assert error["kind"] == "timeout", error
+    assert error["message"] == (
+        f"no SSH banner from 127.0.0.1:{mute.devices[0].port} within ConnectTimeout 1 s"
+        " (ssh_config)"
+    )
+    assert run.report["summary"]["run"]["duration_seconds"] < TIMEOUT / 2
