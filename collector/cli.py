@@ -447,7 +447,10 @@ def _duration_value(
     help="Environment variable holding the SSH password (else a hidden prompt on a terminal).",
 )
 @click.option(
-    "--username", "-u", default=None, help="SSH user for devices with none in the inventory."
+    "--username",
+    "-u",
+    default=None,
+    help="SSH user for devices with none in the inventory or the ssh_config.",
 )
 @click.option(
     "--key-file",
@@ -460,7 +463,8 @@ def _duration_value(
     "--ssh-config",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="OpenSSH client config (ProxyJump / ProxyCommand for jump hosts).",
+    help="OpenSSH client config: ProxyJump / ProxyCommand (jump hosts), User, Port, HostName,"
+    " IdentityFile, ConnectTimeout, ServerAliveInterval.",
 )
 @click.option(
     "--known-hosts",
@@ -564,6 +568,7 @@ def collect_command(
     from collector.hostkeys import KnownHosts
     from collector.inventory import InventoryError, load_inventory, select
     from collector.lock import LockHeld, RunLock, default_lock_path
+    from collector.ssh_config import SshConfigError, resolve_device
     from collector.ssh_errors import legacy_kex_available
     from collector.transport import NapalmTransport, NetmikoTransport
 
@@ -591,14 +596,20 @@ def collect_command(
             check_device_settings(device)
         except (ZoneError, InvalidDeviceSetting) as error:
             raise CommandError(f"{inventory.path}: device {device.name}: {error}") from None
-    if username is None:
-        missing = [device.name for device in devices if not device.username]
-        if missing:
-            raise CommandError(
-                f"{inventory.path}: no SSH user name for {missing[0]}"
-                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-                + ": set 'username' in the inventory or pass --username"
-            )
+    missing: list[str] = []
+    for device in devices:  # the ssh_config may name the user; a broken one stops here
+        try:
+            target = resolve_device(device, ssh_config, username)
+        except SshConfigError as error:
+            raise CommandError(f"device {device.name}: {error}") from None
+        if target.user is None:
+            missing.append(device.name)
+    if missing:
+        raise CommandError(
+            f"{inventory.path}: no SSH user name for {missing[0]}"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            + ": set 'username' in the inventory or 'User' in the ssh_config, or pass --username"
+        )
     try:
         credentials = load_credentials(
             username,

@@ -3,8 +3,8 @@
 The password never comes from the inventory or the command line (argv is visible in the
 process list): it comes from an environment variable (``--password-env``, default
 ``IKE_COLLECTOR_PASSWORD``), else from a hidden prompt when stdin is a terminal, else the
-run stops with :class:`CredentialsError`. Keys (``key_file``), the SSH agent and an OpenSSH
-``ssh_config`` file (jump hosts) are passed through to netmiko.
+run stops with :class:`CredentialsError`. Keys (``key_file``) and the SSH agent are passed to
+netmiko; an OpenSSH ``ssh_config`` is resolved per device by :mod:`collector.ssh_config`.
 
 The password is held in a :class:`Secret`, whose ``repr``, ``str`` and ``format`` are
 masked, so it cannot end up in a log line, an exception message or a report by accident.
@@ -104,7 +104,7 @@ use_agent=False, ssh_config_file=None, passphrase=None)
     use_agent: bool = False
     """Offer the keys held by the SSH agent (``SSH_AUTH_SOCK``)."""
     ssh_config_file: Path | None = None
-    """An OpenSSH client config (``ProxyJump``/``ProxyCommand`` for jump hosts)."""
+    """An OpenSSH client config, resolved per device by :mod:`collector.ssh_config`."""
     passphrase: Secret | None = None
     """Passphrase of ``key_file``, if it is encrypted."""
 
@@ -112,15 +112,17 @@ use_agent=False, ssh_config_file=None, passphrase=None)
         return repr(self)
 
     def username_for(self, device_username: str | None) -> str:
-        """The user name for one device: the inventory's, else this default.
+        """The user name for one device: the inventory's (or its ssh_config's, see
+        :func:`collector.ssh_config.resolve`), else this default.
 
         Raises:
-            CredentialsError: neither is set.
+            CredentialsError: none is set.
         """
         name = device_username or self.username
         if not name:
             raise CredentialsError(
-                "no SSH user name: set 'username' in the inventory or pass --username"
+                "no SSH user name: set 'username' in the inventory or 'User' in the"
+                " ssh_config, or pass --username"
             )
         return name
 
@@ -180,8 +182,9 @@ def load_credentials(
     """Gather the credentials of a run.
 
     Order for the password: the environment variable ``password_env``; else a hidden
-    prompt when ``interactive`` (default: stdin is a terminal); else none if a key file
-    or the agent can log in; else :class:`CredentialsError`.
+    prompt when ``interactive`` (default: stdin is a terminal); else none if a key file,
+    the agent or an ssh_config (its ``IdentityFile``) can log in; else
+    :class:`CredentialsError`.
 
     Raises:
         CredentialsError: one line saying what to set.
@@ -199,7 +202,7 @@ def load_credentials(
             interactive = sys.stdin is not None and sys.stdin.isatty()
         if interactive:
             password = prompt()
-        elif key_path is None and not use_agent:
+        elif key_path is None and not use_agent and config_path is None:
             raise CredentialsError(
                 f"no SSH password: set the environment variable {password_env} "
                 "(or name another with --password-env), run from a terminal to be prompted, "

@@ -389,6 +389,10 @@ class ErrorKind(StrEnum):
     """The per-device deadline passed (connect, login or command)."""
     HOST_KEY = "host-key"
     """The device's SSH host key is unknown (strict mode) or has changed."""
+    JUMP_HOST = "jump-host"
+    """The ``ProxyJump``/``ProxyCommand`` of the ssh_config failed before the device's SSH
+    session was up (the bastion refused the key, its host key is unknown, it could not
+    reach the device): the message carries the proxy's own words and exit status."""
     COMMAND_REJECTED = "command-rejected"
     """The device answered the command with an error."""
     INCOMPLETE_OUTPUT = "incomplete-output"

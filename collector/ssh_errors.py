@@ -28,9 +28,11 @@ __all__ = [
     "ConnectionDropped",
     "DeadlinePassed",
     "SessionError",
+    "banner_timed_out",
     "classify_error",
     "legacy_kex_available",
     "one_line",
+    "target_answered",
 ]
 
 # Here rather than in collector.vrp_session (which uses them too): the negotiation advice
@@ -87,6 +89,29 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def target_answered(exc: BaseException) -> bool:
+    """Whether ``exc`` is the target device's own answer (its host key, or authentication
+    refused): the connection to it worked, so a jump host in between did its job."""
+    answers = (
+        HostKeyError,
+        paramiko.BadHostKeyException,
+        paramiko.AuthenticationException,
+        NetmikoAuthenticationException,
+    )
+    return any(isinstance(item, answers) for item in _chain(exc))
+
+
+def banner_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is paramiko giving up waiting for the SSH banner (its banner
+    timeout, not an EOF): paramiko raises "Error reading SSH protocol banner" from the
+    socket timeout."""
+    chain = list(_chain(exc))
+    banner = any(
+        isinstance(item, paramiko.SSHException) and "protocol banner" in str(item) for item in chain
+    )
+    return banner and any(isinstance(item, TimeoutError) for item in chain)
 
 
 def _negotiation_message(detail: str) -> str:

@@ -40,6 +40,7 @@ from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
 from collector.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.ssh_config import SshConfigError, SshTarget, resolve_device
 from collector.ssh_errors import SessionError, classify_error, one_line
 from collector.vrp_session import ReadOnlyHuaweiSSH, Stage
 
@@ -209,6 +210,8 @@ class _Login:
     username: str
     deadline: Deadline
     stage: Stage
+    target: SshTarget
+    """Where to connect and how (the inventory and its ssh_config, resolved)."""
 
 
 class _SessionTransport:
@@ -260,7 +263,10 @@ class NetmikoTransport(_SessionTransport):
         """An unconnected :class:`ReadOnlyHuaweiSSH` for one device."""
         device, credentials = login.device, login.credentials
         kwargs: dict[str, Any] = {}
+        target = login.target
         for key, value in device.netmiko_extras.items():
+            if key == "ssh_config_file":
+                continue  # resolved by collector.ssh_config (login.target), not by netmiko
             if key in PASSTHROUGH_EXTRAS:
                 kwargs[key] = value
             else:
@@ -270,16 +276,14 @@ class NetmikoTransport(_SessionTransport):
             kwargs["key_file"] = str(credentials.key_file)
         if credentials.use_agent:
             kwargs["allow_agent"] = True
-        if credentials.ssh_config_file is not None:
-            kwargs["ssh_config_file"] = str(credentials.ssh_config_file)
         if credentials.passphrase is not None:
             kwargs["passphrase"] = credentials.passphrase.reveal()
         if kwargs.get("key_file") and "use_keys" not in kwargs:
             kwargs["use_keys"] = True
         seconds = max(0.1, login.deadline.remaining())
         return ReadOnlyHuaweiSSH(
-            host=device.hostname,
-            port=device.port,
+            host=target.hostname,
+            port=target.port,
             username=login.username,
             password=credentials.password.reveal() if credentials.password else None,
             device_type=device.platform,
@@ -293,6 +297,10 @@ class NetmikoTransport(_SessionTransport):
             masker=credentials.masker(),
             allow_sha1_kex=self.allow_sha1_kex,
             stage=login.stage,
+            proxy=target.proxy,
+            identity_files=target.identity_files,
+            connect_timeout=target.connect_timeout,
+            keepalive=target.server_alive_interval or 0,  # netmiko's: ServerAliveInterval
             **kwargs,
         )
 
@@ -336,6 +344,7 @@ def _collect(
     deadline = Deadline(timeout)
     username: str | None = None
     stage = Stage()
+    target = SshTarget(device.hostname, device.port, device.username)
     try:
         if device.platform not in SUPPORTED_PLATFORMS:
             raise SessionError(
@@ -343,8 +352,12 @@ def _collect(
                 f"platform {device.platform!r} is not supported"
                 f" (use one of: {', '.join(sorted(SUPPORTED_PLATFORMS))})",
             )
-        username = credentials.username_for(device.username)
-        login = _Login(device, credentials, username, deadline, stage)
+        try:
+            target = resolve_device(device, credentials.ssh_config_file, credentials.username)
+        except SshConfigError as exc:  # the CLI checks this before connecting
+            raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
+        username = credentials.username_for(target.user)
+        login = _Login(device, credentials, username, deadline, stage, target)
         device_clock: DeviceClock | None = None
         stage.phase = "SSH connect"
         with factory.session(login) as run:
@@ -357,8 +370,8 @@ def _collect(
             deadline=deadline,
             phase=stage.phase,
             username=username,
-            host=device.hostname,
-            port=device.port,
+            host=target.hostname,
+            port=target.port,
             known_hosts=factory.known_hosts,
             device_name=device.name,
             masker=masker,
@@ -498,11 +511,11 @@ class NapalmTransport(_SessionTransport):
                 connection.abort()
 
         driver = self._driver_class(
-            device.hostname,
+            login.target.hostname,
             login.username,
             "",  # the password goes to the connection factory, never into napalm's state
             timeout=max(1, int(login.deadline.seconds)),
-            optional_args={"port": device.port},
+            optional_args={"port": login.target.port},
             connection_factory=factory,
         )
 

@@ -17,9 +17,13 @@
   waits ~2 s for silence), and ``TCP_NODELAY`` is set on the socket paramiko would create
   with Nagle on.
 * **deadline**: a per-device :class:`~collector.deadline.Deadline`; a watchdog thread
-  shuts the socket and the paramiko transport when it passes, so a hung banner or a
-  silent device ends in ``timeout`` at the deadline whatever netmiko or paramiko are
-  waiting for.
+  shuts the socket and the paramiko transport when it passes (and ends a jump-host
+  proxy), so a hung banner or a silent device ends in ``timeout`` at the deadline
+  whatever netmiko or paramiko are waiting for.
+* **jump hosts**: the ssh_config is resolved by :mod:`collector.ssh_config`, not by
+  netmiko (whose ``ProxyJump`` handling builds commands OpenSSH refuses and hides their
+  errors); a proxy runs as a :class:`~collector.proxy.ProxyProcess`, and when it exits
+  before the session is up, its stderr and exit status become a ``jump-host`` error.
 
 It also holds what only the session uses: the paramiko ``Transport`` factories
 (:func:`client_transport`, :func:`legacy_transport`), the prompt/question patterns,
@@ -32,6 +36,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import os
 import re
 import socket
 import threading
@@ -47,13 +52,17 @@ from collector.commands import check_command, check_keystrokes
 from collector.credentials import SecretMasker
 from collector.deadline import Deadline
 from collector.hostkeys import KnownHosts
+from collector.proxy import ProxyProcess, ProxyStartError
 from collector.records import ErrorKind
+from collector.ssh_config import Proxy
 from collector.ssh_errors import (
     LEGACY_KEX,
     ConnectionDropped,
     DeadlinePassed,
     SessionError,
+    banner_timed_out,
     legacy_kex_available,
+    target_answered,
 )
 
 __all__ = [
@@ -74,6 +83,8 @@ _LIBRARY_SLACK = 1.0
 _NUDGE_AFTER = 2.0
 """Seconds of silence after the shell opens before pressing Enter once."""
 _MAX_LOGIN_TEXT = 256 * 1024
+_PROXY_EXIT_WAIT = 1.0
+"""After a failed connect, how long to wait for a jump-host proxy's exit status."""
 
 
 class _DemoteParamikoErrors(logging.Filter):
@@ -187,6 +198,9 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         masker: SecretMasker | None = None,
         allow_sha1_kex: bool = False,
         stage: Stage | None = None,
+        proxy: Proxy | None = None,
+        identity_files: tuple[str, ...] = (),
+        connect_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.stage = stage if stage is not None else Stage()
@@ -196,8 +210,11 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.masker = masker or SecretMasker()
         self.allow_sha1_kex = allow_sha1_kex
         self.paging = True
+        self.proxy = proxy
+        self.identity_files = identity_files
+        self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
-        self._proxy: Any = None
+        self._proxy: ProxyProcess | None = None
         self._aborted = threading.Event()
         self._abort_lock = threading.Lock()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -218,14 +235,55 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     # -- connecting ----------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Open the SSH session, answer the login questions and turn paging off."""
-        self._open()
+        """Open the SSH session, answer the login questions and turn paging off.
+
+        Raises:
+            SessionError: ``jump-host`` when the proxy ended before the session was up.
+        """
+        try:
+            self._open()
+        except Exception as exc:
+            failure = self._jump_host_failure(exc)
+            if failure is not None:
+                raise SessionError(ErrorKind.JUMP_HOST, failure) from exc
+            if self._banner_timed_out(exc):
+                host, port = self._target
+                raise SessionError(
+                    ErrorKind.TIMEOUT,
+                    f"no SSH banner from {host}:{port} within ConnectTimeout"
+                    f" {self.connect_timeout:g} s (ssh_config)",
+                ) from exc
+            raise
+
+    def _banner_timed_out(self, exc: BaseException) -> bool:
+        """Whether paramiko gave up on the banner before the deadline: the ssh_config's
+        ConnectTimeout did it (OpenSSH: "Connection timed out during banner exchange")."""
+        if not self.connect_timeout or self._aborted.is_set() or self.deadline.expired:
+            return False
+        return banner_timed_out(exc)
+
+    def _jump_host_failure(self, exc: BaseException) -> str | None:
+        """The proxy's own account of a failed connect, or None (no proxy, aborted, the
+        device itself answered, or the proxy is still fine)."""
+        proxy = self._proxy
+        if proxy is None or self._aborted.is_set() or target_answered(exc):
+            return None
+        if isinstance(exc, SessionError):  # already explained (the device's login answers)
+            return None
+        wait = min(_PROXY_EXIT_WAIT, max(0.0, self.deadline.remaining()))
+        said = proxy.failure(wait)
+        if said is None:
+            return None
+        host, port = self._target
+        return f"{said}; {proxy.proxy.description} to {host}:{port}"
 
     def _connect_params_dict(self) -> dict[str, Any]:
         params: dict[str, Any] = super()._connect_params_dict()
         slack = max(0.1, self.deadline.remaining()) + _LIBRARY_SLACK
         params["timeout"] = slack
-        params["banner_timeout"] = slack
+        # ssh_config ConnectTimeout bounds the TCP connect and the wait for the banner,
+        # as in OpenSSH.
+        params["banner_timeout"] = min(slack, self.connect_timeout or slack)
         params["auth_timeout"] = slack
         params["transport_factory"] = client_transport
         if legacy_kex_available():
@@ -235,13 +293,38 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                 disabled = dict(params.get("disabled_algorithms") or {})
                 disabled["kex"] = sorted(set(disabled.get("kex", [])) | set(LEGACY_KEX))
                 params["disabled_algorithms"] = disabled
+        # ssh_config IdentityFile: the ones that exist, as OpenSSH skips missing ones
+        # (paramiko would raise FileNotFoundError on the first).
+        identities = [path for path in self.identity_files if os.path.isfile(path)]
+        if identities and not params.get("key_filename"):
+            params["key_filename"] = identities
         self._target = (str(params["hostname"]), int(params["port"]))
-        if params.get("sock") is None:
-            params["sock"] = self._open_socket(*self._target)
+        if self.proxy is not None:
+            params["sock"] = self._start_proxy(self.proxy)
+            self.phase = f"SSH negotiation and login via {self.proxy.description}"
         else:
-            self._proxy = params["sock"]  # ssh_config ProxyCommand: closed on abort
-        self.phase = "SSH negotiation and login"
+            params["sock"] = self._open_socket(*self._target)
+            self.phase = "SSH negotiation and login"
         return params
+
+    def _start_proxy(self, proxy: Proxy) -> socket.socket:
+        """Start the jump-host proxy; its socket is shut by the watchdog like a TCP one."""
+        self.phase = f"starting {proxy.description}"
+        if self.deadline.remaining() <= 0 or self._aborted.is_set():
+            raise DeadlinePassed
+        secrets = [secret for secret in (self.password, self.passphrase) if secret]
+        try:
+            process = ProxyProcess(proxy, secrets=secrets)
+        except ProxyStartError as exc:
+            raise SessionError(ErrorKind.JUMP_HOST, str(exc)) from None
+        with self._abort_lock:
+            self._proxy = process
+            self._sock = process.sock
+            aborted = self._aborted.is_set()
+        if aborted:
+            process.terminate()
+            raise DeadlinePassed
+        return process.sock
 
     def _open_socket(self, host: str, port: int) -> socket.socket:
         """TCP connect ourselves, so Nagle is off and the watchdog can shut the socket."""
@@ -249,7 +332,8 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         remaining = self.deadline.remaining()
         if remaining <= 0 or self._aborted.is_set():
             raise DeadlinePassed
-        sock = socket.create_connection((host, port), timeout=remaining)
+        timeout = min(remaining, self.connect_timeout or remaining)
+        sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._abort_lock:
             self._sock = sock
@@ -447,6 +531,8 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             self.disconnect()
         finally:
             self._shutdown_socket()
+            if self._proxy is not None:
+                self._proxy.close()
 
     def abort(self) -> None:
         """Tear the connection down from another thread (the deadline passed)."""
@@ -462,7 +548,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                 transport.close()
         if self._proxy is not None:
             with contextlib.suppress(Exception):
-                self._proxy.close()
+                self._proxy.terminate()
 
     def _shutdown_socket(self, close: bool = True) -> None:
         with self._abort_lock:
