@@ -40,6 +40,9 @@ What comes back is a Nornir ``Result``:
 * always: ``device_result`` (the :class:`~collector.records.DeviceResult`) and ``outcome``
   (the :class:`~collector.store.DeviceOutcome` when recorded into a history, else None).
 
+What ``collect`` warns about (a wrapped buffer, a skewed device clock) is logged the same
+way, through Python logging (``collector.*`` loggers), not printed.
+
 With ``store=``, each host's result is recorded into the history as soon as it is read.
 A history *run* groups the devices of one collection (reports count new deletions per run
 and detect buffer wrap-arounds between runs), and a Nornir task cannot see where one
@@ -60,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from nornir.core.task import Result, Task
 
+from collector.collect import _warn_gap, _warn_skew
 from collector.commands import InvalidPeer, offline_info_command
 from collector.credentials import Credentials, Secret
 from collector.hostkeys import KnownHosts
@@ -290,11 +294,14 @@ def ike_offline_info(
     device_result = transport.collect(
         device, credentials, peer=peer, timeout=timeout, clock=clock_from_device
     )
+    _warn_skew(device_result)  # logged as collect logs them (logger collector.collect)
     if store is not None:
         from collector.store import StoreError
 
         try:
             outcome = store.record(device_result)
+            if outcome.gap is not None:
+                _warn_gap(outcome, device_result)
         except StoreError as error:
             return IkeOfflineResult(
                 host,
