@@ -64,9 +64,15 @@ from typing import TYPE_CHECKING, Any
 from nornir.core.task import Result, Task
 
 from collector.collect import _warn_gap, _warn_skew
-from collector.commands import InvalidPeer, offline_info_command
+from collector.commands import (
+    InvalidDeviceSetting,
+    InvalidPeer,
+    check_device_settings,
+    offline_info_command,
+)
 from collector.credentials import Credentials, Secret
 from collector.hostkeys import KnownHosts
+from collector.inventory import DEFAULT_PLATFORM, DEFAULT_PORT, PLATFORMS, _with_platform_command
 from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord
 from collector.transport import NetmikoTransport
 
@@ -85,9 +91,6 @@ __all__ = [
 
 CONNECTION_OPTIONS = "netmiko"
 """Whose ``connection_options`` (and parameters) the task reads: nornir_netmiko's."""
-
-_PLATFORMS = {"huawei_vrp": "huawei"}
-"""NAPALM's platform name for VRP (napalm-huawei-vrp) -> netmiko's device type."""
 
 
 class DeviceReadError(Exception):
@@ -199,15 +202,18 @@ def device_from_host(host: Any) -> Device:
     extended data (``timezone`` there turns offline times into UTC in the history).
     """
     params = host.get_connection_parameters(CONNECTION_OPTIONS)
-    platform = str(params.platform or "huawei")
+    platform = str(params.platform or DEFAULT_PLATFORM)
+    # The platform names our inventory loader takes (huawei_vrp, ne40e, ...), and what
+    # they imply (NE40E-like: display ike offline history), decided in one place.
+    data = _with_platform_command(dict(host.extended_data()), platform)
     return Device(
         name=str(host.name),
         hostname=str(params.hostname or host.name),
-        port=int(params.port or 22),
+        port=int(params.port or DEFAULT_PORT),
         username=None if params.username is None else str(params.username),
-        platform=_PLATFORMS.get(platform, platform),
+        platform=PLATFORMS.get(platform.strip().lower(), platform),
         groups=tuple(str(group.name) for group in host.extended_groups()),
-        data=MappingProxyType(dict(host.extended_data())),
+        data=MappingProxyType(data),
         netmiko_extras=MappingProxyType(dict(params.extras or {})),
     )
 
@@ -287,8 +293,13 @@ def ike_offline_info(
             f" not {type(store).__name__}"
         )
         return IkeOfflineResult(host, result=str(error), failed=True, exception=error)
-    transport = NetmikoTransport(_known_hosts(known_hosts, strict_host_keys))
     device = device_from_host(host)
+    try:
+        check_device_settings(device)  # data.ike_command, data.ike_spus: before connecting
+    except InvalidDeviceSetting as error:
+        message = f"{device.name}: {error}"
+        return IkeOfflineResult(host, result=message, failed=True, exception=error)
+    transport = NetmikoTransport(_known_hosts(known_hosts, strict_host_keys))
     credentials = credentials_from_host(host, getattr(task.nornir, "config", None))
     outcome = None
     device_result = transport.collect(

@@ -156,11 +156,21 @@ def test_nornir_task_records_into_the_history(mock_fleet: Any, tmp_path: Path) -
         assert report.last_success is not None
 
 
-def test_nornir_task_refuses_a_bad_peer_before_connecting(mock_fleet: Any, tmp_path: Path) -> None:
+def test_nornir_task_refuses_bad_settings_before_connecting(
+    mock_fleet: Any, tmp_path: Path
+) -> None:
     fleet = mock_fleet(FLEET, password=PASSWORD, journal=True)
-    nr = nornir_for(fleet, tmp_path).filter(name="ar-1")
-    results = nr.run(task=ike_offline_info, peer="10.0.0.1\nsave", known_hosts=tmp_path / "kh")
+    nr = nornir_for(fleet, tmp_path)
+    results = nr.filter(name="ar-1").run(
+        task=ike_offline_info, peer="10.0.0.1\nsave", known_hosts=tmp_path / "kh"
+    )
     result = task_result(results, "ar-1")
     assert result.failed and isinstance(result.exception, commands.InvalidPeer)
     assert "\n" not in result.result and "Traceback" not in result.result
-    assert fleet.device("ar-1").journal() == []
+
+    nr.inventory.hosts["fw-1"].data["ike_command"] = "show ike sa"
+    results = nr.filter(name="fw-1").run(task=ike_offline_info, known_hosts=tmp_path / "kh")
+    result = task_result(results, "fw-1")
+    assert result.failed and isinstance(result.exception, commands.InvalidDeviceSetting)
+    assert result.result.startswith("fw-1: ike_command 'show ike sa' is not one of")
+    assert fleet.device("ar-1").journal() == [] and fleet.device("fw-1").journal() == []
