@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := mock,postgres,napalm,bench,dev
+EXTRAS := mock,postgres,napalm,nornir,bench,dev
 
 .PHONY: help venv system-deps test test-fast test-legacy-ssh lint demo clean
 

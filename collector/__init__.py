@@ -3,5 +3,6 @@
 from collector.deferred import defer_all
 
 __version__ = "0.1.0"
+"""The one place the version is set: setup.cfg reads it (``attr:``), ``--version`` prints it."""
 
 defer_all()
