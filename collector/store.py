@@ -4,21 +4,28 @@ A device keeps only its latest 200 deletions; the store keeps all of them. Each 
 result is written in ONE transaction, so a crash (even SIGKILL) loses nothing already
 committed and leaves no half-written device.
 
-De-duplication is exact and multiset-aware: identical rows of one snapshot are numbered
-(``occurrence`` 0, 1, 2 ... per identical row). Per device, the stored rows the snapshot
-overlaps (t_local >= its oldest row: one range scan of the clustered key) are diffed with
-it as a multiset in Python and only new rows are inserted, so a deletion seen in many runs
-is stored once and two identical deletions of the same second stay two. SQLite: ``BEGIN
-IMMEDIATE`` makes the diff exact. PostgreSQL: the device row is locked, and the insert is
-``ON CONFLICT DO NOTHING RETURNING``, so two collectors writing one device stay safe and
-the roll-ups count only rows really inserted. An unchanged snapshot (same digest as the
-device's last one) skips the diff altogether.
+A device may keep several buffers (NE40E slots, the SPUs of a multi-SPU firewall: a row's
+``slot`` and ``cpu``); everything below is per buffer, and the VPN instance is part of a
+row's identity. De-duplication is exact and multiset-aware: identical rows of one buffer's
+snapshot are numbered (``occurrence`` 0, 1, 2 ... per identical row). Per device, the
+stored rows the snapshot overlaps (t_local >= its oldest row, all buffers: one range scan
+of the clustered key) are diffed with it as a multiset in Python (the key holds the
+buffer) and only new rows are inserted, so a deletion seen in many runs is stored once,
+two identical deletions of the same second stay two, and the same row in two slots is
+two. SQLite: ``BEGIN IMMEDIATE`` makes the diff exact. PostgreSQL: the device row is
+locked, and the insert is ``ON CONFLICT DO NOTHING RETURNING``, so two collectors writing
+one device stay safe and the roll-ups count only rows really inserted. An unchanged
+snapshot (same digest as the device's last one) skips the diff altogether.
 
 Roll-ups (``roll_device``, ``roll_reason``, ``device_runs.new_reasons``) are updated in
 the same transaction from the inserted rows; reports read them instead of every row.
 
-A gap is recorded when a full snapshot (200 rows) shares no row with what was stored: the
-buffer wrapped between two runs and deletions in between may be lost.
+A gap is recorded, per buffer, when a buffer's full snapshot (200 rows) shares no row with
+what was stored for that buffer: it wrapped between two runs and deletions in between may
+be lost (slot 3 can wrap while slot 1 overlaps).
+
+Schema versions: a database of an older version is migrated when it is opened
+(``store_schema.MIGRATIONS``, one transaction, recorded in ``schema_version``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import sqlite3
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -50,6 +57,9 @@ from collector.records import (
 )
 from collector.store_schema import (
     DEDUP_KEY,
+    MIGRATIONS,
+    NO_TEXT,
+    NO_VERSION,
     REASON_CODE_BITS,
     ROLLUPS,
     SCHEMA_VERSION,
@@ -58,6 +68,7 @@ from collector.store_schema import (
     Dialect,
     Table,
     ddl,
+    migration_ddl,
     placeholders,
 )
 
@@ -79,10 +90,17 @@ _MAX_OFFSET = 15 * 3600
 """Largest |local - UTC| accepted; window edges widen their local-time range by it."""
 _NO_SHIFT = 1 << 40
 _FIRST = itemgetter(0)
-_RECORD_FIELDS = attrgetter("offline_time", "peer", "port", "reason", "ike_version")
+_RECORD_FIELDS = attrgetter(
+    "offline_time", "peer", "port", "reason", "ike_version", "vpn_instance", "slot", "cpu"
+)
+_KEY_NUMBERS = itemgetter(0, 1, 2, 3, 4)
+_KEY_TEXTS = itemgetter(5, 6, 7)
+_KEY_BUFFER = itemgetter(6, 7)
 Row = tuple[Any, ...]
-Key = tuple[int, int, int, int, int]
-"""t_local, peer_id, port, reason_id, ike_version."""
+Key = tuple[int, int, int, int, int, str, str, str]
+"""t_local, peer_id, port, reason_id, ike_version, vpn_instance, slot, cpu (as stored)."""
+Buffer = tuple[str, str]
+"""(slot, cpu) as stored: ``NO_TEXT`` for what the layout does not print."""
 
 
 class StoreError(Exception):
@@ -101,6 +119,26 @@ class Gap:
     """UTC time of the oldest deletion of this run's (full) snapshot."""
     missing_since_local: str | None = None
     missing_until_local: str | None = None
+    slot: str | None = None
+    """The buffer that wrapped (None on devices with one buffer)."""
+    cpu: str | None = None
+
+    @property
+    def buffer(self) -> str | None:
+        """``slot 3``, ``slot 1 cpu 0``, or None on a device with one buffer."""
+        return buffer_label(self.slot, self.cpu)
+
+
+def buffer_label(slot: str | None, cpu: str | None) -> str | None:
+    """How reports name a buffer.
+
+    Examples:
+        >>> buffer_label("1", "0"), buffer_label("3", None), buffer_label(None, None)
+        ('slot 1 cpu 0', 'slot 3', None)
+    """
+    if not slot and not cpu:
+        return None
+    return " ".join(part for part in (slot and f"slot {slot}", cpu and f"cpu {cpu}") if part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +150,17 @@ class DeviceOutcome:
     """Rows in the snapshot."""
     new_records: int
     """Rows not stored before (written now)."""
-    gap: Gap | None = None
+    gaps: tuple[Gap, ...] = ()
+    """One per buffer that wrapped since the previous run."""
     skew: timedelta | None = None
     """Device clock minus collector clock, when the device clock was read."""
     zone_source: str = "assumed-utc"
     """Where the zone for UTC conversion came from: inventory, device-clock, assumed-utc."""
+
+    @property
+    def gap(self) -> Gap | None:
+        """The first gap (devices with one buffer have at most one)."""
+        return self.gaps[0] if self.gaps else None
 
 
 def default_data_dir() -> Path:
@@ -284,6 +328,8 @@ class Store:
         if set(TABLES) <= existing:
             # Already there: no DDL at all, because CREATE INDEX IF NOT EXISTS still locks
             # the table in PostgreSQL and would deadlock with a collector writing into it.
+            if self._stored_version() < SCHEMA_VERSION:
+                self._migrate()
             self._check_version()
             return
         with self.transaction():
@@ -305,13 +351,17 @@ class Store:
             )
         self._check_version()
 
-    def _check_version(self) -> None:
+    def _stored_version(self) -> int:
+        """The database's schema version (``schema_version`` rows, ``meta`` before them)."""
         rows: list[Row] = [(None,)]
         if "schema_version" in self._existing_tables():
             rows = self.fetch("SELECT max(version) FROM schema_version")
         meta = self.fetch("SELECT value FROM meta WHERE key = 'schema_version'")
         versions = [int(value) for value in (rows[0][0], meta[0][0] if meta else None) if value]
-        found = max(versions, default=SCHEMA_VERSION)
+        return max(versions, default=SCHEMA_VERSION)
+
+    def _check_version(self) -> None:
+        found = self._stored_version()
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.display_target}: history schema version {found} is newer "
@@ -322,6 +372,72 @@ class Store:
                 f"{self.display_target}: history schema version {found} is older than this "
                 f"collector's ({SCHEMA_VERSION}) and cannot be migrated: start a new database"
             )
+
+    def _migrate(self) -> None:
+        """Bring an older database to ``SCHEMA_VERSION``, in one transaction.
+
+        Each step of ``store_schema.MIGRATIONS`` past the stored version runs its DDL and
+        records itself in ``schema_version`` (and ``meta``); a failure rolls everything
+        back, leaving the database as it was. PostgreSQL: the advisory lock of schema
+        creation serializes collectors opening the same old database at once.
+        """
+        with self.transaction():
+            if self.dialect is Dialect.POSTGRES:
+                self._execute("SELECT pg_advisory_xact_lock(7310405)")
+            found = self._stored_version()  # again, under the lock
+            steps = [step for step in MIGRATIONS if step.to_version > found]
+            if found < min(step.to_version for step in MIGRATIONS) - 1:
+                return  # too old to migrate: _check_version says so
+            for step in steps:
+                for statement in migration_ddl(step, self.dialect):
+                    self._execute(statement)
+                if step.reclassify_reasons:
+                    self._reclassify()
+                self._execute(
+                    "INSERT INTO schema_version (version, applied) VALUES (?, ?) "
+                    "ON CONFLICT (version) DO NOTHING",
+                    (step.to_version, datetime.now(UTC).timestamp()),
+                )
+                self._execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(step.to_version),),
+                )
+
+    def _reclassify(self) -> None:
+        """Give stored reasons the code and category the taxonomy has for them now.
+
+        Reasons a version stored as ``unknown`` may have a code in the next one (v3:
+        ``hardware-timeout``, ``kick old sa with same flow``, ...). The bit sets that
+        name reason codes (``device_runs.new_codes``, ``roll_device.codes``) follow.
+        """
+        changed: set[int] = set()
+        for reason_id, text, code, category in self.fetch(
+            "SELECT id, reason, reason_code, category FROM reasons"
+        ):
+            new_code, new_category = classify_reason(str(text))
+            if (new_code, new_category.value) != (code, category):
+                self._execute(
+                    "UPDATE reasons SET reason_code = ?, category = ? WHERE id = ?",
+                    (new_code, new_category.value, reason_id),
+                )
+                changed.add(int(reason_id))
+        if not changed:
+            return
+        self._interned = _Interned()
+        self._load_interned()
+        bits = self._interned.reason_bits
+        updates: list[Row] = []
+        for run_row_id, text in self.fetch(
+            "SELECT id, new_reasons FROM device_runs WHERE new_reasons IS NOT NULL"
+        ):
+            counts: dict[str, int] = json.loads(text)
+            if changed.intersection(map(int, counts)):
+                codes = 0
+                for reason_id in counts:
+                    codes |= bits[int(reason_id)]
+                updates.append((codes, run_row_id))
+        self._execute_many("UPDATE device_runs SET new_codes = ? WHERE id = ?", updates)
+        self.rebuild_rollups()
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -463,8 +579,10 @@ class Store:
     def _snapshot_keys(self, records: Sequence[OfflineRecord]) -> tuple[list[Key], str]:
         """The snapshot as de-dup keys (without device and occurrence), and its digest.
 
-        Key layout: t_local, peer_id, port, reason_id, ike_version. The digest covers the
-        keys in device order; ids are stable within one database, so it is too.
+        Key layout: ``Key``, with what the layout did not print as ``NO_VERSION`` and
+        ``NO_TEXT``. The digest covers the keys in device order (ids are stable within
+        one database, so it is too); texts only when there are any, so a device with one
+        buffer and no VPN column has the digest version 2 stored for it.
         """
         self._load_interned()
         peers = self._interned.peers
@@ -477,11 +595,25 @@ class Store:
         for reason in sorted({field[3] for field in fields}.difference(reasons)):
             self._reason_id(reason)
         keys: list[Key] = [
-            ((moment - _EPOCH) // _SECOND, peers[peer], port or 0, reasons[reason], version)
-            for moment, peer, port, reason, version in fields
+            (
+                (moment - _EPOCH) // _SECOND,
+                peers[peer],
+                port or 0,
+                reasons[reason],
+                version or NO_VERSION,
+                vpn or NO_TEXT,
+                slot or NO_TEXT,
+                cpu or NO_TEXT,
+            )
+            for moment, peer, port, reason, version, vpn, slot, cpu in fields
         ]
-        flat = array("q", chain.from_iterable(keys))
-        return keys, hashlib.blake2b(flat.tobytes(), digest_size=16).hexdigest()
+        digest = hashlib.blake2b(
+            array("q", chain.from_iterable(map(_KEY_NUMBERS, keys))).tobytes(), digest_size=16
+        )
+        texts = list(chain.from_iterable(map(_KEY_TEXTS, keys)))
+        if any(texts):
+            digest.update("\x1f".join(texts).encode("utf-8", "surrogatepass"))
+        return keys, digest.hexdigest()
 
     # -- ingest --------------------------------------------------------------------------
 
@@ -491,7 +623,7 @@ class Store:
         result: DeviceResult,
         zone: tzinfo | str | None = None,
         *,
-        declared_count: int | None = None,
+        declared_count: int | Mapping[tuple[str | None, str | None], int] | None = None,
     ) -> DeviceOutcome:
         """Store one device's result in one transaction.
 
@@ -501,11 +633,14 @@ class Store:
             zone: The zone of the device's ``offline-time`` (tzinfo or text); None: the
                 inventory's ``data.timezone``, else the offset ``display clock`` printed
                 (``result.device_clock`` aware), else UTC.
-            declared_count: ``Current info Num`` when the parser saw it; a snapshot is
-                full when it has 200 rows or the device declared 200 or more.
+            declared_count: ``Current info Num`` when the parser saw it, for a device
+                with one buffer; several buffers: by ``record.buffer`` (``(slot, cpu)``,
+                NE40E ``Current Record Number`` per slot). A buffer's snapshot is full
+                when it has 200 rows or its device declared 200 or more.
 
         Returns:
-            How many deletions were new, the gap if the buffer wrapped, the clock skew.
+            How many deletions were new, a gap per buffer that wrapped, the clock skew.
+            The device row also remembers ``result.command`` (:meth:`known_command`).
 
         Raises:
             StoreError: the zone text is invalid.
@@ -523,11 +658,13 @@ class Store:
             raise StoreError(f"device {device.name}: {zone_error}") from None
         skew = self._skew(result, tz)
         records = result.records
-        full = len(records) >= FULL_BUFFER or (declared_count or 0) >= FULL_BUFFER
+        full = _full_buffers(records, declared_count)
+        if isinstance(declared_count, Mapping):
+            declared_count = sum(declared_count.values())
         raw = None
         if self.keep_raw and result.raw is not None:
             raw = zlib.compress(result.raw.encode("utf-8", "replace"), 6)
-        gap: Gap | None = None
+        gaps: tuple[Gap, ...] = ()
         new_records = 0
         new_reasons: str | None = None
         new_codes = 0
@@ -540,7 +677,7 @@ class Store:
                 keys, digest = self._snapshot_keys(records)
                 # Unchanged since the last run (the common cron case): nothing to diff.
                 if digest != last_digest:
-                    new_records, gap, new_reasons, new_codes = self._insert_snapshot(
+                    new_records, gaps, new_reasons, new_codes = self._insert_snapshot(
                         run_id, device.name, device_id, keys, tz, pruned_until, full, is_new
                     )
             error = result.error
@@ -558,7 +695,7 @@ class Store:
                     len(records),
                     declared_count,
                     new_records,
-                    int(gap is not None),
+                    len(gaps),
                     None if skew is None else skew.total_seconds(),
                     zone_source,
                     None if result.started is None else _epoch(result.started),
@@ -572,7 +709,8 @@ class Store:
             self._execute(
                 "UPDATE devices SET last_digest = coalesce(?, last_digest), last_run = ?, "
                 "last_status = ?, last_error_kind = ?, last_error_message = ?, "
-                "last_success = coalesce(?, last_success) WHERE id = ?",
+                "last_success = coalesce(?, last_success), ike_command = coalesce(?, ike_command) "
+                "WHERE id = ?",
                 (
                     digest,
                     run_id,
@@ -580,13 +718,15 @@ class Store:
                     None if error is None else error.kind.value,
                     None if error is None else error.message,
                     _epoch(result.finished or datetime.now(UTC)) if result.ok else None,
+                    result.command,
                     device_id,
                 ),
             )
-            if gap is not None:
-                self._execute(
-                    "INSERT INTO gaps (device_id, run_id, missing_since_utc, missing_until_utc, "
-                    "missing_since_local, missing_until_local) VALUES (?, ?, ?, ?, ?, ?)",
+            self._execute_many(
+                "INSERT INTO gaps (device_id, run_id, missing_since_utc, missing_until_utc, "
+                "missing_since_local, missing_until_local, slot, cpu) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         device_id,
                         run_id,
@@ -594,9 +734,13 @@ class Store:
                         None if gap.missing_until is None else int(gap.missing_until.timestamp()),
                         gap.missing_since_local,
                         gap.missing_until_local,
-                    ),
-                )
-        return DeviceOutcome(device.name, len(records), new_records, gap, skew, zone_source)
+                        gap.slot,
+                        gap.cpu,
+                    )
+                    for gap in gaps
+                ],
+            )
+        return DeviceOutcome(device.name, len(records), new_records, gaps, skew, zone_source)
 
     @staticmethod
     def _skew(result: DeviceResult, zone: tzinfo) -> timedelta | None:
@@ -617,9 +761,9 @@ class Store:
         keys: list[Key],
         zone: tzinfo,
         pruned_until: int,
-        full: bool,
+        full: frozenset[Buffer],
         is_new: bool,
-    ) -> tuple[int, Gap | None, str | None, int]:
+    ) -> tuple[int, tuple[Gap, ...], str | None, int]:
         """Insert the rows of the snapshot not stored yet; update the roll-ups from them."""
         shift = _fixed_shift(zone)
         if shift is not None:
@@ -633,34 +777,25 @@ class Store:
             keys = [key for key, _ in kept]
             utcs = [utc for _, utc in kept]
         if not keys:
-            return 0, None, None, 0
+            return 0, (), None, 0
         offsets = [key[0] - utc for key, utc in zip(keys, utcs, strict=True)]
         if max(offsets) > _MAX_OFFSET or min(offsets) < -_MAX_OFFSET:
             raise StoreError(f"device {device_name}: UTC offset beyond +-15 hours is not supported")
         # Exact multiset de-dup: the k-th copy of a row in the snapshot (occurrence k) is
         # new when fewer than k + 1 copies are stored. Every stored copy of a key the
-        # snapshot holds has t_local >= the snapshot's oldest: one range scan finds them.
+        # snapshot holds has t_local >= the snapshot's oldest: one range scan finds them,
+        # in every buffer (the key names the buffer, so buffers never match each other).
         # A device first stored in this transaction has nothing to compare with.
+        oldest_local = min(key[0] for key in keys)
         stored: Counter[Key] = Counter()
-        previous: Row | None = None
+        overlap: list[Row] = []
         if not is_new:
             overlap = self.fetch(
-                "SELECT t_local, peer_id, port, reason_id, ike_version, t_utc FROM deletions "
-                "WHERE device_id = ? AND t_local >= ?",
-                (device_id, min(key[0] for key in keys)),
+                "SELECT t_local, peer_id, port, reason_id, ike_version, vpn_instance, slot, cpu, "
+                "t_utc FROM deletions WHERE device_id = ? AND t_local >= ?",
+                (device_id, oldest_local),
             )
-            if overlap:
-                stored = Counter(row[:5] for row in overlap)
-                # The newest stored row is in the overlap when the overlap is not empty.
-                newest = max(overlap, key=_FIRST)
-                previous = (newest[0], newest[5])
-            elif full:
-                found = self.fetch(
-                    "SELECT t_local, t_utc FROM deletions WHERE device_id = ? "
-                    "ORDER BY t_local DESC LIMIT 1",
-                    (device_id,),
-                )
-                previous = found[0] if found else None
+            stored = Counter(map(_STORED_KEY, overlap))
         rows: list[Row]
         if len(set(keys)) == len(keys):
             # No identical rows in the snapshot (the usual case): every occurrence is 0.
@@ -679,40 +814,88 @@ class Store:
                     rows.append((device_id, *key, occurrence, utc, run_id))
         inserted = self._insert_rows(rows) if rows else []
         if not inserted:
-            return 0, None, None, 0
-        peer_ids, reason_ids, inserted_utcs = zip(*inserted, strict=True)
+            return 0, (), None, 0
+        peer_ids, reason_ids, inserted_utcs, *_ = zip(*inserted, strict=True)
         self._roll_up(device_id, peer_ids, reason_ids, inserted_utcs, is_new)
         new_reasons = Counter(reason_ids)
         bits = self._interned.reason_bits
         new_codes = 0
         for reason_id in new_reasons:
             new_codes |= bits[reason_id]
-        gap = None
-        if full and previous is not None and len(inserted) == len(keys):
-            oldest = min(range(len(keys)), key=lambda index: keys[index][0])
-            gap = Gap(
-                device=device_name,
-                run_id=run_id,
-                missing_since=_from_epoch(previous[1]),
-                missing_until=_from_epoch(utcs[oldest]),
-                missing_since_local=_local_text(int(previous[0])),
-                missing_until_local=_local_text(keys[oldest][0]),
+        gaps: tuple[Gap, ...] = ()
+        if full and not is_new:
+            gaps = self._gaps(
+                run_id, device_name, device_id, keys, utcs, inserted, overlap, full, oldest_local
             )
-        return len(inserted), gap, json.dumps(new_reasons, separators=(",", ":")), new_codes
+        return len(inserted), gaps, json.dumps(new_reasons, separators=(",", ":")), new_codes
 
-    def _insert_rows(self, rows: list[Row]) -> list[tuple[int, int, int]]:
-        """Insert deletion rows; return (peer_id, reason_id, t_utc) of those inserted."""
+    def _gaps(
+        self,
+        run_id: int,
+        device_name: str,
+        device_id: int,
+        keys: list[Key],
+        utcs: list[int],
+        inserted: list[tuple[int, int, int, str, str]],
+        overlap: list[Row],
+        full: frozenset[Buffer],
+        scanned_from: int,
+    ) -> tuple[Gap, ...]:
+        """The full buffers whose rows were all new although the buffer had rows stored.
+
+        ``overlap`` holds the stored rows from ``scanned_from`` on (every buffer): a
+        buffer's newest stored row is there if it has any there, else older.
+        """
+        in_snapshot = Counter(map(_KEY_BUFFER, keys))
+        new_in = Counter((row[3], row[4]) for row in inserted)
+        gaps: list[Gap] = []
+        for buffer in sorted(full):
+            if not in_snapshot[buffer] or new_in[buffer] != in_snapshot[buffer]:
+                continue
+            mine = [row for row in overlap if (row[6], row[7]) == buffer]
+            if mine:
+                newest = max(mine, key=_FIRST)
+                previous: Row | None = (newest[0], newest[8])
+            else:
+                found = self.fetch(
+                    "SELECT t_local, t_utc FROM deletions WHERE device_id = ? AND t_local < ? "
+                    "AND slot = ? AND cpu = ? ORDER BY t_local DESC LIMIT 1",
+                    (device_id, scanned_from, *buffer),
+                )
+                previous = found[0] if found else None
+            if previous is None:
+                continue  # the buffer's first snapshot: nothing to miss
+            oldest = min(
+                (index for index, key in enumerate(keys) if _KEY_BUFFER(key) == buffer),
+                key=lambda index: keys[index][0],
+            )
+            gaps.append(
+                Gap(
+                    device=device_name,
+                    run_id=run_id,
+                    missing_since=_from_epoch(previous[1]),
+                    missing_until=_from_epoch(utcs[oldest]),
+                    missing_since_local=_local_text(int(previous[0])),
+                    missing_until_local=_local_text(keys[oldest][0]),
+                    slot=buffer[0] or None,
+                    cpu=buffer[1] or None,
+                )
+            )
+        return tuple(gaps)
+
+    def _insert_rows(self, rows: list[Row]) -> list[tuple[int, int, int, str, str]]:
+        """Insert deletion rows; return (peer_id, reason_id, t_utc, slot, cpu) of those inserted."""
         if self.dialect is Dialect.SQLITE:
             # BEGIN IMMEDIATE made this the only writer: the diff above is exact, and a
             # conflict here would be a bug, so it raises instead of being skipped.
             self._conn.executemany(_INSERT_DELETIONS, rows)
-            return [(row[2], row[4], row[7]) for row in rows]
+            return list(map(_INSERTED, rows))
         # PostgreSQL: another collector may have stored some of these rows since the diff
         # (the device row lock makes that unlikely, not impossible after a schema race):
         # ON CONFLICT skips them and RETURNING says what really went in.
         return [
-            (int(peer), int(reason), int(utc))
-            for peer, reason, utc in self.fetch(_INSERT_DELETIONS_PG, _pg_arrays(rows))
+            (int(peer), int(reason), int(utc), str(slot), str(cpu))
+            for peer, reason, utc, slot, cpu in self.fetch(_INSERT_DELETIONS_PG, _pg_arrays(rows))
         ]
 
     def _roll_up(
@@ -879,23 +1062,31 @@ class Store:
         )
 
     def deletions(self, device: str) -> list[OfflineRecord]:
-        """A device's stored deletions, oldest first (identical rows repeated)."""
+        """A device's stored deletions, oldest first (identical rows repeated).
+
+        Records as the device printed them: slot, cpu, VPN instance and IKE version are
+        None where the layout printed none.
+        """
         rows = self.fetch(
-            "SELECT p.peer, d.port, r.reason, d.ike_version, d.t_local "
-            "FROM deletions d JOIN devices v ON v.id = d.device_id "
+            "SELECT p.peer, d.port, r.reason, d.ike_version, d.t_local, d.slot, d.cpu, "
+            "d.vpn_instance FROM deletions d JOIN devices v ON v.id = d.device_id "
             "JOIN peers p ON p.id = d.peer_id JOIN reasons r ON r.id = d.reason_id "
-            "WHERE v.name = ? ORDER BY d.t_local, p.peer, r.reason, d.occurrence",
+            "WHERE v.name = ? ORDER BY d.t_local, p.peer, r.reason, d.slot, d.cpu, "
+            "d.vpn_instance, d.occurrence",
             (device,),
         )
         return [
             OfflineRecord.build(
                 peer,
                 reason,
-                int(version),
+                int(version) or None,
                 _EPOCH + timedelta(seconds=int(local)),
                 port=int(port) or None,
+                slot=slot or None,
+                cpu=cpu or None,
+                vpn_instance=vpn or None,
             )
-            for peer, port, reason, version, local in rows
+            for peer, port, reason, version, local, slot, cpu, vpn in rows
         ]
 
     def device_zones(self) -> dict[str, tzinfo]:
@@ -922,6 +1113,24 @@ class Store:
                 zones[str(name)] = UTC if not seconds else timezone(timedelta(seconds=seconds))
         return zones
 
+    def known_command(self, device: str) -> str | None:
+        """The command ``device`` last answered (None: never stored, or no command known).
+
+        The transport starts with it, so a device that refused ``display ike
+        offline-info`` (NE40E/NE8000) is asked ``display ike offline history`` directly.
+        """
+        rows = self.fetch("SELECT ike_command FROM devices WHERE name = ?", (device,))
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    def known_commands(self) -> dict[str, str]:
+        """Every device's last answered command, by device name, in one query (for a run)."""
+        return {
+            str(name): str(command)
+            for name, command in self.fetch(
+                "SELECT name, ike_command FROM devices WHERE ike_command IS NOT NULL"
+            )
+        }
+
     def last_run_id(self) -> RunId | None:
         rows = self.fetch("SELECT max(id) FROM runs")
         return None if rows[0][0] is None else RunId(int(rows[0][0]))
@@ -944,13 +1153,22 @@ class Store:
         where, params = ("WHERE g.run_id = ?", (run_id,)) if run_id is not None else ("", ())
         rows = self.fetch(
             "SELECT v.name, g.run_id, g.missing_since_utc, g.missing_until_utc, "
-            "g.missing_since_local, g.missing_until_local FROM gaps g "
+            "g.missing_since_local, g.missing_until_local, g.slot, g.cpu FROM gaps g "
             f"JOIN devices v ON v.id = g.device_id {where} ORDER BY g.id",
             params,
         )
         return [
-            Gap(name, int(run), _from_epoch(since), _from_epoch(until), since_local, until_local)
-            for name, run, since, until, since_local, until_local in rows
+            Gap(
+                name,
+                int(run),
+                _from_epoch(since),
+                _from_epoch(until),
+                since_local,
+                until_local,
+                slot,
+                cpu,
+            )
+            for name, run, since, until, since_local, until_local, slot, cpu in rows
         ]
 
     def report(
@@ -1053,12 +1271,15 @@ def _pg_arrays(rows: Sequence[Row]) -> list[Any]:
 
     Integer columns go as array literals built with ``str.join``: psycopg's list dumper
     escapes element by element (a regex per value), which cost ~5 us per stored row.
-    Text columns (JSON) stay lists for psycopg to escape.
+    Text columns stay lists for psycopg to escape (JSON, names), but for the common
+    all-empty one (a device's slot, cpu or VPN instance where the layout prints none).
     """
     arrays: list[Any] = []
     for column in zip(*rows, strict=True):
         if isinstance(column[0], int):
             arrays.append("{" + ",".join(map(str, column)) + "}")
+        elif not any(column):
+            arrays.append("{" + ",".join(['""'] * len(column)) + "}")
         else:
             arrays.append(list(column))
     return arrays
@@ -1110,10 +1331,43 @@ _INSERT_DELETIONS = (
     f"VALUES ({', '.join('?' * len(_DELETION_COLUMNS))})"
 )
 _INSERT_DELETIONS_PG = (
-    f"INSERT INTO deletions ({', '.join(_DELETION_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(['?::bigint[]'] * len(_DELETION_COLUMNS))}) "
-    f"ON CONFLICT ({', '.join(DEDUP_KEY)}) DO NOTHING RETURNING peer_id, reason_id, t_utc"
+    f"INSERT INTO deletions ({', '.join(_DELETION_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(
+        "?::text[]" if column.type is ColumnType.TEXT else "?::bigint[]"
+        for column in TABLES["deletions"].columns
+    )
+    + f") ON CONFLICT ({', '.join(DEDUP_KEY)}) DO NOTHING "
+    "RETURNING peer_id, reason_id, t_utc, slot, cpu"
 )
+_INSERTED = itemgetter(
+    *(_DELETION_COLUMNS.index(name) for name in ("peer_id", "reason_id", "t_utc", "slot", "cpu"))
+)
+"""(peer_id, reason_id, t_utc, slot, cpu) of a deletion row, as RETURNING gives them."""
+_STORED_KEY = itemgetter(*range(8))
+"""The ``Key`` of a row of the overlap scan (its columns in ``Key`` order, then t_utc)."""
+
+
+def _full_buffers(
+    records: Sequence[OfflineRecord],
+    declared: int | Mapping[tuple[str | None, str | None], int] | None,
+) -> frozenset[Buffer]:
+    """The buffers of a snapshot that are full: 200 rows, or the device declared 200.
+
+    Examples:
+        >>> rows = [OfflineRecord.build("p", "dpd timeout", 2, _EPOCH, slot="1")] * 200
+        >>> sorted(_full_buffers(rows, {("3", None): 200}))
+        [('1', ''), ('3', '')]
+        >>> sorted(_full_buffers(rows[:5], 200))
+        [('1', '')]
+    """
+    counts = Counter(map(attrgetter("slot", "cpu"), records))
+    if isinstance(declared, Mapping):
+        counts.update({buffer: n for buffer, n in declared.items() if n >= FULL_BUFFER})
+    elif declared is not None and declared >= FULL_BUFFER and len(counts) == 1:
+        counts[next(iter(counts))] = declared
+    return frozenset(
+        (slot or NO_TEXT, cpu or NO_TEXT) for (slot, cpu), n in counts.items() if n >= FULL_BUFFER
+    )
 
 
 def _connect_sqlite(path: Path, busy_timeout: float) -> sqlite3.Connection:

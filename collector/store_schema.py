@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from collector.records import EXTRA_REASONS, REASONS, UNKNOWN_REASON_CODE
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Dialect(StrEnum):
@@ -93,15 +93,30 @@ DEDUP_KEY: tuple[str, ...] = (
     "port",
     "reason_id",
     "ike_version",
+    "vpn_instance",
+    "slot",
+    "cpu",
     "occurrence",
 )
-"""One deletion: a device's row as printed, numbered among identical rows of a snapshot.
+"""One deletion: a row of one of a device's buffers as printed, numbered among identical
+rows of that buffer's snapshot.
 
 ``t_local`` is the device-local ``offline-time`` as naive epoch seconds (the printed text
 comes back exactly: the device prints whole seconds); ``peer_id`` and ``reason_id`` are
-the interned texts of ``peers`` and ``reasons``. Leading with (device, time) clusters a
-device's rows by time, so the rows a new snapshot overlaps are one range scan.
+the interned texts of ``peers`` and ``reasons``. ``slot`` and ``cpu`` name the buffer
+(NE40E slot sections, multi-SPU firewalls' ``slot S cpu C``), ``vpn_instance`` the VPN the
+row was printed with. Leading with (device, time) clusters a device's rows by time, so
+the rows a new snapshot overlaps, in all its buffers, are one range scan.
+
+A primary key has no NULLs (neither database allows them there), so what a layout does
+not print is stored as ``NO_TEXT`` ('') and ``NO_VERSION`` (0), like ``port`` 0; the
+store's API turns them back into None.
 """
+
+NO_TEXT = ""
+"""Stored for a slot, cpu or VPN instance the layout does not print (None on records)."""
+NO_VERSION = 0
+"""Stored for an IKE version the layout does not print (NE40E offline history)."""
 
 _COUNT = (Column("n", _BIG, not_null=True),)
 _COUNT_NEWEST = (*_COUNT, Column("newest", _BIG, not_null=True))
@@ -147,6 +162,9 @@ SCHEMA: tuple[Table, ...] = (
             Column("last_error_kind", _TEXT),
             Column("last_error_message", _TEXT),
             Column("last_success", _AT),
+            # The command the device last answered (display ike offline-info, or offline
+            # history on NE40E/NE8000), so the next run skips the one it refused. (v3)
+            Column("ike_command", _TEXT),
         ),
         unique=("name",),
     ),
@@ -210,7 +228,10 @@ SCHEMA: tuple[Table, ...] = (
             # 0 when the layout prints no port: NULLs are distinct in a UNIQUE index.
             Column("port", _INT, not_null=True),
             Column("reason_id", _BIG, not_null=True),
-            Column("ike_version", _INT, not_null=True),
+            Column("ike_version", _INT, not_null=True),  # NO_VERSION: not printed
+            Column("vpn_instance", _TEXT, not_null=True, default="''"),  # NO_TEXT: none
+            Column("slot", _TEXT, not_null=True, default="''"),  # NO_TEXT: one buffer
+            Column("cpu", _TEXT, not_null=True, default="''"),
             Column("occurrence", _INT, not_null=True),
             Column("t_utc", _BIG, not_null=True),
             Column("first_seen_run", _BIG, not_null=True),
@@ -261,6 +282,9 @@ SCHEMA: tuple[Table, ...] = (
             Column("missing_until_utc", _BIG),
             Column("missing_since_local", _TEXT),
             Column("missing_until_local", _TEXT),
+            # The buffer that wrapped; NULL on devices with one buffer. (v3)
+            Column("slot", _TEXT),
+            Column("cpu", _TEXT),
         ),
         indexes=(Index("gaps_device", ("device_id",)), Index("gaps_run", ("run_id",))),
     ),
@@ -300,6 +324,25 @@ def column_ddl(column: Column, dialect: Dialect) -> str:
     return " ".join(parts)
 
 
+def table_ddl(table: Table, dialect: Dialect, name: str | None = None) -> list[str]:
+    """CREATE statements (idempotent) for one table and its indexes, optionally renamed."""
+    name = name or table.name
+    items = [column_ddl(column, dialect) for column in table.columns]
+    if table.primary_key:
+        items.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    if table.unique:
+        items.append(f"UNIQUE ({', '.join(table.unique)})")
+    suffix = " WITHOUT ROWID" if table.primary_key and dialect is Dialect.SQLITE else ""
+    statements = [f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(items)}){suffix}"]
+    for index in table.indexes:
+        unique = "UNIQUE " if index.unique else ""
+        statements.append(
+            f"CREATE {unique}INDEX IF NOT EXISTS {index.name} "
+            f"ON {name} ({', '.join(index.columns)})"
+        )
+    return statements
+
+
 def ddl(dialect: Dialect) -> list[str]:
     """CREATE statements (idempotent) for the whole schema in one dialect.
 
@@ -307,20 +350,77 @@ def ddl(dialect: Dialect) -> list[str]:
         >>> ddl(Dialect.SQLITE)[0]
         'CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL, value TEXT, UNIQUE (key))'
     """
-    statements: list[str] = []
-    for table in SCHEMA:
-        items = [column_ddl(column, dialect) for column in table.columns]
-        if table.primary_key:
-            items.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
-        if table.unique:
-            items.append(f"UNIQUE ({', '.join(table.unique)})")
-        suffix = " WITHOUT ROWID" if table.primary_key and dialect is Dialect.SQLITE else ""
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(items)}){suffix}")
-        for index in table.indexes:
-            unique = "UNIQUE " if index.unique else ""
+    return [statement for table in SCHEMA for statement in table_ddl(table, dialect)]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """What changes from version ``to_version - 1`` to ``to_version``, as data.
+
+    ``added`` columns go at the end of their table (ALTER TABLE ADD COLUMN, as their
+    place in ``SCHEMA``); a ``rebuilt`` table (its primary key changed: neither database
+    alters one in place cheaply, SQLite not at all) is created anew under a temporary
+    name, filled from the old one (new columns from the given SQL expressions), and
+    renamed, so a migrated database has exactly the tables of a new one.
+    """
+
+    to_version: int
+    added: tuple[tuple[str, str], ...] = ()
+    """(table, column) pairs."""
+    rebuilt: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """(table, ((new column, value for the old rows), ...)) pairs."""
+    reclassify_reasons: bool = False
+    """Reasons stored as ``unknown`` may have a code now: reclassify, rebuild roll-ups."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    # v3 (issue 15): deletions per buffer (slot, cpu) and VPN instance, IKE version
+    # optional; gaps name their buffer; devices remember the command they answered;
+    # 17 more reasons have codes.
+    Migration(
+        3,
+        added=(("devices", "ike_command"), ("gaps", "slot"), ("gaps", "cpu")),
+        rebuilt=(
+            (
+                "deletions",
+                (
+                    ("vpn_instance", f"'{NO_TEXT}'"),
+                    ("slot", f"'{NO_TEXT}'"),
+                    ("cpu", f"'{NO_TEXT}'"),
+                ),
+            ),
+        ),
+        reclassify_reasons=True,
+    ),
+)
+"""Every migration, oldest first; the last one's ``to_version`` is ``SCHEMA_VERSION``."""
+
+
+def migration_ddl(migration: Migration, dialect: Dialect) -> list[str]:
+    """The statements of one migration, in order (run in one transaction).
+
+    Examples:
+        >>> migration_ddl(MIGRATIONS[0], Dialect.SQLITE)[0]
+        'ALTER TABLE devices ADD COLUMN ike_command TEXT'
+    """
+    statements = [
+        f"ALTER TABLE {table} ADD COLUMN "
+        + column_ddl(next(c for c in TABLES[table].columns if c.name == column), dialect)
+        for table, column in migration.added
+    ]
+    for name, new_values in migration.rebuilt:
+        table, values, temporary = TABLES[name], dict(new_values), f"{name}_v{migration.to_version}"
+        columns = [column.name for column in table.columns]
+        statements += table_ddl(table, dialect, temporary)
+        statements += [
+            f"INSERT INTO {temporary} ({', '.join(columns)}) "
+            f"SELECT {', '.join(values.get(column, column) for column in columns)} FROM {name}",
+            f"DROP TABLE {name}",
+            f"ALTER TABLE {temporary} RENAME TO {name}",
+        ]
+        if dialect is Dialect.POSTGRES and table.primary_key:
             statements.append(
-                f"CREATE {unique}INDEX IF NOT EXISTS {index.name} "
-                f"ON {table.name} ({', '.join(index.columns)})"
+                f"ALTER TABLE {name} RENAME CONSTRAINT {temporary}_pkey TO {name}_pkey"
             )
     return statements
 
