@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collector.credentials import Credentials
     from collector.inventory import Shard
     from collector.report import FleetReport, ReasonCount
-    from collector.store import DeviceOutcome, Store
+    from collector.store import DeviceOutcome, Gap, Store
     from collector.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,8 @@ def run_collection(
     for result in results:
         _warn_skew(result)
     for outcome in outcomes.values():
-        if outcome.gap is not None:
-            _warn_gap(outcome, by_name.get(outcome.device))
+        for gap in outcome.gaps:
+            _warn_gap(gap, by_name.get(outcome.device))
     return Collection(report, results, new_by_reason)
 
 
@@ -204,14 +204,9 @@ def _with_history(
         for device in report.devices
     )
     gaps = tuple(
-        GapSummary(
-            outcome.gap.device,
-            outcome.gap.missing_since,
-            outcome.gap.missing_until,
-            run_started,
-        )
+        GapSummary(gap.device, gap.missing_since, gap.missing_until, run_started, gap.buffer)
         for outcome in outcomes.values()
-        if outcome.gap is not None
+        for gap in outcome.gaps
     )
     totals = dataclasses.replace(
         report.totals,
@@ -223,14 +218,16 @@ def _with_history(
     )
 
 
-def _warn_gap(outcome: DeviceOutcome, result: DeviceResult | None) -> None:
-    gap = outcome.gap
-    assert gap is not None
+def _warn_gap(gap: Gap, result: DeviceResult | None) -> None:
     since = gap.missing_since_local or "-"
     until = gap.missing_until_local or "-"
     advice = "collect more often"
-    if result is not None and len(result.records) > 1:
-        times = [record.offline_time for record in result.records]
+    times = [
+        record.offline_time
+        for record in (() if result is None else result.records)
+        if record.buffer == (gap.slot, gap.cpu)
+    ]
+    if len(times) > 1:
         span = max(times) - min(times)
         if span > timedelta(0):
             advice = (
@@ -238,9 +235,10 @@ def _warn_gap(outcome: DeviceOutcome, result: DeviceResult | None) -> None:
                 f"collect it at least every {format_duration(span / 2)}"
             )
     log.warning(
-        "%s: the device's buffer wrapped since the previous run: deletions between %s and %s "
+        "%s: the device's buffer%s wrapped since the previous run: deletions between %s and %s "
         "(device time) may be lost; %s",
         gap.device,
+        "" if gap.buffer is None else f" ({gap.buffer})",
         since,
         until,
         advice,

@@ -329,6 +329,7 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
         "gaps": [
             {
                 "device": gap.device,
+                "buffer": gap.buffer,
                 "missing_since": _iso(gap.missing_since),
                 "missing_until": _iso(gap.missing_until),
                 "detected_at": _iso(gap.detected_at),
@@ -603,7 +604,11 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
             _table(
                 "Gaps (the buffer wrapped between runs: deletions may be lost; collect more often)",
                 [
-                    [gap.device, _stamp(gap.missing_since), _stamp(gap.missing_until)]
+                    [
+                        gap.device if gap.buffer is None else f"{gap.device} ({gap.buffer})",
+                        _stamp(gap.missing_since),
+                        _stamp(gap.missing_until),
+                    ]
                     for gap in report.gaps
                 ],
                 ["device", "missing since", "missing until"],

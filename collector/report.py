@@ -151,6 +151,9 @@ class GapSummary:
     """The oldest deletion of the snapshot that showed the gap (UTC)."""
     detected_at: datetime | None = None
     """When the run that found the gap started (UTC)."""
+    buffer: str | None = None
+    """Which of the device's buffers wrapped (``slot 3``, ``slot 1 cpu 0``); None on a
+    device with one buffer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from collector.report import (
     TrendInterval,
     UnknownReason,
 )
-from collector.store import _MAX_OFFSET
+from collector.store import _MAX_OFFSET, buffer_label
 from collector.store_schema import REASON_CODE_BITS, json_entries
 
 if TYPE_CHECKING:
@@ -424,14 +424,14 @@ def _gaps(store: Store, since: datetime | None, until: datetime | None) -> tuple
         params.append(int(until.timestamp()))
     where = " AND ".join(clauses) or "1 = 1"
     rows = store.fetch(
-        "SELECT v.name, g.missing_since_utc, g.missing_until_utc, r.started FROM gaps g "
-        "JOIN devices v ON v.id = g.device_id LEFT JOIN runs r ON r.id = g.run_id "
+        "SELECT v.name, g.missing_since_utc, g.missing_until_utc, r.started, g.slot, g.cpu "
+        "FROM gaps g JOIN devices v ON v.id = g.device_id LEFT JOIN runs r ON r.id = g.run_id "
         f"WHERE {where} ORDER BY g.id",
         params,
     )
     return tuple(
-        GapSummary(name, _utc(since), _utc(until), _utc(started))
-        for name, since, until, started in rows
+        GapSummary(name, _utc(since), _utc(until), _utc(started), buffer_label(slot, cpu))
+        for name, since, until, started, slot, cpu in rows
     )
 
 

@@ -285,6 +285,7 @@ def test_report_table_history_sections() -> None:
     assert document["summary"]["gaps"] == [
         {
             "device": "r1",
+            "buffer": None,
             "missing_since": "2024-03-01T01:00:00+00:00",
             "missing_until": None,
             "detected_at": None,

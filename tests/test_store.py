@@ -69,19 +69,6 @@ def stored(store: Store, device: str) -> Counter[OfflineRecord]:
     return Counter(store.deletions(device))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "history.sqlite3")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    with open_store(db_target) as opened:
-        yield opened
-
-
 def test_ingest_stores_every_record(store: Store) -> None:
     device = make_device("r1")
     records = (*window(50, 40), rec(3, peer="2001:db8::1", port=4500, version=1))
