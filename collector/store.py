@@ -380,7 +380,23 @@ class Store:
         records itself in ``schema_version`` (and ``meta``); a failure rolls everything
         back, leaving the database as it was. PostgreSQL: the advisory lock of schema
         creation serializes collectors opening the same old database at once.
+
+        Raises:
+            StoreError: a step failed (the database is unchanged).
         """
+        try:
+            self._migrate_steps()
+        except StoreError:
+            raise
+        except Exception as error:
+            lines = str(error).strip().splitlines()
+            raise StoreError(
+                f"{self.display_target}: cannot migrate the history from schema version "
+                f"{self._stored_version()} to {SCHEMA_VERSION} "
+                f"({lines[0] if lines else type(error).__name__}); the database is unchanged"
+            ) from None
+
+    def _migrate_steps(self) -> None:
         with self.transaction():
             if self.dialect is Dialect.POSTGRES:
                 self._execute("SELECT pg_advisory_xact_lock(7310405)")

@@ -253,13 +253,13 @@ def test_zone_from_display_clock_offset(store: Store) -> None:
     assumed = store.record_device(run, _clocked("old", bare))
     assert (assumed.zone_source, assumed.skew) == ("assumed-utc", timedelta(seconds=30))
     assert _t_utc(store, "old") == local
-    skews = dict(
+    skews: dict[str, float] = dict(
         store.fetch(
             "SELECT v.name, r.clock_skew FROM device_runs r JOIN devices v ON v.id = r.device_id"
         )
     )
     assert skews == {"sao": 7.0, "ber": -10.0, "bj": 0.0, "old": 30.0}
-    sources = dict(
+    sources: dict[str, str] = dict(
         store.fetch(
             "SELECT v.name, r.zone_source FROM device_runs r JOIN devices v ON v.id = r.device_id"
         )
