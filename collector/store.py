@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import chain
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -93,8 +93,8 @@ _FIRST = itemgetter(0)
 _RECORD_FIELDS = attrgetter(
     "offline_time", "peer", "port", "reason", "ike_version", "vpn_instance", "slot", "cpu"
 )
-_KEY_NUMBERS = itemgetter(0, 1, 2, 3, 4)
-_KEY_TEXTS = itemgetter(5, 6, 7)
+_TEXT_COLUMN = 5
+"""Where the texts (vpn_instance, slot, cpu) start in a ``Key``."""
 _KEY_BUFFER = itemgetter(6, 7)
 Row = tuple[Any, ...]
 Key = tuple[int, int, int, int, int, str, str, str]
@@ -597,8 +597,8 @@ class Store:
 
         Key layout: ``Key``, with what the layout did not print as ``NO_VERSION`` and
         ``NO_TEXT``. The digest covers the keys in device order (ids are stable within
-        one database, so it is too); texts only when there are any, so a device with one
-        buffer and no VPN column has the digest version 2 stored for it.
+        one database, so it is too), column by column: the integers as one array, the
+        texts joined, and only when there are any (most devices have one buffer, no VPN).
         """
         self._load_interned()
         peers = self._interned.peers
@@ -623,12 +623,13 @@ class Store:
             )
             for moment, peer, port, reason, version, vpn, slot, cpu in fields
         ]
+        columns = list(zip(*keys, strict=True))
         digest = hashlib.blake2b(
-            array("q", chain.from_iterable(map(_KEY_NUMBERS, keys))).tobytes(), digest_size=16
+            array("q", chain.from_iterable(columns[:_TEXT_COLUMN])).tobytes(), digest_size=16
         )
-        texts = list(chain.from_iterable(map(_KEY_TEXTS, keys)))
-        if any(texts):
-            digest.update("\x1f".join(texts).encode("utf-8", "surrogatepass"))
+        if any(map(any, columns[_TEXT_COLUMN:])):
+            texts = "\x1f".join(chain.from_iterable(columns[_TEXT_COLUMN:]))
+            digest.update(texts.encode("utf-8", "surrogatepass"))
         return keys, digest.hexdigest()
 
     # -- ingest --------------------------------------------------------------------------
@@ -674,7 +675,8 @@ class Store:
             raise StoreError(f"device {device.name}: {zone_error}") from None
         skew = self._skew(result, tz)
         records = result.records
-        full = _full_buffers(records, declared_count)
+        # Which buffers are full is only asked when rows were new (a gap is possible).
+        full = partial(_full_buffers, records, declared_count)
         if isinstance(declared_count, Mapping):
             declared_count = sum(declared_count.values())
         raw = None
@@ -777,7 +779,7 @@ class Store:
         keys: list[Key],
         zone: tzinfo,
         pruned_until: int,
-        full: frozenset[Buffer],
+        full: Callable[[], frozenset[Buffer]],
         is_new: bool,
     ) -> tuple[int, tuple[Gap, ...], str | None, int]:
         """Insert the rows of the snapshot not stored yet; update the roll-ups from them."""
@@ -839,9 +841,18 @@ class Store:
         for reason_id in new_reasons:
             new_codes |= bits[reason_id]
         gaps: tuple[Gap, ...] = ()
-        if full and not is_new:
+        full_buffers = frozenset() if is_new else full()
+        if full_buffers:
             gaps = self._gaps(
-                run_id, device_name, device_id, keys, utcs, inserted, overlap, full, oldest_local
+                run_id,
+                device_name,
+                device_id,
+                keys,
+                utcs,
+                inserted,
+                overlap,
+                full_buffers,
+                oldest_local,
             )
         return len(inserted), gaps, json.dumps(new_reasons, separators=(",", ":")), new_codes
 
@@ -1376,6 +1387,8 @@ def _full_buffers(
         >>> sorted(_full_buffers(rows[:5], 200))
         [('1', '')]
     """
+    if len(records) < FULL_BUFFER and not declared:
+        return frozenset()
     counts = Counter(map(attrgetter("slot", "cpu"), records))
     if isinstance(declared, Mapping):
         counts.update({buffer: n for buffer, n in declared.items() if n >= FULL_BUFFER})

@@ -156,7 +156,7 @@ def test_v2_database_is_carried_forward(db_target: str, tmp_path: Path) -> None:
             ("hardware_timeout", 1, 1),
         ]
 
-        # Collecting on: the last run again adds nothing (v2's digests still match),
+        # Collecting on: the last run again adds nothing,
         # and a new run gets a new id.
         run = store.start_run()
         assert run == 3
