@@ -4,14 +4,18 @@ each on SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from click.testing import CliRunner
 from test_store import BASE, make_device, ok
 
+from collector.cli import main
 from collector.clock import DeviceClock
 from collector.records import DeviceResult, ErrorKind, OfflineRecord
-from collector.store import FULL_BUFFER, Store
+from collector.store import FULL_BUFFER, Store, open_store
 
 HISTORY = "display ike offline history"
 OFFLINE_INFO = "display ike offline-info"
@@ -270,3 +274,26 @@ def test_zone_from_display_clock_offset(store: Store) -> None:
         "bj": "inventory",
         "old": "assumed-utc",
     }
+
+
+def test_report_command_names_the_wrapped_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    with open_store(path) as store:
+        device = make_device("ne1")
+        store.record_device(
+            store.start_run(),
+            ok(device, (*section(200, FULL_BUFFER, "1"), *section(100, FULL_BUFFER, "3"))),
+        )
+        store.record_device(
+            store.start_run(),
+            ok(device, (*section(300, FULL_BUFFER, "1"), *section(600, FULL_BUFFER, "3"))),
+        )
+    result = CliRunner().invoke(
+        main, ["report", "--db", str(path), "--since", "2026-02-01", "--format", "json"]
+    )
+    gaps = json.loads(result.stdout)["summary"]["gaps"]
+    assert [(g["device"], g["buffer"], g["missing_since"]) for g in gaps] == [
+        ("ne1", "slot 3", "2026-03-01T01:40:00+00:00")
+    ]
+    table = CliRunner().invoke(main, ["report", "--db", str(path), "--since", "2026-02-01"])
+    assert "ne1 (slot 3)" in table.stdout, table.stdout

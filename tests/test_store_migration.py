@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,30 @@ def test_failed_migration_leaves_the_v2_database_as_it_was(db_target: str) -> No
         assert reasons == [("unknown",)]
     finally:
         connection.close()
+
+
+def test_collectors_opening_one_v2_database_at_once_migrate_it_once(db_target: str) -> None:
+    build_v2(db_target)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            with open_store(db_target) as store:
+                store.record_device(store.start_run(), fleet_runs()[-1][0])
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    with open_store(db_target) as store:
+        assert [v for (v,) in store.fetch("SELECT version FROM schema_version ORDER BY 1")] == [
+            2,
+            3,
+        ]
+        assert store.count_deletions() == 411 and store.integrity_check() == []
