@@ -257,22 +257,18 @@ def test_zone_from_display_clock_offset(store: Store) -> None:
     assumed = store.record_device(run, _clocked("old", bare))
     assert (assumed.zone_source, assumed.skew) == ("assumed-utc", timedelta(seconds=30))
     assert _t_utc(store, "old") == local
-    skews: dict[str, float] = dict(
-        store.fetch(
-            "SELECT v.name, r.clock_skew FROM device_runs r JOIN devices v ON v.id = r.device_id"
+    stored = {
+        name: (skew, source)
+        for name, skew, source in store.fetch(
+            "SELECT v.name, r.clock_skew, r.zone_source FROM device_runs r "
+            "JOIN devices v ON v.id = r.device_id"
         )
-    )
-    assert skews == {"sao": 7.0, "ber": -10.0, "bj": 0.0, "old": 30.0}
-    sources: dict[str, str] = dict(
-        store.fetch(
-            "SELECT v.name, r.zone_source FROM device_runs r JOIN devices v ON v.id = r.device_id"
-        )
-    )
-    assert sources == {
-        "sao": "device-clock",
-        "ber": "device-clock",
-        "bj": "inventory",
-        "old": "assumed-utc",
+    }
+    assert stored == {
+        "sao": (7.0, "device-clock"),
+        "ber": (-10.0, "device-clock"),
+        "bj": (0.0, "inventory"),
+        "old": (30.0, "assumed-utc"),
     }
 
 
