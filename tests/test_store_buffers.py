@@ -14,9 +14,11 @@ from test_store import BASE, make_device, ok
 
 from collector.cli import main
 from collector.clock import DeviceClock
+from collector.parse import parse_offline_history
 from collector.records import DeviceResult, ErrorKind, OfflineRecord
 from collector.store import FULL_BUFFER, Store, open_store
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "offline_info"
 HISTORY = "display ike offline history"
 OFFLINE_INFO = "display ike offline-info"
 
@@ -293,3 +295,27 @@ def test_report_command_names_the_wrapped_buffer(tmp_path: Path) -> None:
     ]
     table = CliRunner().invoke(main, ["report", "--db", str(path), "--since", "2026-02-01"])
     assert "ne1 (slot 3)" in table.stdout, table.stdout
+
+
+def test_ne40e_sample_same_row_in_two_slots_is_stored_twice(store: Store) -> None:
+    # Huawei's NE40E sample (fixtures/offline_info/SOURCES.md): slot 1 and slot 3 both
+    # print "192.168.1.2:500  -  2021-07-23 11:24:18  Receive phase1 delete info".
+    parsed = parse_offline_history((FIXTURES / "ne40e_offline_history.txt").read_text())
+    assert parsed.records[0][:7] == parsed.records[2][:7]  # the same row but for its slot
+    device = make_device("ne40e", tz="+08:00")
+    outcome = store.record_device(store.start_run(), ok(device, parsed.records, command=HISTORY))
+    assert (outcome.records, outcome.new_records) == (3, 3)
+    assert Counter(store.deletions("ne40e")) == Counter(parsed.records)
+    assert [(r.slot, r.vpn_instance, r.port, r.ike_version) for r in store.deletions("ne40e")] == [
+        ("1", "vpna", 4500, None),
+        ("1", None, 500, None),
+        ("3", None, 500, None),
+    ]
+    again = store.record_device(store.start_run(), ok(device, parsed.records))
+    assert again.new_records == 0 and store.count_deletions() == 3
+    report = store.report(generated_at=datetime(2021, 7, 24, tzinfo=UTC))
+    assert [(r.reason_code, r.count) for r in report.by_reason] == [
+        ("peer_phase1_delete", 2),
+        ("dpd_timeout", 1),
+    ]
+    assert report.devices[0].newest_deletion == datetime(2021, 7, 23, 3, 24, 18, tzinfo=UTC)
