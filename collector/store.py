@@ -624,9 +624,9 @@ class Store:
             for moment, peer, port, reason, version, vpn, slot, cpu in fields
         ]
         columns = list(zip(*keys, strict=True))
-        digest = hashlib.blake2b(
-            array("q", chain.from_iterable(columns[:_TEXT_COLUMN])).tobytes(), digest_size=16
-        )
+        digest = hashlib.blake2b(digest_size=16)
+        for numbers in columns[:_TEXT_COLUMN]:
+            digest.update(array("q", numbers).tobytes())
         if any(map(any, columns[_TEXT_COLUMN:])):
             texts = "\x1f".join(chain.from_iterable(columns[_TEXT_COLUMN:]))
             digest.update(texts.encode("utf-8", "surrogatepass"))
