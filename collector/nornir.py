@@ -311,8 +311,8 @@ def ike_offline_info(
 
         try:
             outcome = store.record(device_result)
-            if outcome.gap is not None:
-                _warn_gap(outcome, device_result)
+            for gap in outcome.gaps:
+                _warn_gap(gap, device_result)
         except StoreError as error:
             return IkeOfflineResult(
                 host,
