@@ -264,3 +264,91 @@ def test_report_since_until_numbers_and_prune(mock_fleet: Any, tmp_path: Path) -
     again = history.collect()
     assert new_records(again) == {"ar-dated": 0}
     assert history.report("--since", "2025-12-01").json()["summary"]["totals"]["records"] == 2
+
+
+BUFFERS = {
+    "defaults": {"username": "admin", "timezone": "Asia/Shanghai"},
+    "devices": [
+        {
+            "name": "ne-1",
+            "layout": "ne40e",
+            "slots": [1, 3],
+            "vpn_instances": ["vpna", "vpnb"],
+            "records": {"generate": {"count": 200, "seed": 31, "same_across_buffers": 3}},
+        },
+        {
+            "name": "fw-spu",
+            "layout": "firewall",
+            "spus": ["1/0", "1/1"],
+            "records": {"generate": {"count": 40, "seed": 32}},
+            "inventory_data": {"ike_spus": ["1/0", "1/1"]},
+        },
+    ],
+}
+
+
+def buffer_rows(fleet: FleetThread, name: str) -> Counter[tuple[Any, ...]]:
+    """What the mock holds, as the store should keep it: per buffer, with the VPN."""
+    return Counter(
+        (
+            r.peer,
+            normalize_reason(r.reason),
+            r.time,
+            None if r.slot is None else str(r.slot),
+            None if r.cpu is None else str(r.cpu),
+            r.vpn,
+        )
+        for r in fleet.device(name).records()
+    )
+
+
+def stored_buffer_rows(db: Path, name: str) -> Counter[tuple[Any, ...]]:
+    with open_store(db) as store:
+        return Counter(
+            (r.peer, normalize_reason(r.reason), r.offline_time, r.slot, r.cpu, r.vpn_instance)
+            for r in store.deletions(name)
+        )
+
+
+def test_history_per_slot_and_spu_over_ssh(mock_fleet: Any, tmp_path: Path) -> None:
+    fleet = mock_fleet(BUFFERS, password=PASSWORD)
+    history = History(fleet, tmp_path)
+    first = history.collect()
+    assert first.code == 0, first.stderr
+    # NE40E: two full slots of 200, three rows printed identically in both: 400 deletions.
+    assert new_records(first) == {"ne-1": 400, "fw-spu": 80}
+    for name in ("ne-1", "fw-spu"):
+        assert stored_buffer_rows(history.db, name) == buffer_rows(fleet, name)
+    with open_store(history.db) as store:
+        assert store.known_commands() == {
+            "ne-1": "display ike offline history",
+            "fw-spu": "display ike offline-info",
+        }
+        ne = store.deletions("ne-1")
+        assert {r.ike_version for r in ne} == {None} and {r.slot for r in ne} == {"1", "3"}
+        # The stored UTC instants are the mock's true ones (Asia/Shanghai).
+        truth = sorted(int(moment.timestamp()) for moment in fleet.device("ne-1").records_utc())
+        utcs = store.fetch(
+            "SELECT d.t_utc FROM deletions d JOIN devices v ON v.id = d.device_id "
+            "WHERE v.name = 'ne-1' ORDER BY d.t_utc"
+        )
+        assert [int(t) for (t,) in utcs] == truth
+    again = history.collect()
+    assert new_records(again) == {"ne-1": 0, "fw-spu": 0}
+    # Slot 3 wraps (more than 200 new deletions); slot 1 gets a few: one gap, slot 3's.
+    fleet.device("ne-1").add_deletions(230, buffer="3")
+    fleet.device("ne-1").add_deletions(5, buffer="1")
+    wrapped = history.collect("--fail-on", "gaps>0")
+    assert wrapped.code == 4, wrapped.stderr
+    assert new_records(wrapped) == {"ne-1": 205, "fw-spu": 0}
+    gaps = wrapped.json()["summary"]["gaps"]
+    assert [(gap["device"], gap["buffer"]) for gap in gaps] == [("ne-1", "slot 3")]
+    assert "ne-1: the device's buffer (slot 3) wrapped since the previous run" in wrapped.stderr
+    # Every row the device holds is stored, and so are those its buffers dropped.
+    stored, held = stored_buffer_rows(history.db, "ne-1"), buffer_rows(fleet, "ne-1")
+    assert held - stored == Counter()
+    assert Counter(row[3] for row in (stored - held).elements()) == {"3": 200, "1": 5}
+    report = history.report("--since", "30d")
+    assert [(g["device"], g["buffer"]) for g in report.json()["summary"]["gaps"]] == [
+        ("ne-1", "slot 3")
+    ]
