@@ -401,10 +401,9 @@ class Store:
             if self.dialect is Dialect.POSTGRES:
                 self._execute("SELECT pg_advisory_xact_lock(7310405)")
             found = self._stored_version()  # again, under the lock
-            steps = [step for step in MIGRATIONS if step.to_version > found]
-            if found < min(step.to_version for step in MIGRATIONS) - 1:
+            if found < MIGRATIONS[0].to_version - 1:
                 return  # too old to migrate: _check_version says so
-            for step in steps:
+            for step in (step for step in MIGRATIONS if step.to_version > found):
                 for statement in migration_ddl(step, self.dialect):
                     self._execute(statement)
                 if step.reclassify_reasons:
@@ -597,8 +596,8 @@ class Store:
 
         Key layout: ``Key``, with what the layout did not print as ``NO_VERSION`` and
         ``NO_TEXT``. The digest covers the keys in device order (ids are stable within
-        one database, so it is too), column by column: the integers as one array, the
-        texts joined, and only when there are any (most devices have one buffer, no VPN).
+        one database, so it is too), column by column: each integer column as an array,
+        then the texts joined, only when there are any (most devices: one buffer, no VPN).
         """
         self._load_interned()
         peers = self._interned.peers
