@@ -85,8 +85,11 @@ def run_collection(
     from collector.report import aggregate, device_zone, with_local_times
     from collector.run import auto_processes, collect_fleet
     from collector.store import StoreError
+    from collector.transport import with_learned_commands
 
     run_started = datetime.now(UTC)
+    if store is not None:
+        devices = with_learned_commands(devices, store.known_commands())
     run_id = (
         None
         if store is None

@@ -26,11 +26,13 @@ closed by the device while the table was printing, is ``incomplete-output``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from collector import commands
@@ -393,10 +395,11 @@ def _read_offline_tables(
 ) -> list[Output]:
     """Run the device's command(s) for its deleted tunnels, in the open session.
 
-    The command comes from ``data.ike_command`` (the inventory, or what the history
-    remembers the device answered), else it is found out: ``display ike offline-info``
-    first, and when a device refuses it as unrecognised (NE40E / NetEngine 8000),
-    ``display ike offline history`` once. ``data.ike_spus`` runs ``display ike
+    The command comes from ``data.ike_command`` (the inventory), else it is found out:
+    ``display ike offline-info`` first, and when a device refuses it as unrecognised
+    (NE40E / NetEngine 8000), ``display ike offline history`` once; a device the history
+    remembers answering offline history (``data[LEARNED_COMMAND]``, set by the run) is
+    asked that first. ``data.ike_spus`` runs ``display ike
     offline-info ... slot S cpu C`` once per SPU (each SPU keeps its own buffer).
     Both settings were validated when the inventory was loaded.
     """
@@ -404,6 +407,14 @@ def _read_offline_tables(
     if chosen == commands.OFFLINE_HISTORY:
         command = commands.offline_history_command(peer)
         return [(command, None, run(command))]
+    if chosen is None and device.data.get(LEARNED_COMMAND) == commands.OFFLINE_HISTORY:
+        # The history says this device answered offline history last time: ask it first,
+        # and fall back to offline-info if it no longer knows it (a replaced device).
+        history = commands.offline_history_command(peer)
+        answer = run(history)
+        if not _unrecognized(answer):
+            return [(history, None, answer)]
+        log.info("%s: '%s' unrecognised now; trying '%s'", device.name, history, OFFLINE_INFO)
     spus: Sequence[commands.Spu | None] = (None,)
     if device.data.get("ike_spus") is not None:
         spus = commands.parse_spus(device.data["ike_spus"])
@@ -424,6 +435,31 @@ def _read_offline_tables(
             return [(history, None, answer)]
         outputs.append((command, spu, text))
     return outputs
+
+
+LEARNED_COMMAND = "_ike_command_learned"
+"""``Device.data`` key the run sets from the history: the command the device answered last."""
+OFFLINE_INFO = commands.OFFLINE_INFO
+
+
+def with_learned_commands(devices: Sequence[Device], known: Mapping[str, str]) -> list[Device]:
+    """The devices, those without an inventory ``ike_command`` told what they answered last.
+
+    Examples:
+        >>> from collector.records import Device
+        >>> [d.data.get(LEARNED_COMMAND) for d in with_learned_commands(
+        ...     [Device("ne1", "192.0.2.1")], {"ne1": "display ike offline history"})]
+        ['display ike offline history']
+    """
+    updated = []
+    for device in devices:
+        learned = known.get(device.name)
+        if learned is None or "ike_command" in device.data:
+            updated.append(device)
+        else:
+            data = MappingProxyType({**device.data, LEARNED_COMMAND: learned})
+            updated.append(dataclasses.replace(device, data=data))
+    return updated
 
 
 def _unrecognized(text: str) -> bool:
