@@ -96,7 +96,10 @@ def render_row(row: Row, layout: Layout) -> str:
         return f"  {row.peer:<17} {row.reason:<27} v{row.version:<10} {time} "
     if layout == "ne40e":
         time = row.time.strftime("%Y-%m-%d %H:%M:%S")
-        peer = f"{row.peer}:{row.port}"
+        # ip:port; an IPv6 address in brackets ([2001:db8::1]:500), the only form in which
+        # the port cannot be read as part of the address (no IPv6 sample was found).
+        address = f"[{row.peer}]" if ":" in row.peer else row.peer
+        peer = f"{address}:{row.port}"
         return f"  {peer:<23} {row.vpn or '-':<16} {time:<22} {row.reason}"
     time = row.time.strftime("%Y/%m/%d  %H:%M:%S")
     reason = firewall_reason(row.reason)

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from collector.parse import ParseError, ProblemKind, parse
 from collector.records import REASONS, OfflineRecord
-from mock_devices.tables import LAYOUTS, Layout, Row, firewall_reason, render_output
+from mock_devices.tables import (
+    LAYOUTS,
+    Layout,
+    Row,
+    firewall_reason,
+    group_by_slot,
+    render_history,
+    render_output,
+)
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -221,3 +229,55 @@ def test_problem_line_numbers_point_at_their_line(
         if problem.line is not None:
             assert problem.text is not None
             assert lines[problem.line - 1].rstrip() == problem.text
+
+
+# --- NE40E / NetEngine 8000 offline history -----------------------------------------
+
+ne40e_reasons = st.sampled_from(
+    [
+        "Receive phase1 delete info",
+        "DPD timeout",
+        "Phase2 SA replace",
+        "Config modify or manual offline",
+    ]
+)
+ne40e_rows = st.builds(
+    Row,
+    peer=peers,
+    reason=ne40e_reasons,
+    version=st.just(2),
+    time=times,
+    port=st.sampled_from([500, 4500]),
+    slot=st.sampled_from([1, 3, 9]),
+    vpn=st.sampled_from([None, "vpna", "cust-blue"]),
+)
+
+
+@SETTINGS
+@given(
+    table=st.lists(ne40e_rows, min_size=1, max_size=12),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    before=st.lists(outside_lines, max_size=2),
+)
+def test_ne40e_sections_parse_back_equal_per_slot(
+    table: list[Row], newline: str, before: list[str]
+) -> None:
+    sections = group_by_slot(table)
+    text = newline.join([*before, *render_history(sections)]) + newline
+    result = parse(text)
+    expected = tuple(
+        OfflineRecord.build(
+            row.peer,
+            row.reason,
+            None,
+            row.time,
+            row.port,
+            slot=str(slot),
+            vpn_instance=row.vpn,
+        )
+        for slot, rows in sections
+        for row in rows
+    )
+    assert result.records == expected
+    assert result.complete
+    assert result.declared_count == len(table)
