@@ -244,6 +244,15 @@ def _local_times_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _include_routine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--include-routine",
+        is_flag=True,
+        help="Count routine deletions (rekeys, HA housekeeping) in the totals, flapping "
+        "peers and --fail-on new; by default only disruptive ones (tunnels that went down).",
+    )(func)
+
+
 def _output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--prometheus",
@@ -500,6 +509,7 @@ def _duration_value(
 @_format_option
 @_local_times_option
 @_output_options
+@_include_routine_option
 @click.option(
     "--fail-on",
     "fail_on",
@@ -507,7 +517,7 @@ def _duration_value(
     metavar="EXPR",
     callback=_threshold_values,
     help="Exit 4 when this run's NEW deletions breach a threshold: dpd_timeout>5, "
-    "liveness>=10, new>100, failed>0, gaps>0 (repeatable).",
+    "liveness>=10, new>100 (disruptive ones), routine>500, failed>0, gaps>0 (repeatable).",
 )
 @click.option(
     "--lock-file",
@@ -548,6 +558,7 @@ def collect_command(
     local_times: bool,
     output: Path | None,
     prometheus: Path | None,
+    include_routine: bool,
     fail_on: tuple[Threshold, ...],
     lock_file: Path | None,
     verbose: int,
@@ -669,6 +680,7 @@ def collect_command(
             keep_raw=keep_raw,
             show_progress=False if quiet else None,
             local_times=local_times,
+            include_routine=include_routine,
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)
@@ -680,7 +692,12 @@ def collect_command(
         )
     if failed == report.totals.devices:
         return EXIT_ALL_FAILED
-    counts = threshold_counts(collection.new_by_reason, failed=failed, gaps=report.totals.gaps)
+    counts = threshold_counts(
+        collection.new_by_reason,
+        failed=failed,
+        gaps=report.totals.gaps,
+        include_routine=include_routine,
+    )
     breaches = breached(fail_on, counts)
     for threshold, count in breaches:
         log.error("--fail-on %s breached: %d", threshold.text, count)
@@ -731,6 +748,7 @@ def collect_command(
 @_format_option
 @_local_times_option
 @_output_options
+@_include_routine_option
 @verbosity_options
 @guarded
 def report_command(
@@ -746,6 +764,7 @@ def report_command(
     local_times: bool,
     output: Path | None,
     prometheus: Path | None,
+    include_routine: bool,
     verbose: int,
     quiet: bool,
     masker: SecretMasker,
@@ -775,6 +794,7 @@ def report_command(
             flap_threshold=flap_threshold,
             top=top,
             trend_interval=interval,
+            include_routine=include_routine,
         )
         if local_times:
             report = with_local_times(report, store.device_zones())

@@ -61,6 +61,7 @@ def run_collection(
     keep_raw: bool = False,
     show_progress: bool | None = None,
     local_times: bool = False,
+    include_routine: bool = False,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -77,6 +78,7 @@ def run_collection(
         show_progress: The progress bar: None when stderr is a terminal, False never.
         local_times: Device-level times in each device's own zone (``--local-times``);
             otherwise every time in the report is UTC.
+        include_routine: ``--include-routine``: routine deletions count among flapping peers.
 
     Returns:
         The report, the per-device results and the new deletions by reason.
@@ -139,6 +141,7 @@ def run_collection(
         generated_at=run_finished,
         run_started=run_started,
         run_finished=run_finished,
+        include_routine=include_routine,
     )
     new_by_reason: dict[str, int] = {}
     if store is not None and run_id is not None:
@@ -214,6 +217,7 @@ def _with_history(
     totals = dataclasses.replace(
         report.totals,
         new_records=sum(outcome.new_records for outcome in outcomes.values()),
+        new_routine=sum(item.count for item in new_by_reason if item.category.routine),
         gaps=len(gaps),
     )
     return dataclasses.replace(

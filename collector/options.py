@@ -116,7 +116,9 @@ _COMPARISONS: Mapping[str, Callable[[int, int], bool]] = {
 }
 _THRESHOLD = re.compile(r"\s*([A-Za-z][A-Za-z0-9 _-]*?)\s*(>=|>|==|=)\s*(\d+)\s*")
 TOTAL_KEY = "new"
-"""All new deletions of the run, whatever the reason."""
+"""The run's new disruptive deletions (all of them with ``--include-routine``)."""
+ROUTINE_KEY = "routine"
+"""The run's new routine deletions (rekeys, HA housekeeping)."""
 FAILED_KEY = "failed"
 """Devices that could not be read in this run."""
 GAPS_KEY = "gaps"
@@ -163,7 +165,7 @@ def parse_threshold(text: str) -> Threshold:
     name, comparison, limit = match.group(1).strip(), match.group(2), int(match.group(3))
     lowered = name.lower()
     categories = {category.value for category in Category}
-    if lowered in (TOTAL_KEY, FAILED_KEY, GAPS_KEY, *categories, *REASON_BY_CODE):
+    if lowered in (TOTAL_KEY, ROUTINE_KEY, FAILED_KEY, GAPS_KEY, *categories, *REASON_BY_CODE):
         key = lowered
     else:
         code, _ = classify_reason(name)
@@ -171,19 +173,29 @@ def parse_threshold(text: str) -> Threshold:
             known = ", ".join(sorted(REASON_BY_CODE))
             raise ValueError(
                 f"{text!r}: unknown key {name!r}; use a reason code ({known}), a category "
-                f"({', '.join(sorted(categories))}), {TOTAL_KEY}, {FAILED_KEY} or {GAPS_KEY}"
+                f"({', '.join(sorted(categories))}), {TOTAL_KEY}, {ROUTINE_KEY}, {FAILED_KEY} "
+                f"or {GAPS_KEY}"
             )
         key = code
     return Threshold(key, comparison, limit, text.strip())
 
 
-def threshold_counts(new_by_reason: Mapping[str, int], *, failed: int, gaps: int) -> dict[str, int]:
+def threshold_counts(
+    new_by_reason: Mapping[str, int], *, failed: int, gaps: int, include_routine: bool = False
+) -> dict[str, int]:
     """The counts ``--fail-on`` keys look up, from the run's new deletions by reason code.
 
+    ``new`` counts disruptive deletions only (``Category.routine``): a hub that rekeys on
+    schedule does not breach ``new>100``; ``include_routine`` counts them too. A reason
+    code or category named explicitly (``phase2_sa_replace>50``, ``rekey>50``) always counts.
+
     Examples:
-        >>> counts = threshold_counts({"dpd_timeout": 3, "peer_request": 1}, failed=0, gaps=1)
-        >>> counts["dpd_timeout"], counts["liveness"], counts["new"], counts["gaps"]
-        (3, 3, 4, 1)
+        >>> new = {"dpd_timeout": 3, "peer_request": 1, "phase2_sa_replace": 40}
+        >>> counts = threshold_counts(new, failed=0, gaps=1)
+        >>> counts["dpd_timeout"], counts["liveness"], counts["new"], counts["routine"]
+        (3, 3, 4, 40)
+        >>> threshold_counts(new, failed=0, gaps=1, include_routine=True)["new"]
+        44
     """
     counts: dict[str, int] = {code: 0 for code in REASON_BY_CODE}
     counts.update({category.value: 0 for category in Category})
@@ -194,7 +206,13 @@ def threshold_counts(new_by_reason: Mapping[str, int], *, failed: int, gaps: int
             continue
         counts[code] += count
         counts[reason.category.value] += count
-    counts[TOTAL_KEY] = sum(new_by_reason.values())
+    routine = sum(
+        count
+        for code, count in new_by_reason.items()
+        if code in REASON_BY_CODE and REASON_BY_CODE[code].category.routine
+    )
+    counts[ROUTINE_KEY] = routine
+    counts[TOTAL_KEY] = sum(new_by_reason.values()) - (0 if include_routine else routine)
     counts[FAILED_KEY] = failed
     counts[GAPS_KEY] = gaps
     return counts

@@ -39,6 +39,32 @@ class Category(StrEnum):
     UNKNOWN = "unknown"
     """A reason the taxonomy does not know (kept verbatim on the record)."""
 
+    @property
+    def routine(self) -> bool:
+        """Whether deletions of this category are routine (see :data:`ROUTINE_CATEGORIES`).
+
+        Examples:
+            >>> Category.REKEY.routine, Category.LIVENESS.routine, Category.UNKNOWN.routine
+            (True, False, False)
+        """
+        return self in ROUTINE_CATEGORIES
+
+    @property
+    def impact(self) -> str:
+        """``routine`` or ``disruptive``, as reports and exports print it."""
+        return "routine" if self.routine else "disruptive"
+
+
+ROUTINE_CATEGORIES: frozenset[Category] = frozenset({Category.REKEY, Category.HA})
+"""The one place that decides which deletions are routine rather than disruptive.
+
+Routine: the normal end of an SA's lifetime (``phase1/phase2 sa replace``, IKEv1's
+dependent SA going with its parent) and HA housekeeping. Every other category, unknown
+included (a reason nobody has classified deserves a look), is disruptive: a tunnel went
+down. Flapping peers, incidents, ``--fail-on new``, the ``new_disruptive_deletions``
+metric and the headline totals count disruptive deletions unless ``--include-routine``.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:

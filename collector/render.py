@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 from collector.records import (
     ALL_REASONS,
     RECORD_FIELDS,
+    ROUTINE_CATEGORIES,
     UNKNOWN_REASON_CODE,
     Category,
     DeviceStatus,
@@ -268,6 +269,7 @@ def _reason_dict(item: ReasonCount) -> dict[str, Any]:
     return {
         "reason_code": item.reason_code,
         "category": item.category.value,
+        "routine": item.category.routine,
         "count": item.count,
         "devices": item.devices,
         "example": item.example,
@@ -304,10 +306,19 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
             "unknown_reasons": totals.unknown_reasons,
             "new_records": totals.new_records,
             "gaps": totals.gaps,
+            "disruptive": totals.disruptive,
+            "routine": totals.routine,
+            "new_disruptive": totals.new_disruptive,
+            "new_routine": totals.new_routine,
         },
         "by_reason": [_reason_dict(item) for item in report.by_reason],
         "by_category": [
-            {"category": item.category.value, "count": item.count} for item in report.by_category
+            {
+                "category": item.category.value,
+                "routine": item.category.routine,
+                "count": item.count,
+            }
+            for item in report.by_category
         ],
         "by_group": _group_dict(report.by_group),
         "top_peers": [
@@ -350,6 +361,7 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
         ],
         "new_by_reason": [_reason_dict(item) for item in report.new_by_reason],
         "flap_threshold": report.flap_threshold,
+        "include_routine": report.include_routine,
         "run": {
             "started": _iso(report.run_started),
             "finished": _iso(report.run_finished),
@@ -489,18 +501,39 @@ def _window_line(report: FleetReport) -> str:
 
 def _totals_line(report: FleetReport) -> str:
     totals = report.totals
+    if report.include_routine:
+        deletions = (
+            f"{totals.records} deletions ({totals.disruptive} disruptive, {totals.routine} routine)"
+        )
+        new = totals.new_records
+    else:
+        deletions = f"{totals.disruptive} disruptive deletions"
+        new = totals.new_disruptive
     parts = [
         f"{totals.devices} devices ({totals.devices_ok} ok, {totals.devices_failed} failed)",
-        f"{totals.records} deletions",
+        deletions,
         f"{totals.peers} peers",
     ]
-    if totals.new_records is not None:
-        parts.append(f"{totals.new_records} new since the previous run")
+    if new is not None:
+        parts.append(f"{new} new since the previous run")
     if totals.unknown_reasons:
         parts.append(f"{totals.unknown_reasons} with unknown reasons")
     if totals.gaps:
         parts.append(f"{totals.gaps} gaps")
     return "Totals: " + ", ".join(parts)
+
+
+def _routine_line(report: FleetReport) -> str | None:
+    """Routine deletions on their own line (not in the totals unless --include-routine)."""
+    totals = report.totals
+    if report.include_routine:
+        return None
+    categories = ", ".join(sorted(category.value for category in ROUTINE_CATEGORIES))
+    new = "" if totals.new_routine is None else f" ({totals.new_routine} new)"
+    return (
+        f"Routine: {totals.routine} deletions{new} ({categories}: SAs renewed, not tunnels "
+        "down; left out of the totals and flapping peers, --include-routine counts them)"
+    )
 
 
 def _table_report(report: FleetReport, *, records: bool) -> str:
@@ -510,6 +543,9 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
         _window_line(report),
         _totals_line(report),
     ]
+    routine = _routine_line(report)
+    if routine is not None:
+        header.append(routine)
     if report.run_duration_seconds is not None:
         header.append(f"Run: {report.run_duration_seconds:.1f} s")
     sections = ["\n".join(header) + "\n"]
@@ -546,8 +582,11 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
     sections.append(
         _table(
             "Deletions by category",
-            [[item.category.value, item.count] for item in report.by_category],
-            ["category", "deletions"],
+            [
+                [item.category.value, item.category.impact, item.count]
+                for item in report.by_category
+            ],
+            ["category", "impact", "deletions"],
         )
     )
     if report.new_by_reason:
@@ -575,7 +614,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
         )
     sections.append(
         _table(
-            f"Flapping peers (at least {report.flap_threshold} deletions)",
+            f"Flapping peers (at least {report.flap_threshold} "
+            f"{'deletions' if report.include_routine else 'disruptive deletions'})",
             [
                 [
                     flap.peer,
@@ -705,6 +745,10 @@ def render_prometheus(report: FleetReport) -> str:
       deletions in the report (the devices' buffers for a run, the window for history).
     * ``ike_offline_new_deletions{reason_code}``: first seen in the latest run (only when
       the report knows, i.e. from the store).
+    * ``ike_offline_disruptive_deletions``, ``ike_offline_routine_deletions``: the report's
+      deletions split by ``Category.routine``; ``ike_offline_new_disruptive_deletions`` and
+      ``ike_offline_new_routine_deletions`` the same for the latest run's new ones (from
+      the store): alert on ``new_disruptive_deletions``, which rekeying never raises.
     * ``ike_offline_unknown_reason_deletions``, ``ike_offline_flapping_peers``,
       ``ike_offline_gaps``.
     """
@@ -767,6 +811,23 @@ def render_prometheus(report: FleetReport) -> str:
         for code in codes:
             new.labels(reason_code=code).set(new_by_code.get(code, 0))
 
+    gauge(
+        "disruptive_deletions",
+        "Deletions in the report that took a tunnel down (not rekeys or HA housekeeping).",
+    ).set(report.totals.disruptive)
+    gauge("routine_deletions", "Routine deletions in the report (rekeys, HA housekeeping).").set(
+        report.totals.routine
+    )
+    if report.totals.new_records is not None:
+        new_disruptive = report.totals.new_disruptive or 0
+        gauge(
+            "new_disruptive_deletions",
+            "Deletions first seen in the latest run that took a tunnel down (alert on this).",
+        ).set(new_disruptive)
+        gauge(
+            "new_routine_deletions",
+            "Routine deletions (rekeys, HA housekeeping) first seen in the latest run.",
+        ).set(report.totals.new_routine or 0)
     gauge("unknown_reason_deletions", "Deletions whose reason the taxonomy does not know.").set(
         report.totals.unknown_reasons
     )

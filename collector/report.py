@@ -8,6 +8,7 @@ Nothing here touches a file, a socket or the clock (``generated_at`` is passed i
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -183,6 +184,21 @@ class Totals:
     new_records: int | None = None
     """Deletions first seen in the latest run (history only; None when unknown)."""
     gaps: int = 0
+    routine: int = 0
+    """Routine deletions among ``records`` (rekeys, HA housekeeping: ``Category.routine``)."""
+    new_routine: int | None = None
+    """Routine deletions among ``new_records`` (None when unknown)."""
+
+    @property
+    def disruptive(self) -> int:
+        """Deletions that mean a tunnel went down: ``records`` less the routine ones."""
+        return self.records - self.routine
+
+    @property
+    def new_disruptive(self) -> int | None:
+        if self.new_records is None:
+            return None
+        return self.new_records - (self.new_routine or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +231,8 @@ class FleetReport:
     local_times: bool = False
     """Device-level times (newest deletion, gaps, last read) are in each device's own
     zone, with its offset (``--local-times``); otherwise every time is UTC."""
+    include_routine: bool = False
+    """``--include-routine``: flapping peers and headline counts include routine deletions."""
 
     @property
     def run_duration_seconds(self) -> float | None:
@@ -334,6 +352,18 @@ class _Tally:
             tally.peer_devices.update(peers.keys())
             tally.peer_codes.update(map(_PEER_CODE, records))
         return tally
+
+
+def disruptive_only(results: Sequence[DeviceResult]) -> list[DeviceResult]:
+    """The results with their routine records left out (``Category.routine``)."""
+    return [
+        dataclasses.replace(
+            result, records=tuple(r for r in result.records if not r.category.routine)
+        )
+        if any(record.category.routine for record in result.records)
+        else result
+        for result in results
+    ]
 
 
 def _by_reason(tally: _Tally) -> tuple[ReasonCount, ...]:
@@ -525,6 +555,7 @@ def aggregate(
     run_started: datetime | None = None,
     run_finished: datetime | None = None,
     zone_of: Callable[[DeviceResult], tzinfo] = device_zone,
+    include_routine: bool = False,
 ) -> FleetReport:
     """Combine one run's device results into the fleet report.
 
@@ -538,6 +569,8 @@ def aggregate(
         run_started: Start of the run; defaults to the earliest ``result.started``.
         run_finished: End of the run; defaults to the latest ``result.finished``.
         zone_of: The zone of a device's offline times (:func:`device_zone`).
+        include_routine: Count routine deletions (rekeys, HA) among flapping peers too;
+            by default a peer flaps on disruptive deletions only.
 
     Returns:
         The report. The window is None: a run reports what the devices hold now.
@@ -566,6 +599,8 @@ def aggregate(
         else TrendInterval(trend_interval)
     )
     tally = _Tally.of(results)
+    peer_results = results if include_routine else disruptive_only(results)
+    peer_tally = tally if include_routine else _Tally.of(peer_results)
     unknown = _unknown_reasons(tally)
     ok = sum(1 for result in results if result.ok)
     totals = Totals(
@@ -575,6 +610,7 @@ def aggregate(
         records=len(records),
         peers=len(tally.peers),
         unknown_reasons=sum(item.count for item in unknown),
+        routine=sum(count for (_, category, _), count in tally.reasons.items() if category.routine),
     )
     failing = tuple(
         DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
@@ -588,7 +624,7 @@ def aggregate(
         devices=devices,
         by_reason=_by_reason(tally),
         by_category=_by_category(tally),
-        top_peers=_top_peers(results, zones, tally, top, flap_threshold),
+        top_peers=_top_peers(peer_results, zones, peer_tally, top, flap_threshold),
         trend=_trend(results, zones, interval),
         totals=totals,
         by_group=None if group_by is None else group_breakdown(results, GroupBy(group_by)),
@@ -599,6 +635,7 @@ def aggregate(
         run_started=run_started,
         run_finished=run_finished,
         last_success=run_finished if ok else None,
+        include_routine=include_routine,
     )
 
 

@@ -1207,6 +1207,7 @@ class Store:
         flap_threshold: int | None = None,
         top: int | None = 10,
         trend_interval: TrendInterval | str | None = None,
+        include_routine: bool = False,
     ) -> FleetReport:
         """The fleet report over history; see :func:`collector.store_report.history_report`."""
         from collector.report import DEFAULT_FLAP_THRESHOLD
@@ -1221,6 +1222,7 @@ class Store:
             flap_threshold=DEFAULT_FLAP_THRESHOLD if flap_threshold is None else flap_threshold,
             top=top,
             trend_interval=trend_interval,
+            include_routine=include_routine,
         )
 
 

@@ -347,6 +347,63 @@ def _trend(
     return chosen, buckets
 
 
+def disruptive_rows(
+    store: Store, since: int | None, until: int | None, reasons: dict[int, _ReasonInfo]
+) -> list[tuple[int, int, int, int]]:
+    """(device_id, peer_id, reason_id, t_utc) of the window's disruptive deletions.
+
+    Read from the raw rows (the roll-ups do not split a peer's count by reason), through
+    per-device (device_id, t_local) ranges; ordered by time.
+    """
+    wanted = sorted(rid for rid, info in reasons.items() if not info.category.routine)
+    if not wanted:
+        return []
+    where, params = _raw_range(since, until)
+    marks = ", ".join("?" * len(wanted))
+    rows = store.fetch(
+        f"SELECT device_id, peer_id, reason_id, t_utc FROM deletions WHERE {where} "
+        f"AND reason_id IN ({marks})",
+        (*params, *wanted),
+    )
+    return sorted(((int(d), int(p), int(r), int(t)) for d, p, r, t in rows), key=lambda row: row[3])
+
+
+def _flaps_from_rows(
+    store: Store,
+    rows: Sequence[tuple[int, int, int, int]],
+    threshold: int,
+    top: int | None,
+    reasons: dict[int, _ReasonInfo],
+) -> tuple[PeerFlap, ...]:
+    """Flapping peers counted over ``rows`` (the disruptive deletions of the window)."""
+    counts: Counter[int] = Counter()
+    devices: defaultdict[int, set[int]] = defaultdict(set)
+    by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    newest: dict[int, int] = {}
+    for device_id, peer_id, reason_id, moment in rows:
+        counts[peer_id] += 1
+        devices[peer_id].add(device_id)
+        by_reason[peer_id][reasons[reason_id].code] += 1
+        newest[peer_id] = max(newest.get(peer_id, moment), moment)
+    candidates = [peer_id for peer_id, count in counts.items() if count >= threshold]
+    texts = _peer_texts(store, candidates)
+    candidates.sort(key=lambda p: (-counts[p], -len(devices[p]), texts[p]))
+    if top is not None:
+        candidates = candidates[: max(top, 0)]
+    return tuple(
+        PeerFlap(
+            peer=texts[peer_id],
+            deletions=counts[peer_id],
+            devices=len(devices[peer_id]),
+            reasons=tuple(
+                code for code, _ in sorted(by_reason[peer_id].items(), key=lambda i: (-i[1], i[0]))
+            ),
+            last_seen=datetime.fromtimestamp(newest[peer_id], UTC),
+        )
+        for peer_id in candidates
+    )
+
+
 def _peers(
     store: Store,
     plan: _Plan,
@@ -358,7 +415,7 @@ def _peers(
     reasons: dict[int, _ReasonInfo],
     every: bool,
 ) -> tuple[int, tuple[PeerFlap, ...], list[tuple[str, int, int]]]:
-    """Distinct peers, the flapping ones, and (peer, deletions, devices) if ``every``."""
+    """Distinct peers, the flapping ones (all reasons), and (peer, deletions, devices)."""
     counts: Counter[int] = Counter()
     devices: defaultdict[int, set[int]] = defaultdict(set)
     entries, key, value = json_entries("r.peers", store.dialect)
@@ -445,6 +502,7 @@ def history_report(
     flap_threshold: int = 2,
     top: int | None = 10,
     trend_interval: TrendInterval | str | None = None,
+    include_routine: bool = False,
 ) -> FleetReport:
     """Build the fleet report from the store.
 
@@ -457,6 +515,8 @@ def history_report(
         flap_threshold: Peers with at least this many deletions in the window are flapping.
         top: At most this many flapping peers (None: all).
         trend_interval: ``hour`` or ``day``; None: hourly up to two days of data, else daily.
+        include_routine: Flapping peers count routine deletions too (rekeys, HA); by
+            default they count the disruptive ones only, read from the raw rows.
 
     Returns:
         A FleetReport: devices (every known device, its latest status, its deletions in
@@ -538,10 +598,14 @@ def history_report(
         since_s,
         until_s,
         flap_threshold,
-        top,
+        top if include_routine else 0,  # else counted over the disruptive rows below
         reasons,
         dimension is GroupBy.PEER,
     )
+    if not include_routine:
+        flaps = _flaps_from_rows(
+            store, disruptive_rows(store, since_s, until_s, reasons), flap_threshold, top, reasons
+        )
     span = 0 if low is None or high is None else high - low
     interval, trend = _trend(store, plan, edges, span, trend_interval)
     gaps = _gaps(store, since, until)
@@ -632,6 +696,10 @@ def history_report(
             unknown_reasons=sum(unknown.values()),
             new_records=sum(new_per_device.values()),
             gaps=len(gaps),
+            routine=sum(count for category, count in per_category.items() if category.routine),
+            new_routine=sum(
+                count for rid, count in new_text.items() if reasons[rid].category.routine
+            ),
         ),
         by_group=breakdown,
         trend_interval=interval,
@@ -643,4 +711,5 @@ def history_report(
         run_started=_utc(last_run[0][0]) if last_run else None,
         run_finished=_utc(last_run[0][1]) if last_run else None,
         last_success=_utc(last_success),
+        include_routine=include_routine,
     )

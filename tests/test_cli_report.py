@@ -94,7 +94,7 @@ def test_group_by_site_table_and_csv(db: Path) -> None:
     table = report(db, "--since", "7d", "--group-by", "site", "--flap-threshold", "3")
     assert table.exit_code == 0
     assert "Deletions by site" in table.stdout
-    assert "Flapping peers (at least 3 deletions)" in table.stdout
+    assert "Flapping peers (at least 3 disruptive deletions)" in table.stdout
     rows = list(csv.reader(io.StringIO(report(db, "--format", "csv").stdout)))
     assert tuple(rows[0]) == DEVICE_CSV_FIELDS
     assert sorted(row[0] for row in rows[1:]) == ["r1", "r2"]

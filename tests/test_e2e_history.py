@@ -182,6 +182,48 @@ def test_fail_on_counts_new_deletions_of_this_run(history: History) -> None:
     assert history.collect("--fail-on", "dpd_timeout>2").code == 0
 
 
+def test_fail_on_new_ignores_rekeys_unless_include_routine(
+    history: History, tmp_path: Path
+) -> None:
+    assert history.collect().code == 0
+    ar = history.fleet.device("ar-1")
+    now = ar.now().replace(microsecond=0)
+    rekeys = [
+        Row(peer="192.0.2.9", reason=reason, version=2, time=now - timedelta(seconds=n))
+        for n, reason in enumerate(["phase2 sa replace", "phase1 sa replace"] * 3)
+    ]
+    ar.add_records([*rekeys, Row(peer="192.0.2.7", reason="dpd timeout", version=2, time=now)])
+    metrics_path = tmp_path / "ike.prom"
+    run = history.collect("--fail-on", "new>2", "--prometheus", str(metrics_path))
+    assert run.code == 0, run.stderr  # 1 disruptive new deletion, 6 rekeys
+    totals = run.json()["summary"]["totals"]
+    assert (totals["new_records"], totals["new_disruptive"], totals["new_routine"]) == (7, 1, 6)
+    metrics = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics_path.read_text())
+        for sample in family.samples
+        if not sample.labels
+    }
+    assert metrics["ike_offline_new_disruptive_deletions"] == 1
+    assert metrics["ike_offline_new_routine_deletions"] == 6
+    assert "192.0.2.9" not in [p["peer"] for p in run.json()["summary"]["top_peers"]]
+    ar.add_records(
+        [
+            Row(peer="192.0.2.8", reason=reason, version=1, time=now)
+            for reason in ("phase2 sa replace", "phase1 sa replace", "phase2 sa replace")
+        ]
+    )
+    run = history.collect("--fail-on", "new>2", "--include-routine")
+    assert run.code == 4
+    assert "--fail-on new>2 breached: 3" in run.stderr
+    assert "192.0.2.9" in [p["peer"] for p in run.json()["summary"]["top_peers"]]
+    report = history.report("--since", "1d").json()["summary"]
+    assert "192.0.2.9" not in [p["peer"] for p in report["top_peers"]]
+    routine = sum(item["count"] for item in report["by_category"] if item["routine"])
+    assert report["totals"]["routine"] == routine >= 9
+    assert report["totals"]["disruptive"] == report["totals"]["records"] - routine
+
+
 def test_prometheus_textfile_parses(history: History, tmp_path: Path) -> None:
     path = tmp_path / "textfile" / "ike.prom"
     path.parent.mkdir()

@@ -151,6 +151,7 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "unknown_reasons",
         "new_by_reason",
         "flap_threshold",
+        "include_routine",
         "run",
     ]
     assert summary["totals"] == {
@@ -162,15 +163,21 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "unknown_reasons": 3,
         "new_records": None,
         "gaps": 0,
+        "disruptive": 7,
+        "routine": 1,
+        "new_disruptive": None,
+        "new_routine": None,
     }
     assert summary["by_reason"][0] == {
         "reason_code": "dpd_timeout",
         "category": "liveness",
+        "routine": False,
         "count": 3,
         "devices": 2,
         "example": "dpd timeout",
     }
-    assert summary["by_category"][0] == {"category": "liveness", "count": 3}
+    assert summary["by_category"][0] == {"category": "liveness", "routine": False, "count": 3}
+    assert {"category": "rekey", "routine": True, "count": 1} in summary["by_category"]
     assert summary["by_group"]["dimension"] == "site"
     assert summary["by_group"]["counts"][0] == {
         "key": "par1",
@@ -180,10 +187,10 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
     }
     assert summary["top_peers"][0] == {
         "peer": "10.1.1.1",
-        "deletions": 4,
+        "deletions": 3,
         "devices": 2,
-        "reasons": ["dpd_timeout", "phase2_sa_replace"],
-        "last_seen": "2024-03-01T11:00:00+00:00",
+        "reasons": ["dpd_timeout"],
+        "last_seen": "2024-03-01T10:40:00+00:00",
     }
     assert summary["trend"]["interval"] == "hour"
     assert summary["trend"]["buckets"][0] == {"start": "2024-03-01T09:00:00+00:00", "count": 2}
@@ -237,13 +244,14 @@ def test_report_ndjson_shape(report: FleetReport) -> None:
 
 def test_report_table_has_the_numbers(report: FleetReport) -> None:
     text = render_report(report, "table")
-    assert "Totals: 5 devices (3 ok, 2 failed), 8 deletions, 4 peers" in text
+    assert "Totals: 5 devices (3 ok, 2 failed), 7 disruptive deletions, 4 peers" in text
+    assert "Routine: 1 deletions (ha, rekey: SAs renewed, not tunnels down;" in text
     for title in (
         "Devices",
         "Deletions by reason",
         "Deletions by category",
         "Deletions by site",
-        "Flapping peers (at least 2 deletions)",
+        "Flapping peers (at least 2 disruptive deletions)",
         "Deletions per hour (UTC)",
         "Devices that could not be read",
         "Unknown reasons (verbatim)",
@@ -253,7 +261,7 @@ def test_report_table_has_the_numbers(report: FleetReport) -> None:
     dpd = next(line for line in lines if line.startswith("dpd_timeout"))
     assert dpd.split()[:4] == ["dpd_timeout", "liveness", "3", "2"]
     flap = next(line for line in lines if line.startswith("10.1.1.1"))
-    assert flap.split()[:3] == ["10.1.1.1", "4", "2"]
+    assert flap.split()[:3] == ["10.1.1.1", "3", "2"]  # its rekey is not a flap
     r3 = next(line for line in lines if line.startswith("r3 "))
     assert "auth: authentication failed for user netops" in r3
     assert "\nRecords\n" not in text

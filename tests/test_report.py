@@ -154,9 +154,15 @@ def test_by_reason_and_category(results: list[DeviceResult]) -> None:
 
 def test_flapping_peers(results: list[DeviceResult]) -> None:
     report = aggregate(results, generated_at=GENERATED)
+    # By default the rekey of 10.1.1.1 (phase2 sa replace, routine) is not a flap.
     assert [(p.peer, p.deletions, p.devices, p.reasons, p.last_seen) for p in report.top_peers] == [
-        ("10.1.1.1", 4, 2, ("dpd_timeout", "phase2_sa_replace"), utc(1, 11, 0)),
+        ("10.1.1.1", 3, 2, ("dpd_timeout",), utc(1, 10, 40)),
         ("10.2.2.2", 2, 2, ("unknown",), utc(1, 12, 30)),
+    ]
+    with_routine = aggregate(results, generated_at=GENERATED, include_routine=True)
+    assert [(p.peer, p.deletions, p.reasons, p.last_seen) for p in with_routine.top_peers] == [
+        ("10.1.1.1", 4, ("dpd_timeout", "phase2_sa_replace"), utc(1, 11, 0)),
+        ("10.2.2.2", 2, ("unknown",), utc(1, 12, 30)),
     ]
     assert report.flap_threshold == 2
     one = aggregate(results, generated_at=GENERATED, top=1, flap_threshold=1)
@@ -164,6 +170,40 @@ def test_flapping_peers(results: list[DeviceResult]) -> None:
     everyone = aggregate(results, generated_at=GENERATED, top=None, flap_threshold=1)
     assert [p.peer for p in everyone.top_peers] == ["10.1.1.1", "10.2.2.2", "10.3.3.3", "10.4.4.4"]
     assert aggregate(results, generated_at=GENERATED, flap_threshold=5).top_peers == ()
+
+
+def test_routine_deletions_counted_apart(results: list[DeviceResult]) -> None:
+    report = aggregate(results, generated_at=GENERATED)
+    assert (report.totals.records, report.totals.routine, report.totals.disruptive) == (8, 1, 7)
+    assert report.include_routine is False
+
+
+def test_a_peer_that_only_rekeys_never_flaps() -> None:
+    rekeys = tuple(
+        R("10.9.9.9", reason, 2, at(1, hour))
+        for hour in range(1, 9)
+        for reason in (
+            "phase1 sa replace",
+            "phase2 sa replace",
+            "ikev1 phase1-phase2 sa dependent offline",
+        )
+    )
+    hub = DeviceResult(device("hub"), DeviceStatus.OK, rekeys)
+    report = aggregate([hub], generated_at=GENERATED)
+    assert report.top_peers == ()
+    assert (report.totals.records, report.totals.routine, report.totals.disruptive) == (24, 24, 0)
+    assert [
+        p.peer for p in aggregate([hub], generated_at=GENERATED, include_routine=True).top_peers
+    ] == ["10.9.9.9"]
+
+
+@pytest.mark.parametrize(
+    ("category", "routine"),
+    [(category, category in (Category.REKEY, Category.HA)) for category in Category],
+)
+def test_only_rekey_and_ha_are_routine(category: Category, routine: bool) -> None:
+    assert category.routine is routine
+    assert category.impact == ("routine" if routine else "disruptive")
 
 
 def test_trend_hourly_for_a_short_span(results: list[DeviceResult]) -> None:

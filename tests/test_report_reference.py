@@ -86,11 +86,13 @@ def reference(results: list[DeviceResult], interval: TrendInterval) -> dict[str,
             categories[rec.category.value] += 1
             if rec.reason_code == UNKNOWN_REASON_CODE:
                 unknown[rec.reason] += 1
+            trend[bucket_start(utc, interval)] += 1
+            if rec.category.routine:  # rekeys and HA housekeeping: not flaps
+                continue
             peers[rec.peer] += 1
             peer_devices[rec.peer].add(result.device.name)
             peer_codes[rec.peer][rec.reason_code] += 1
             last_seen[rec.peer] = max(last_seen.get(rec.peer, utc), utc)
-            trend[bucket_start(utc, interval)] += 1
     return {
         "by_reason": sorted(
             (code, n, texts[code].most_common(1)[0][0], len(code_devices[code]))

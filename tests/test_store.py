@@ -399,10 +399,16 @@ def test_report_over_known_data(store: Store) -> None:
         Category.UNKNOWN: 1,
     }
     assert [(u.text, u.count) for u in report.unknown_reasons] == [("kick old sa", 1)]
+    # Flapping counts disruptive deletions: 10.0.0.1's phase2 sa replace is a rekey.
     assert [(p.peer, p.deletions, p.devices, p.reasons) for p in report.top_peers] == [
+        ("10.0.0.1", 5, 3, ("dpd_timeout", "heartbeat_timeout"))
+    ]
+    assert (totals.routine, totals.disruptive, totals.new_routine) == (1, 7, 0)
+    every = store.report(generated_at=now, include_routine=True)
+    assert [(p.peer, p.deletions, p.devices, p.reasons) for p in every.top_peers] == [
         ("10.0.0.1", 6, 3, ("dpd_timeout", "heartbeat_timeout", "phase2_sa_replace"))
     ]
-    assert report.top_peers[0].last_seen == datetime(2026, 3, 1, 3, 20, tzinfo=UTC)
+    assert every.top_peers[0].last_seen == datetime(2026, 3, 1, 3, 20, tzinfo=UTC)
     # fw1 is at +01:00: its 01:40 local deletion is 00:40 UTC.
     assert [(b.start.hour, b.count) for b in report.trend] == [(0, 6), (1, 1), (3, 1)]
     assert report.trend_interval is TrendInterval.HOUR
