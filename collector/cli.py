@@ -12,6 +12,7 @@ line on stderr and a documented exit code, never a traceback (``-vv`` adds detai
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import sys
@@ -25,6 +26,7 @@ import click
 
 from collector import __version__
 from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
+from collector.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
     DEFAULT_WORKERS,
@@ -242,6 +244,53 @@ def _local_times_option(func: Callable[..., Any]) -> Callable[..., Any]:
         is_flag=True,
         help="Show each device's times in its own zone, with the offset (default: UTC).",
     )(func)
+
+
+def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--incident-gap``, ``--burst-min``, ``--spread-min``, ``--hub-min`` (see incidents.py)."""
+    defaults = DEFAULT_THRESHOLDS
+    for name, default, help_text in reversed(
+        (
+            (
+                "--burst-min",
+                defaults.burst_min,
+                "Incident: at least this many peers down on one device within the gap.",
+            ),
+            (
+                "--spread-min",
+                defaults.spread_min,
+                "Incident: one peer down on at least this many devices within the gap.",
+            ),
+            (
+                "--hub-min",
+                defaults.hub_min,
+                "Incident: a hub when at least this many devices lose their tunnel to one peer.",
+            ),
+        )
+    ):
+        func = click.option(
+            name, type=click.IntRange(min=1), default=default, show_default=True, help=help_text
+        )(func)
+    return click.option(
+        "--incident-gap",
+        default=f"{defaults.gap.total_seconds():.0f}s",
+        show_default=True,
+        metavar="60s",
+        callback=_duration_value,
+        help="Disruptive deletions further apart than this are different incidents.",
+    )(func)
+
+
+def _thresholds(
+    incident_gap: timedelta | None, burst_min: int, spread_min: int, hub_min: int
+) -> Thresholds:
+    return dataclasses.replace(
+        DEFAULT_THRESHOLDS,
+        gap=incident_gap or DEFAULT_THRESHOLDS.gap,
+        burst_min=burst_min,
+        spread_min=spread_min,
+        hub_min=hub_min,
+    )
 
 
 def _include_routine_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -510,6 +559,7 @@ def _duration_value(
 @_local_times_option
 @_output_options
 @_include_routine_option
+@_incident_options
 @click.option(
     "--fail-on",
     "fail_on",
@@ -559,6 +609,10 @@ def collect_command(
     output: Path | None,
     prometheus: Path | None,
     include_routine: bool,
+    incident_gap: timedelta | None,
+    burst_min: int,
+    spread_min: int,
+    hub_min: int,
     fail_on: tuple[Threshold, ...],
     lock_file: Path | None,
     verbose: int,
@@ -681,6 +735,7 @@ def collect_command(
             show_progress=False if quiet else None,
             local_times=local_times,
             include_routine=include_routine,
+            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min),
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)
@@ -749,6 +804,16 @@ def collect_command(
 @_local_times_option
 @_output_options
 @_include_routine_option
+@_incident_options
+@click.option(
+    "--inventory",
+    "-i",
+    "inventory_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Inventory whose devices' addresses (hostname, data.addresses) pair both ends of "
+    "tunnels; default: the stored hostnames.",
+)
 @verbosity_options
 @guarded
 def report_command(
@@ -765,6 +830,11 @@ def report_command(
     output: Path | None,
     prometheus: Path | None,
     include_routine: bool,
+    incident_gap: timedelta | None,
+    burst_min: int,
+    spread_min: int,
+    hub_min: int,
+    inventory_path: Path | None,
     verbose: int,
     quiet: bool,
     masker: SecretMasker,
@@ -785,6 +855,15 @@ def report_command(
         raise click.BadParameter(str(error), param_hint="--since/--until") from None
     if window_until is not None and window_until <= window_since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    addresses = None
+    if inventory_path is not None:
+        from collector.incidents import address_book
+        from collector.inventory import InventoryError, load_inventory
+
+        try:
+            addresses = address_book(load_inventory(inventory_path).devices)
+        except InventoryError as error:
+            raise CommandError(str(error)) from None
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
         report = store.report(
             since=window_since,
@@ -795,6 +874,8 @@ def report_command(
             top=top,
             trend_interval=interval,
             include_routine=include_routine,
+            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min),
+            addresses=addresses,
         )
         if local_times:
             report = with_local_times(report, store.device_zones())

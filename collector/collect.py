@@ -24,6 +24,7 @@ from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
 
 if TYPE_CHECKING:
     from collector.credentials import Credentials
+    from collector.incidents import Thresholds
     from collector.inventory import Shard
     from collector.report import FleetReport, ReasonCount
     from collector.store import DeviceOutcome, Gap, Store
@@ -62,6 +63,7 @@ def run_collection(
     show_progress: bool | None = None,
     local_times: bool = False,
     include_routine: bool = False,
+    thresholds: Thresholds | None = None,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -79,10 +81,12 @@ def run_collection(
         local_times: Device-level times in each device's own zone (``--local-times``);
             otherwise every time in the report is UTC.
         include_routine: ``--include-routine``: routine deletions count among flapping peers.
+        thresholds: When disruptive deletions make an incident (None: the defaults).
 
     Returns:
         The report, the per-device results and the new deletions by reason.
     """
+    from collector.incidents import DEFAULT_THRESHOLDS
     from collector.progress import ProgressBar
     from collector.report import aggregate, device_zone, with_local_times
     from collector.run import auto_processes, collect_fleet
@@ -142,6 +146,7 @@ def run_collection(
         run_started=run_started,
         run_finished=run_finished,
         include_routine=include_routine,
+        thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
     )
     new_by_reason: dict[str, int] = {}
     if store is not None and run_id is not None:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from prometheus_client import Gauge
 
+from collector.incidents import Incident, TunnelPair
 from collector.records import (
     ALL_REASONS,
     RECORD_FIELDS,
@@ -293,6 +294,35 @@ def _group_dict(breakdown: GroupBreakdown | None) -> dict[str, Any] | None:
     }
 
 
+def _pair_dict(pair: TunnelPair) -> dict[str, Any]:
+    return {
+        "at": _iso(pair.at),
+        "device": pair.device,
+        "reason_code": pair.reason,
+        "other_device": pair.other,
+        "other_reason_code": pair.other_reason,
+        "initiator": pair.initiator,
+        "explanation": pair.explanation,
+    }
+
+
+def _incident_dict(incident: Incident) -> dict[str, Any]:
+    return {
+        "kind": incident.kind.value,
+        "start": _iso(incident.start),
+        "end": _iso(incident.end),
+        "seconds": incident.seconds,
+        "subject": incident.subject,
+        "subject_device": incident.subject_device,
+        "deletions": incident.deletions,
+        "devices": list(incident.devices),
+        "peers": list(incident.peers),
+        "reasons": [{"reason_code": code, "count": count} for code, count in incident.reasons],
+        "pairs": [_pair_dict(pair) for pair in incident.pairs],
+        "summary": incident.summary,
+    }
+
+
 def summary_dict(report: FleetReport) -> dict[str, Any]:
     """The ``summary`` object of the JSON report (also the last NDJSON line)."""
     totals = report.totals
@@ -362,6 +392,15 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
         "new_by_reason": [_reason_dict(item) for item in report.new_by_reason],
         "flap_threshold": report.flap_threshold,
         "include_routine": report.include_routine,
+        "incidents": [_incident_dict(incident) for incident in report.incidents],
+        "tunnel_pairs": [_pair_dict(pair) for pair in report.pairs],
+        "incident_thresholds": {
+            "gap_seconds": report.thresholds.gap.total_seconds(),
+            "burst_min": report.thresholds.burst_min,
+            "spread_min": report.thresholds.spread_min,
+            "hub_min": report.thresholds.hub_min,
+            "pair_window_seconds": report.thresholds.pair_window.total_seconds(),
+        },
         "run": {
             "started": _iso(report.run_started),
             "finished": _iso(report.run_finished),
@@ -470,6 +509,7 @@ def _times_line(report: FleetReport) -> str:
 
 
 _TABLE_REASONS = 3
+_TABLE_PAIRS = 20
 
 
 def _reason_summary(reasons: tuple[str, ...]) -> str:
@@ -629,6 +669,39 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
             ["peer", "deletions", "devices", "main reasons", "last seen"],
         )
     )
+    sections.append(
+        _table(
+            f"Incidents (disruptive deletions within {report.thresholds.gap.total_seconds():.0f} s"
+            " of each other)",
+            [
+                [incident.kind.value, len(incident.devices), incident.deletions, incident.summary]
+                for incident in report.incidents
+            ],
+            ["kind", "devices", "deletions", "what happened"],
+        )
+    )
+    if report.pairs:
+        shown = report.pairs[-_TABLE_PAIRS:]
+        hidden = len(report.pairs) - len(shown)
+        more = f"; the {hidden} older ones in JSON" if hidden else ""
+        sections.append(
+            _table(
+                f"Both ends of a tunnel in the inventory (latest {len(shown)}{more})",
+                [
+                    [
+                        _stamp(pair.at),
+                        pair.device,
+                        pair.reason,
+                        pair.other,
+                        pair.other_reason,
+                        pair.initiator or "-",
+                        pair.explanation,
+                    ]
+                    for pair in shown
+                ],
+                ["at", "device", "reason", "other end", "its reason", "initiated by", "why"],
+            )
+        )
     sections.append(
         _table(
             f"Deletions per {report.trend_interval.value} (UTC)",

@@ -17,6 +17,16 @@ from enum import StrEnum
 from operator import attrgetter
 
 from collector.clock import ZoneError, resolve_zone, to_utc
+from collector.incidents import (
+    DEFAULT_THRESHOLDS,
+    Incident,
+    Thresholds,
+    TunnelPair,
+    address_book,
+    find_incidents,
+    pair_tunnels,
+    run_events,
+)
 from collector.records import (
     UNKNOWN_REASON_CODE,
     Category,
@@ -233,6 +243,12 @@ class FleetReport:
     zone, with its offset (``--local-times``); otherwise every time is UTC."""
     include_routine: bool = False
     """``--include-routine``: flapping peers and headline counts include routine deletions."""
+    incidents: tuple[Incident, ...] = ()
+    """Disruptive deletions clustered in time (``collector.incidents``), oldest first."""
+    pairs: tuple[TunnelPair, ...] = ()
+    """Both ends of tunnels whose two devices are in the inventory, oldest first."""
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    """The incident thresholds used."""
 
     @property
     def run_duration_seconds(self) -> float | None:
@@ -556,6 +572,7 @@ def aggregate(
     run_finished: datetime | None = None,
     zone_of: Callable[[DeviceResult], tzinfo] = device_zone,
     include_routine: bool = False,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> FleetReport:
     """Combine one run's device results into the fleet report.
 
@@ -571,6 +588,7 @@ def aggregate(
         zone_of: The zone of a device's offline times (:func:`device_zone`).
         include_routine: Count routine deletions (rekeys, HA) among flapping peers too;
             by default a peer flaps on disruptive deletions only.
+        thresholds: When disruptive deletions make an incident (``collector.incidents``).
 
     Returns:
         The report. The window is None: a run reports what the devices hold now.
@@ -612,6 +630,8 @@ def aggregate(
         unknown_reasons=sum(item.count for item in unknown),
         routine=sum(count for (_, category, _), count in tally.reasons.items() if category.routine),
     )
+    events = run_events(results)
+    book = address_book(result.device for result in results)
     failing = tuple(
         DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
         for d in devices
@@ -636,6 +656,9 @@ def aggregate(
         run_finished=run_finished,
         last_success=run_finished if ok else None,
         include_routine=include_routine,
+        incidents=find_incidents(events, book, thresholds),
+        pairs=pair_tunnels(events, book, thresholds.pair_window),
+        thresholds=thresholds,
     )
 
 

@@ -73,6 +73,7 @@ from collector.store_schema import (
 )
 
 if TYPE_CHECKING:
+    from collector.incidents import Thresholds
     from collector.report import FleetReport, GroupBy, TrendInterval
 
 RunId = NewType("RunId", int)
@@ -1208,8 +1209,11 @@ class Store:
         top: int | None = 10,
         trend_interval: TrendInterval | str | None = None,
         include_routine: bool = False,
+        thresholds: Thresholds | None = None,
+        addresses: Mapping[str, str] | None = None,
     ) -> FleetReport:
         """The fleet report over history; see :func:`collector.store_report.history_report`."""
+        from collector.incidents import DEFAULT_THRESHOLDS
         from collector.report import DEFAULT_FLAP_THRESHOLD
         from collector.store_report import history_report
 
@@ -1223,6 +1227,8 @@ class Store:
             top=top,
             trend_interval=trend_interval,
             include_routine=include_routine,
+            thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
+            addresses=addresses,
         )
 
 

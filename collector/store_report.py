@@ -10,15 +10,24 @@ Times in a history report are UTC (the store converted each device's local time)
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from collector.incidents import (
+    DEFAULT_THRESHOLDS,
+    Event,
+    Thresholds,
+    address_book,
+    find_incidents,
+    pair_tunnels,
+)
 from collector.records import (
     REASON_BY_CODE,
     UNKNOWN_REASON_CODE,
     Category,
+    Device,
     DeviceStatus,
     ErrorKind,
 )
@@ -368,6 +377,29 @@ def disruptive_rows(
     return sorted(((int(d), int(p), int(r), int(t)) for d, p, r, t in rows), key=lambda row: row[3])
 
 
+def _events(
+    store: Store,
+    rows: Sequence[tuple[int, int, int, int]],
+    devices: Sequence[_Device],
+    reasons: dict[int, _ReasonInfo],
+) -> list[Event]:
+    """The disruptive rows as incident events (device names, peer texts, UTC times)."""
+    names = {device.id: device.name for device in devices}
+    texts = _peer_texts(store, {peer_id for _, peer_id, _, _ in rows})
+    return [
+        Event(
+            names[device_id],
+            texts[peer_id],
+            reasons[reason_id].code,
+            reasons[reason_id].text,
+            reasons[reason_id].category,
+            datetime.fromtimestamp(moment, UTC),
+        )
+        for device_id, peer_id, reason_id, moment in rows
+        if device_id in names
+    ]
+
+
 def _flaps_from_rows(
     store: Store,
     rows: Sequence[tuple[int, int, int, int]],
@@ -503,6 +535,8 @@ def history_report(
     top: int | None = 10,
     trend_interval: TrendInterval | str | None = None,
     include_routine: bool = False,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    addresses: Mapping[str, str] | None = None,
 ) -> FleetReport:
     """Build the fleet report from the store.
 
@@ -517,6 +551,9 @@ def history_report(
         trend_interval: ``hour`` or ``day``; None: hourly up to two days of data, else daily.
         include_routine: Flapping peers count routine deletions too (rekeys, HA); by
             default they count the disruptive ones only, read from the raw rows.
+        thresholds: When the window's disruptive deletions make an incident.
+        addresses: Address -> device name for both-ends pairing (``report --inventory``);
+            None: the stored hostnames that are IP addresses.
 
     Returns:
         A FleetReport: devices (every known device, its latest status, its deletions in
@@ -602,10 +639,15 @@ def history_report(
         reasons,
         dimension is GroupBy.PEER,
     )
+    rows = disruptive_rows(store, since_s, until_s, reasons)
     if not include_routine:
-        flaps = _flaps_from_rows(
-            store, disruptive_rows(store, since_s, until_s, reasons), flap_threshold, top, reasons
-        )
+        flaps = _flaps_from_rows(store, rows, flap_threshold, top, reasons)
+    events = _events(store, rows, devices, reasons)
+    book = (
+        dict(addresses)
+        if addresses is not None
+        else address_book(Device(d.name, d.hostname) for d in devices)
+    )
     span = 0 if low is None or high is None else high - low
     interval, trend = _trend(store, plan, edges, span, trend_interval)
     gaps = _gaps(store, since, until)
@@ -712,4 +754,7 @@ def history_report(
         run_finished=_utc(last_run[0][1]) if last_run else None,
         last_success=_utc(last_success),
         include_routine=include_routine,
+        incidents=find_incidents(events, book, thresholds),
+        pairs=pair_tunnels(events, book, thresholds.pair_window),
+        thresholds=thresholds,
     )

@@ -152,6 +152,9 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "new_by_reason",
         "flap_threshold",
         "include_routine",
+        "incidents",
+        "tunnel_pairs",
+        "incident_thresholds",
         "run",
     ]
     assert summary["totals"] == {

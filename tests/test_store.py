@@ -621,3 +621,42 @@ def test_report_windows_match_raw_rows(store: Store) -> None:
     assert store.integrity_check() == []
     for since, until in windows:
         assert _seen(store, since, until) == _brute_force(store, since, until), (since, until)
+
+
+def test_report_finds_a_hub_incident_with_both_ends(store: Store) -> None:
+    """Five spokes (local time +08:00) lose the hub (UTC) within 20 s; the hub and one spoke
+    are paired from their stored hostnames, or from the addresses an inventory gives."""
+    hub = Device("hub", "192.0.2.1", data=MappingProxyType({"timezone": "UTC"}))
+    spokes = [
+        Device(f"s{n}", f"10.1.0.{n}", data=MappingProxyType({"timezone": "+08:00"}))
+        for n in range(1, 6)
+    ]
+    run = store.start_run()
+    outage = BASE + timedelta(hours=3)
+    for n, device in enumerate(spokes, start=1):
+        local = outage + timedelta(hours=8, seconds=n * 4)
+        rows = (
+            OfflineRecord.build("192.0.2.1", "dpd timeout", 2, local),
+            OfflineRecord.build("192.0.2.1", "phase2 sa replace", 2, local - timedelta(hours=2)),
+        )
+        store.record_device(run, ok(device, rows))
+    store.record_device(
+        run,
+        ok(
+            hub,
+            (OfflineRecord.build("10.1.0.3", "peer request", 2, outage + timedelta(seconds=13)),),
+        ),
+    )
+    store.finish_run(run)
+    report = store.report(generated_at=outage + timedelta(days=1))
+    (incident,) = report.incidents
+    assert incident.kind.value == "hub"
+    assert (incident.subject, incident.subject_device) == ("192.0.2.1", "hub")
+    assert incident.devices == ("hub", "s1", "s2", "s3", "s4", "s5")
+    assert incident.start == (outage + timedelta(seconds=4)).replace(tzinfo=UTC)
+    assert incident.deletions == 6
+    (pair,) = report.pairs
+    assert (pair.device, pair.other, pair.initiator) == ("s3", "hub", "s3")
+    # Addresses from an inventory instead of the stored hostnames: s3 is not in it.
+    no_pairs = store.report(generated_at=outage + timedelta(days=1), addresses={"192.0.2.1": "hub"})
+    assert no_pairs.pairs == ()
