@@ -330,13 +330,14 @@ def find_incidents(
 
 def _initiator(first: Event, second: Event) -> tuple[str | None, str]:
     a, b = first.reason_code == PEER_REQUEST, second.reason_code == PEER_REQUEST
+    one, two = _reason_text(first.reason_code, [first]), _reason_text(second.reason_code, [second])
     if a and not b:
-        return second.device, f"{second.device} ({second.reason}) asked {first.device} to delete"
+        return second.device, f"{second.device} ({two}) asked {first.device} to delete"
     if b and not a:
-        return first.device, f"{first.device} ({first.reason}) asked {second.device} to delete"
+        return first.device, f"{first.device} ({one}) asked {second.device} to delete"
     if a and b:
         return None, "each side says the other asked"
-    return None, f"both sides saw it: {first.reason} / {second.reason} (the path between them)"
+    return None, f"both sides saw it: {one} / {two} (the path between them)"
 
 
 def pair_tunnels(

@@ -127,6 +127,16 @@ class DeviceState:
                 copies = [replace(row, slot=key[0], cpu=key[1]) for row in first]
                 merged = sorted([*copies, *self._buffers[key]], key=_newest_first)
                 self._buffers[key] = deque(merged[:MAX_RECORDS], maxlen=MAX_RECORDS)
+        if spec.scripted:
+            key = spec.buffers[0]
+            local_now = self.now()
+            scripted = [
+                self._with_utc(replace(row, slot=key[0], cpu=key[1]))
+                for script in spec.scripted
+                for row in script.rows(local_now)
+            ]
+            merged = sorted([*scripted, *self._buffers[key]], key=_newest_first)
+            self._buffers[key] = deque(merged[:MAX_RECORDS], maxlen=MAX_RECORDS)
 
     def _generator_for(self, source: RecordSource, key: BufferKey, kind: str) -> RecordGenerator:
         label = buffer_label(key)

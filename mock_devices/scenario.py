@@ -31,6 +31,13 @@ IANA name with DST rules) and ``clock.dst`` names the block (``name``, ``start_y
 ``ne40e``, ``error``), a list (printed in turn) or a mapping reason -> weight;
 ``records`` listed explicitly may carry ``slot``, ``cpu``, ``spu: "1/0"`` and ``vpn``.
 
+``scripted`` adds deletions at times relative to the device's clock at start, one per peer
+(an outage, a reboot, a rekey schedule); the device's own addresses go to the inventory with
+``inventory_data``::
+
+    - {name: hub, inventory_data: {addresses: [192.0.2.1]}, scripted: [{minutes_ago: 40,
+       every_s: 2, reason: dpd timeout, peers: [10.1.0.1, 10.1.0.2]}]}
+
 This module is pure: it reads no environment and opens no socket except ``load_scenario``,
 which reads the YAML file it is given.
 """
@@ -176,6 +183,37 @@ class RecordSource:
 
 
 @dataclass(frozen=True, slots=True)
+class Scripted:
+    """Deletions at a time relative to the device's clock when the fleet starts.
+
+    One row per peer: ``peers[i]`` goes down ``minutes_ago`` minutes before start, plus
+    ``offset_s + i * every_s`` seconds (an outage, a reboot, a rekey schedule).
+    """
+
+    minutes_ago: float
+    reason: str
+    peers: tuple[str, ...]
+    offset_s: float = 0.0
+    every_s: float = 0.0
+    version: int = 2
+    port: int = 500
+
+    def rows(self, now: datetime) -> list[Row]:
+        """The rows, given the device's local clock at start (naive)."""
+        start = now.replace(microsecond=0) - timedelta(minutes=self.minutes_ago)
+        return [
+            Row(
+                peer=peer,
+                reason=self.reason,
+                version=self.version,
+                time=start + timedelta(seconds=round(self.offset_s + index * self.every_s)),
+                port=self.port,
+            )
+            for index, peer in enumerate(self.peers)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class ClockSpec:
     """The device's wall clock: a zone, an optional fixed start and a skew."""
 
@@ -249,6 +287,9 @@ class DeviceSpec:
         if self.layout == "ne40e":
             return tuple((slot, None) for slot in self.slots or (1,))
         return ((None, None),)
+
+    scripted: tuple[Scripted, ...] = ()
+    """Deletions at times relative to start, merged into the first buffer's records."""
 
     @property
     def model(self) -> str:
@@ -528,6 +569,37 @@ def _choice(value: Any, allowed: Sequence[str], where: str, key: str) -> Any:
     return text
 
 
+def _scripted(value: Any, where: str) -> tuple[Scripted, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ScenarioError(f"{where}.scripted: expected a list")
+    entries = []
+    for index, item in enumerate(value):
+        spot = f"{where}.scripted[{index}]"
+        entry = _as_mapping(item, spot)
+        peers = entry.get("peers", [entry["peer"]] if "peer" in entry else [])
+        if isinstance(peers, str) or not peers:
+            raise ScenarioError(f"{spot}: give 'peer' or a non-empty list 'peers'")
+        try:
+            entries.append(
+                Scripted(
+                    minutes_ago=float(entry["minutes_ago"]),
+                    reason=str(entry["reason"]),
+                    peers=tuple(str(peer) for peer in peers),
+                    offset_s=float(entry.get("offset_s", 0.0)),
+                    every_s=float(entry.get("every_s", 0.0)),
+                    version=int(str(entry.get("version", 2)).lstrip("vV")),
+                    port=int(entry.get("port", 500)),
+                )
+            )
+        except KeyError as exc:
+            raise ScenarioError(f"{spot}: missing key {exc.args[0]!r}") from None
+        except ValueError as exc:
+            raise ScenarioError(f"{spot}: {exc}") from None
+    return tuple(entries)
+
+
 def _faults(value: Any, where: str) -> frozenset[Fault]:
     if value is None:
         return frozenset()
@@ -571,6 +643,7 @@ _DEVICE_KEYS = {
     "trailing_row_like_noise",
     "inventory_zone",
     "inventory_data",
+    "scripted",
 }
 _CLOCK_KEYS = {"timezone", "start", "skew_s", "zone_label", "style", "dst"}
 
@@ -665,6 +738,7 @@ def build_device(
         trailing_row_like_noise=bool(merged.get("trailing_row_like_noise", False)),
         inventory_zone=bool(merged.get("inventory_zone", True)),
         inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{spot}.inventory_data")),
+        scripted=_scripted(merged.get("scripted"), spot),
     )
 
 

@@ -28,5 +28,16 @@ def test_demo_prints_the_fleet_report_and_exits_0(tmp_path: Path) -> None:
     assert "fleet stopped" in result.stderr
     assert "ar-gz-01: device clock is" in result.stderr  # 95 s ahead in the scenario
     assert "Traceback" not in result.stderr
+    # The scripted outage: routine deletions apart, the hub incident, the initiated pair.
+    out = result.stdout
+    assert "disruptive deletions" in out
+    assert "\nRoutine: " in out
+    incidents = out.split("Incidents (")[1].split("\n\n")[0]
+    assert "all toward fw-bj-01 (192.0.2.1): the hub or its uplink" in incidents
+    assert "ar-bj-02 (config modify or manual offline) asked fw-bj-01 to delete" in out
+    # ar-bj-01's rekey-only tunnel to 192.0.2.77 is not flapping.
+    flapping = out.split("Flapping peers")[1].split("\n\n")[0]
+    assert "192.0.2.77" not in flapping
+    assert "sa_replace" not in flapping and "sa replace" not in flapping
     assert (tmp_path / "history.sqlite3").exists()
     assert (tmp_path / "ike_offline.prom").exists()

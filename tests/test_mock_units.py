@@ -252,6 +252,7 @@ def test_inventory_has_no_password_and_the_collector_fields() -> None:
         "timezone": "Asia/Shanghai",
         "layout": "firewall",
         "model": "USG6555E",
+        "addresses": ["192.0.2.1"],  # the demo's hub: both ends of its tunnels are paired
     }
 
 
