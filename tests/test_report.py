@@ -345,3 +345,12 @@ def test_report_is_frozen(results: list[DeviceResult]) -> None:
     report = aggregate(results, generated_at=GENERATED)
     with pytest.raises(AttributeError):
         report.totals = report.totals  # type: ignore[misc]
+
+
+def test_readme_documents_the_mapping_in_one_table() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z]+)` \| (routine|disruptive) \|", readme, re.M))
+    assert rows == {category.value: category.impact for category in Category}
