@@ -806,6 +806,14 @@ def collect_command(
 @_include_routine_option
 @_incident_options
 @click.option(
+    "--compare-to",
+    "compare_to",
+    default=None,
+    metavar="previous|SINCE..UNTIL",
+    help="Also compare with another window (previous: the same length just before) per "
+    "reason, category, site and device; what got worse first.",
+)
+@click.option(
     "--inventory",
     "-i",
     "inventory_path",
@@ -835,6 +843,7 @@ def report_command(
     spread_min: int,
     hub_min: int,
     inventory_path: Path | None,
+    compare_to: str | None,
     verbose: int,
     quiet: bool,
     masker: SecretMasker,
@@ -855,6 +864,14 @@ def report_command(
         raise click.BadParameter(str(error), param_hint="--since/--until") from None
     if window_until is not None and window_until <= window_since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    other_window = None
+    if compare_to is not None:
+        from collector.compare import parse_window
+
+        try:
+            other_window = parse_window(compare_to, window_since, window_until, now)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--compare-to") from None
     addresses = None
     if inventory_path is not None:
         from collector.incidents import address_book
@@ -864,19 +881,22 @@ def report_command(
             addresses = address_book(load_inventory(inventory_path).devices)
         except InventoryError as error:
             raise CommandError(str(error)) from None
+    options: dict[str, Any] = {
+        "generated_at": now,
+        "flap_threshold": flap_threshold,
+        "top": top,
+        "trend_interval": interval,
+        "include_routine": include_routine,
+        "thresholds": _thresholds(incident_gap, burst_min, spread_min, hub_min),
+        "addresses": addresses,
+    }
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
-        report = store.report(
-            since=window_since,
-            until=window_until,
-            generated_at=now,
-            group_by=group_by,
-            flap_threshold=flap_threshold,
-            top=top,
-            trend_interval=interval,
-            include_routine=include_routine,
-            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min),
-            addresses=addresses,
-        )
+        report = store.report(since=window_since, until=window_until, group_by=group_by, **options)
+        if other_window is not None:
+            from collector.compare import compare
+
+            other = store.report(since=other_window[0], until=other_window[1], **options)
+            report = dataclasses.replace(report, comparison=compare(report, other))
         if local_times:
             report = with_local_times(report, store.device_zones())
     _emit(report, fmt, False, output, prometheus)

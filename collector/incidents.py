@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from collector.clock import ZoneError, resolve_zone, to_utc
-from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
+from collector.records import Category, Device, DeviceResult, reason_text
 
 PEER_REQUEST = "peer_request"
 """The code of ``peer request``: the remote end asked for the deletion."""
@@ -190,10 +190,8 @@ def _clusters(events: Sequence[Event], gap: timedelta) -> list[list[Event]]:
 
 
 def _reason_text(code: str, events: Iterable[Event]) -> str:
-    reason = REASON_BY_CODE.get(code)
-    if reason is not None:
-        return reason.text
-    return Counter(e.reason for e in events if e.reason_code == code).most_common(1)[0][0]
+    printed = Counter(e.reason for e in events if e.reason_code == code).most_common(1)
+    return reason_text(code, printed[0][0] if printed else None)
 
 
 def _stamp(moment: datetime) -> str:

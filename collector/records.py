@@ -321,6 +321,20 @@ def classify_reason(text: str) -> tuple[str, Category]:
     return reason.code, reason.category
 
 
+def reason_text(code: str, printed: str | None = None) -> str:
+    """A reason code as an operator reads it: the reference's spelling (``dpd timeout``);
+    for an unknown code the text a device printed, else the code.
+
+    Examples:
+        >>> reason_text("dpd_timeout"), reason_text("unknown", "kick old sa")
+        ('dpd timeout', 'kick old sa')
+    """
+    reason = REASON_BY_CODE.get(code)
+    if reason is not None:
+        return reason.text
+    return printed or code
+
+
 class OfflineRecord(NamedTuple):
     """One deleted IPsec tunnel, one row of ``display ike offline-info``.
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from prometheus_client import Gauge
 
+from collector.compare import Comparison
 from collector.incidents import Incident, TunnelPair
 from collector.records import (
     ALL_REASONS,
@@ -55,6 +56,7 @@ from collector.records import (
     DeviceStatus,
     ErrorKind,
     OfflineRecord,
+    reason_text,
 )
 from collector.report import (
     DeviceSummary,
@@ -323,6 +325,29 @@ def _incident_dict(incident: Incident) -> dict[str, Any]:
     }
 
 
+def _comparison_dict(comparison: Comparison | None) -> dict[str, Any] | None:
+    if comparison is None:
+        return None
+    return {
+        "window": {"since": _iso(comparison.since), "until": _iso(comparison.until)},
+        "before": comparison.before,
+        "now": comparison.now,
+        "change": comparison.change,
+        "changes": [
+            {
+                "dimension": item.dimension.value,
+                "key": item.key,
+                "routine": item.routine,
+                "before": item.before,
+                "now": item.now,
+                "change": item.change,
+                "percent": None if item.percent is None else round(item.percent, 1),
+            }
+            for item in comparison.changes
+        ],
+    }
+
+
 def summary_dict(report: FleetReport) -> dict[str, Any]:
     """The ``summary`` object of the JSON report (also the last NDJSON line)."""
     totals = report.totals
@@ -394,6 +419,7 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
         "include_routine": report.include_routine,
         "incidents": [_incident_dict(incident) for incident in report.incidents],
         "tunnel_pairs": [_pair_dict(pair) for pair in report.pairs],
+        "comparison": _comparison_dict(report.comparison),
         "incident_thresholds": {
             "gap_seconds": report.thresholds.gap.total_seconds(),
             "burst_min": report.thresholds.burst_min,
@@ -576,6 +602,56 @@ def _routine_line(report: FleetReport) -> str | None:
     )
 
 
+_TABLE_CHANGES = 25
+
+
+def _change_text(change: int, percent: float | None) -> str:
+    """``+12 (+40%)``, ``-3 (-10%)``, ``+5 (new)``, ``0``."""
+    if change == 0:
+        return "0"
+    share = "new" if percent is None else f"{percent:+.0f}%"
+    return f"{change:+d} ({share})"
+
+
+def _comparison_table(comparison: Comparison) -> str:
+    moved = [item for item in comparison.changes if item.change]
+    shown = moved[:_TABLE_CHANGES]
+    more = f"; {len(moved) - len(shown)} more in JSON" if len(moved) > len(shown) else ""
+    title = (
+        f"Compared with {_stamp(comparison.since)} .. {_stamp(comparison.until)}: "
+        f"{comparison.before} -> {comparison.now} deletions "
+        f"({_change_text(comparison.change, _percent(comparison.before, comparison.change))}); "
+        f"worse first{more}"
+    )
+    return _table(
+        title,
+        [
+            [
+                item.dimension.value,
+                _humane_key(item.dimension.value, item.key),
+                "routine" if item.routine else "",
+                item.before,
+                item.now,
+                _change_text(item.change, item.percent),
+            ]
+            for item in shown
+        ],
+        ["by", "what", "", "before", "now", "change"],
+    )
+
+
+def _percent(before: int, change: int) -> float | None:
+    return None if before == 0 else 100.0 * change / before
+
+
+def _humane_key(dimension: str, key: str | None) -> str:
+    if key is None:
+        return "(no site)"
+    if dimension == "reason":
+        return reason_text(key)
+    return key
+
+
 def _table_report(report: FleetReport, *, records: bool) -> str:
     header = [
         f"Fleet report generated {_stamp(report.generated_at)}",
@@ -669,6 +745,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
             ["peer", "deletions", "devices", "main reasons", "last seen"],
         )
     )
+    if report.comparison is not None:
+        sections.append(_comparison_table(report.comparison))
     sections.append(
         _table(
             f"Incidents (disruptive deletions within {report.thresholds.gap.total_seconds():.0f} s"

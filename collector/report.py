@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from collector.clock import ZoneError, resolve_zone, to_utc
 from collector.incidents import (
@@ -27,6 +28,9 @@ from collector.incidents import (
     pair_tunnels,
     run_events,
 )
+
+if TYPE_CHECKING:
+    from collector.compare import Comparison
 from collector.records import (
     UNKNOWN_REASON_CODE,
     Category,
@@ -77,6 +81,8 @@ class DeviceSummary:
 
     Filled by :func:`aggregate`; the store fills it only when a listing is asked for.
     """
+    disruptive_records: int | None = None
+    """How many of ``records`` are disruptive (not ``Category.routine``); None: unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +255,8 @@ class FleetReport:
     """Both ends of tunnels whose two devices are in the inventory, oldest first."""
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     """The incident thresholds used."""
+    comparison: Comparison | None = None
+    """``report --compare-to``: this window against another (``collector.compare``)."""
 
     @property
     def run_duration_seconds(self) -> float | None:
@@ -319,6 +327,7 @@ def _summary(result: DeviceResult, zone: tzinfo) -> DeviceSummary:
         error_message=None if error is None else error.message,
         groups=device.groups,
         listing=result.records,
+        disruptive_records=sum(1 for record in result.records if not record.category.routine),
     )
 
 

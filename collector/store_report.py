@@ -643,6 +643,7 @@ def history_report(
     if not include_routine:
         flaps = _flaps_from_rows(store, rows, flap_threshold, top, reasons)
     events = _events(store, rows, devices, reasons)
+    disruptive_per_device = Counter(device_id for device_id, _, _, _ in rows)
     book = (
         dict(addresses)
         if addresses is not None
@@ -694,6 +695,7 @@ def history_report(
             error_message=device.error_message,
             groups=device.groups,
             new_records=new_per_device[device.id],
+            disruptive_records=disruptive_per_device[device.id],
         )
         for device in devices
     )

@@ -154,6 +154,7 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "include_routine",
         "incidents",
         "tunnel_pairs",
+        "comparison",
         "incident_thresholds",
         "run",
     ]
