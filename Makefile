@@ -26,7 +26,8 @@ $(LEGACY_VENV)/bin/.installed: setup.cfg pyproject.toml
 	$(LEGACY_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[mock,napalm,dev]' 'paramiko<5'
 	touch $@
 
-# PostgreSQL server binaries for the store tests (the tests start a throwaway cluster themselves).
+# PostgreSQL server binaries for the store tests (the tests start a throwaway cluster themselves)
+# and Debian's chromium for the HTML report tests (headless).
 system-deps:
 	@scripts/install-system-deps
 

@@ -39,7 +39,7 @@ from collector.options import (
 )
 from collector.parse import ParseError, Problem, parse
 from collector.records import OfflineRecord
-from collector.render import FORMATS, Format, render_records
+from collector.render import FORMATS, REPORT_FORMATS, Format, render_records
 
 if TYPE_CHECKING:
     from collector.inventory import Shard
@@ -231,10 +231,11 @@ def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(FORMATS),
+        type=click.Choice(REPORT_FORMATS),
         default=Format.TABLE.value,
         show_default=True,
-        help="Report format (json: {generated_at, window, devices, summary}).",
+        help="Report format (json: {generated_at, window, devices, summary}; html: one "
+        "self-contained page with charts).",
     )(func)
 
 
@@ -736,6 +737,7 @@ def collect_command(
             local_times=local_times,
             include_routine=include_routine,
             thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min),
+            series=fmt == Format.HTML.value,
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)
@@ -891,7 +893,13 @@ def report_command(
         "addresses": addresses,
     }
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
-        report = store.report(since=window_since, until=window_until, group_by=group_by, **options)
+        report = store.report(
+            since=window_since,
+            until=window_until,
+            group_by=group_by,
+            series=fmt == Format.HTML.value,
+            **options,
+        )
         if other_window is not None:
             from collector.compare import compare
 

@@ -64,6 +64,7 @@ def run_collection(
     local_times: bool = False,
     include_routine: bool = False,
     thresholds: Thresholds | None = None,
+    series: bool = False,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -82,6 +83,7 @@ def run_collection(
             otherwise every time in the report is UTC.
         include_routine: ``--include-routine``: routine deletions count among flapping peers.
         thresholds: When disruptive deletions make an incident (None: the defaults).
+        series: Count deletions per bucket by category and device (``--format html``).
 
     Returns:
         The report, the per-device results and the new deletions by reason.
@@ -147,6 +149,7 @@ def run_collection(
         run_finished=run_finished,
         include_routine=include_routine,
         thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
+        series=series,
     )
     new_by_reason: dict[str, int] = {}
     if store is not None and run_id is not None:

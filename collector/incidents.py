@@ -21,10 +21,10 @@ import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 
-from collector.clock import ZoneError, resolve_zone, to_utc
+from collector.clock import to_utc
 from collector.records import Category, Device, DeviceResult, reason_text
 
 PEER_REQUEST = "peer_request"
@@ -154,21 +154,15 @@ def address_book(devices: Iterable[Device]) -> dict[str, str]:
     return {address: next(iter(names)) for address, names in owners.items() if len(names) == 1}
 
 
-def run_events(results: Iterable[DeviceResult]) -> list[Event]:
+def run_events(results: Sequence[DeviceResult], zones: Sequence[tzinfo]) -> list[Event]:
     """The disruptive deletions of one run's results, in UTC.
 
-    Each device's local times are converted with its zone (``data.timezone``, else the
-    offset ``display clock`` showed, else UTC), as the store converts them.
+    ``zones[i]`` is the zone of ``results[i]``'s offline times (``report.device_zone``:
+    ``data.timezone``, else the offset ``display clock`` showed, else UTC), as the store
+    converts them.
     """
     events: list[Event] = []
-    for result in results:
-        zone_text = result.device.data.get("timezone")
-        try:
-            zone, _ = resolve_zone(
-                None if zone_text is None else str(zone_text), result.device_clock
-            )
-        except ZoneError:
-            zone = UTC
+    for result, zone in zip(results, zones, strict=True):
         name = result.device.name
         events += [
             Event(name, r.peer, r.reason_code, r.reason, r.category, to_utc(r.offline_time, zone))

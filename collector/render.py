@@ -74,9 +74,14 @@ class Format(StrEnum):
     JSON = "json"
     CSV = "csv"
     NDJSON = "ndjson"
+    HTML = "html"
+    """Fleet reports only: one self-contained page with charts (``collector.html_report``)."""
 
 
-FORMATS: tuple[str, ...] = tuple(fmt.value for fmt in Format)
+FORMATS: tuple[str, ...] = tuple(fmt.value for fmt in Format if fmt is not Format.HTML)
+"""The formats of ``parse`` (records)."""
+REPORT_FORMATS: tuple[str, ...] = tuple(fmt.value for fmt in Format)
+"""The formats of ``collect`` and ``report``."""
 
 
 class SupportsToDict(Protocol):
@@ -170,6 +175,8 @@ def render_records(
         ValueError: ``fmt`` is not one of the formats.
     """
     chosen = _format(fmt)
+    if chosen is Format.HTML:
+        raise ValueError("html is a fleet report format (collect, report), not one for records")
     if chosen is Format.JSON:
         document = {
             "records": [record.to_dict() for record in records],
@@ -271,6 +278,7 @@ def _device_dict(device: DeviceSummary, *, with_records: bool) -> dict[str, Any]
 def _reason_dict(item: ReasonCount) -> dict[str, Any]:
     return {
         "reason_code": item.reason_code,
+        "reason": reason_text(item.reason_code, item.example),
         "category": item.category.value,
         "routine": item.category.routine,
         "count": item.count,
@@ -322,6 +330,23 @@ def _incident_dict(incident: Incident) -> dict[str, Any]:
         "reasons": [{"reason_code": code, "count": count} for code, count in incident.reasons],
         "pairs": [_pair_dict(pair) for pair in incident.pairs],
         "summary": incident.summary,
+    }
+
+
+def _series_dict(report: FleetReport) -> dict[str, Any] | None:
+    series = report.series
+    if series is None:
+        return None
+    return {
+        "interval": report.trend_interval.value,
+        "by_category": [
+            {"start": _iso(start), "category": category.value, "count": count}
+            for start, category, count in series.by_category
+        ],
+        "by_device": [
+            {"device": device, "start": _iso(start), "count": count}
+            for device, start, count in series.by_device
+        ],
     }
 
 
@@ -420,6 +445,7 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
         "incidents": [_incident_dict(incident) for incident in report.incidents],
         "tunnel_pairs": [_pair_dict(pair) for pair in report.pairs],
         "comparison": _comparison_dict(report.comparison),
+        "series": _series_dict(report),
         "incident_thresholds": {
             "gap_seconds": report.thresholds.gap.total_seconds(),
             "burst_min": report.thresholds.burst_min,
@@ -863,6 +889,10 @@ def render_report(
         ValueError: ``fmt`` is not one of the formats.
     """
     chosen = _format(fmt)
+    if chosen is Format.HTML:
+        from collector.html_report import render_html
+
+        return render_html(report)
     if chosen is Format.JSON:
         return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
     if chosen is Format.NDJSON:

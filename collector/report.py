@@ -158,6 +158,20 @@ class TrendBucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Series:
+    """Deletions per trend bucket by category and by device, for the HTML report's charts.
+
+    Buckets are UTC in both reports (a run's device-local times converted with each
+    device's zone), so incidents (UTC) sit on the same time axis.
+    """
+
+    by_category: tuple[tuple[datetime, Category, int], ...]
+    """(bucket start, category, deletions), by start then category."""
+    by_device: tuple[tuple[str, datetime, int], ...]
+    """(device, bucket start, deletions), by device then start."""
+
+
+@dataclass(frozen=True, slots=True)
 class GapSummary:
     """A window in which a device's buffer wrapped and deletions may be lost."""
 
@@ -257,6 +271,8 @@ class FleetReport:
     """The incident thresholds used."""
     comparison: Comparison | None = None
     """``report --compare-to``: this window against another (``collector.compare``)."""
+    series: Series | None = None
+    """Per-bucket counts by category and device (made when asked: ``--format html``)."""
 
     @property
     def run_duration_seconds(self) -> float | None:
@@ -505,6 +521,38 @@ def _trend(
 _HOUR = timedelta(hours=1)
 
 
+def _series(
+    results: Sequence[DeviceResult], zones: Sequence[tzinfo], interval: TrendInterval
+) -> Series:
+    categories: Counter[tuple[datetime, Category]] = Counter()
+    devices: Counter[tuple[str, datetime]] = Counter()
+    for result, zone in zip(results, zones, strict=True):
+        name = result.device.name
+        for record in result.records:
+            start = bucket_start(to_utc(record.offline_time, zone), interval)
+            categories[(start, record.category)] += 1
+            devices[(name, start)] += 1
+    return series_of(categories, devices)
+
+
+def series_of(
+    categories: Counter[tuple[datetime, Category]], devices: Counter[tuple[str, datetime]]
+) -> Series:
+    """A :class:`Series` from counts keyed (start, category) and (device, start)."""
+    return Series(
+        by_category=tuple(
+            (start, category, count)
+            for (start, category), count in sorted(
+                categories.items(), key=lambda item: (item[0][0], _CATEGORY_ORDER[item[0][1]])
+            )
+            if count
+        ),
+        by_device=tuple(
+            (name, start, count) for (name, start), count in sorted(devices.items()) if count
+        ),
+    )
+
+
 def _group_keys(result: DeviceResult, dimension: GroupBy) -> list[str | None]:
     """The keys a device falls under for the device-level dimensions."""
     device = result.device
@@ -582,6 +630,7 @@ def aggregate(
     zone_of: Callable[[DeviceResult], tzinfo] = device_zone,
     include_routine: bool = False,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    series: bool = False,
 ) -> FleetReport:
     """Combine one run's device results into the fleet report.
 
@@ -598,6 +647,7 @@ def aggregate(
         include_routine: Count routine deletions (rekeys, HA) among flapping peers too;
             by default a peer flaps on disruptive deletions only.
         thresholds: When disruptive deletions make an incident (``collector.incidents``).
+        series: Also count deletions per bucket by category and device (HTML charts).
 
     Returns:
         The report. The window is None: a run reports what the devices hold now.
@@ -639,7 +689,7 @@ def aggregate(
         unknown_reasons=sum(item.count for item in unknown),
         routine=sum(count for (_, category, _), count in tally.reasons.items() if category.routine),
     )
-    events = run_events(results)
+    events = run_events(results, zones)
     book = address_book(result.device for result in results)
     failing = tuple(
         DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
@@ -668,6 +718,7 @@ def aggregate(
         incidents=find_incidents(events, book, thresholds),
         pairs=pair_tunnels(events, book, thresholds.pair_window),
         thresholds=thresholds,
+        series=_series(results, zones, interval) if series else None,
     )
 
 

@@ -1211,6 +1211,7 @@ class Store:
         include_routine: bool = False,
         thresholds: Thresholds | None = None,
         addresses: Mapping[str, str] | None = None,
+        series: bool = False,
     ) -> FleetReport:
         """The fleet report over history; see :func:`collector.store_report.history_report`."""
         from collector.incidents import DEFAULT_THRESHOLDS
@@ -1229,6 +1230,7 @@ class Store:
             include_routine=include_routine,
             thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
             addresses=addresses,
+            series=series,
         )
 
 

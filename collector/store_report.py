@@ -42,10 +42,12 @@ from collector.report import (
     GroupCount,
     PeerFlap,
     ReasonCount,
+    Series,
     Totals,
     TrendBucket,
     TrendInterval,
     UnknownReason,
+    series_of,
 )
 from collector.store import _MAX_OFFSET, buffer_label
 from collector.store_schema import REASON_CODE_BITS, json_entries
@@ -436,6 +438,63 @@ def _flaps_from_rows(
     )
 
 
+def _series(
+    store: Store,
+    plan: _Plan,
+    edges: list[tuple[int, int, int, int]],
+    since: int | None,
+    until: int | None,
+    interval: TrendInterval,
+    devices: Sequence[_Device],
+    reasons: dict[int, _ReasonInfo],
+) -> Series:
+    """Deletions per bucket by category and by device: daily from the roll-ups and the
+    edges, hourly from the raw rows of the window."""
+    names = {device.id: device.name for device in devices}
+    by_category: Counter[tuple[int, Category]] = Counter()
+    by_device: Counter[tuple[int, int]] = Counter()
+    if interval is TrendInterval.DAY:
+        for device_id, day, count in store.fetch(
+            f"SELECT device_id, day, sum(n) FROM roll_device WHERE {plan.days} "
+            "GROUP BY device_id, day",
+            plan.day_params,
+        ):
+            by_device[(int(device_id), int(day))] += int(count)
+        for day, reason_id, count in store.fetch(
+            f"SELECT day, reason_id, sum(n) FROM roll_reason WHERE {plan.days} "
+            "GROUP BY day, reason_id",
+            plan.day_params,
+        ):
+            by_category[(int(day), reasons[int(reason_id)].category)] += int(count)
+        for device_id, _peer, reason_id, moment in edges:
+            by_device[(device_id, moment // _DAY)] += 1
+            by_category[(moment // _DAY, reasons[reason_id].category)] += 1
+    else:
+        where, params = _raw_range(since, until)
+        for hour, device_id, reason_id, count in store.fetch(
+            f"SELECT t_utc / {_HOUR} AS hour, device_id, reason_id, count(*) FROM deletions "
+            f"WHERE {where} GROUP BY hour, device_id, reason_id",
+            params,
+        ):
+            by_device[(int(device_id), int(hour))] += int(count)
+            by_category[(int(hour), reasons[int(reason_id)].category)] += int(count)
+    width = _BUCKET_SECONDS[interval]
+
+    def start(bucket: int) -> datetime:
+        return datetime.fromtimestamp(bucket * width, UTC)
+
+    return series_of(
+        Counter({(start(b), category): n for (b, category), n in by_category.items()}),
+        Counter(
+            {
+                (names[device_id], start(b)): n
+                for (device_id, b), n in by_device.items()
+                if device_id in names
+            }
+        ),
+    )
+
+
 def _peers(
     store: Store,
     plan: _Plan,
@@ -537,6 +596,7 @@ def history_report(
     include_routine: bool = False,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     addresses: Mapping[str, str] | None = None,
+    series: bool = False,
 ) -> FleetReport:
     """Build the fleet report from the store.
 
@@ -554,6 +614,7 @@ def history_report(
         thresholds: When the window's disruptive deletions make an incident.
         addresses: Address -> device name for both-ends pairing (``report --inventory``);
             None: the stored hostnames that are IP addresses.
+        series: Also count deletions per bucket by category and device (HTML charts).
 
     Returns:
         A FleetReport: devices (every known device, its latest status, its deletions in
@@ -759,4 +820,9 @@ def history_report(
         incidents=find_incidents(events, book, thresholds),
         pairs=pair_tunnels(events, book, thresholds.pair_window),
         thresholds=thresholds,
+        series=(
+            _series(store, plan, edges, since_s, until_s, interval, devices, reasons)
+            if series
+            else None
+        ),
     )

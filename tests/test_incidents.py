@@ -168,7 +168,9 @@ def test_run_events_are_utc_and_disruptive_only(zone: str) -> None:
             OfflineRecord.build("10.0.0.2", "phase2 sa replace", 2, local),
         ),
     )
-    (event,) = run_events([result])
+    from collector.report import device_zone
+
+    (event,) = run_events([result], [device_zone(result)])
     assert event.at == datetime(2026, 11, 30, 3, 12, 0, tzinfo=UTC)
     assert event.category is Category.LIVENESS
 

@@ -155,6 +155,7 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
         "incidents",
         "tunnel_pairs",
         "comparison",
+        "series",
         "incident_thresholds",
         "run",
     ]
@@ -174,6 +175,7 @@ def test_report_json_exact_shape(report: FleetReport) -> None:
     }
     assert summary["by_reason"][0] == {
         "reason_code": "dpd_timeout",
+        "reason": "dpd timeout",
         "category": "liveness",
         "routine": False,
         "count": 3,
