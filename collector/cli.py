@@ -911,6 +911,106 @@ def report_command(
     return EXIT_OK
 
 
+@main.command("export", epilog=EXIT_CODES_HELP)
+@_db_option
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    metavar="24h|7d|ISO",
+    help="Deletions from this time (UTC): a duration back from now or an ISO date/time.",
+)
+@click.option("--until", default=None, metavar="24h|7d|ISO", help="Up to this time (default: now).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv"]),
+    default="ndjson",
+    show_default=True,
+    help="ndjson: one JSON object a line; csv: a header row, then one row a deletion.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write here (a temp file renamed when complete) instead of stdout.",
+)
+@verbosity_options
+@guarded
+def export_command(
+    *,
+    db: str | None,
+    since: str,
+    until: str | None,
+    fmt: str,
+    output: Path | None,
+    verbose: int,
+    quiet: bool,
+    masker: SecretMasker,
+) -> int:
+    """Stored deletions, one event a line, for a SIEM (Splunk, Elastic, Loki): device, site,
+    peer, port, reason as printed, code, category, routine/disruptive, local and UTC time,
+    first-seen run. Streamed from the store in constant memory; field names in the README."""
+    from collector.export import write_export
+
+    now = datetime.now(UTC)
+    try:
+        window_since = parse_moment(since, now)
+        window_until = None if until is None else parse_moment(until, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    if window_until is not None and window_until <= window_since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    with contextlib.closing(_open_store(db, must_exist=True)) as store:
+        if output is None:
+            try:
+                count = write_export(store, sys.stdout, fmt, window_since, window_until)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader stopped (| head): not an error; keep Python from complaining
+                # again when it flushes stdout at exit.
+                import os
+
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_OK
+        else:
+            count = _export_to_file(store, output, fmt, window_since, window_until)
+    log.info("exported %d deletions", count)
+    return EXIT_OK
+
+
+def _export_to_file(
+    store: Store, output: Path, fmt: str, since: datetime, until: datetime | None
+) -> int:
+    """Stream the export into a temp file beside ``output``, renamed over it when complete."""
+    import os
+    import tempfile
+
+    from collector.export import write_export
+
+    directory = output.parent if str(output.parent) else Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise CommandError(f"cannot write {output}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            count = write_export(store, handle, fmt, since, until)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, output)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        if isinstance(error, OSError):
+            raise CommandError(f"cannot write {output}: {error.strerror or error}") from None
+        raise
+    return count
+
+
 @main.command("prune", epilog=EXIT_CODES_HELP)
 @_db_option
 @click.option(

@@ -103,13 +103,36 @@ def _json_line(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=False)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe in a spreadsheet: text starting with ``=``, ``+``, ``-``, ``@`` (or a
+    tab or CR) gets a leading ``'`` so it is not run as a formula (CSV injection, OWASP);
+    None is empty; numbers stay numbers (a negative number is not text).
+
+    Examples:
+        >>> csv_cell("=HYPERLINK(1)"), csv_cell("-1"), csv_cell(-1), csv_cell(None)
+        ("'=HYPERLINK(1)", "'-1", -1, '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_writer(handle: Any) -> Any:
+    """``csv.writer`` with ``\n`` line ends (the csv default ``\r\n`` surprises pipelines)."""
+    return csv.writer(handle, lineterminator="\n")
+
+
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
-    # lineterminator "\n": the csv default "\r\n" surprises shell pipelines.
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_writer(buffer)
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow([csv_cell(value) for value in row])
     return buffer.getvalue()
 
 
@@ -565,15 +588,15 @@ _TABLE_PAIRS = 20
 
 
 def _reason_summary(reasons: tuple[str, ...]) -> str:
-    """The first few reason codes (most frequent first) for a table cell.
+    """The first few reasons (most frequent first) for a table cell, as operators read them.
 
     Examples:
         >>> _reason_summary(("dpd_timeout", "peer_request"))
-        'dpd_timeout, peer_request'
+        'dpd timeout, peer request'
         >>> _reason_summary(("a", "b", "c", "d", "e"))
         'a, b, c (+2 more)'
     """
-    shown = ", ".join(reasons[:_TABLE_REASONS])
+    shown = ", ".join(reason_text(code) for code in reasons[:_TABLE_REASONS])
     hidden = len(reasons) - _TABLE_REASONS
     return f"{shown} (+{hidden} more)" if hidden > 0 else shown
 
@@ -715,10 +738,17 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
         _table(
             "Deletions by reason",
             [
-                [item.reason_code, item.category.value, item.count, item.devices, item.example]
+                [
+                    reason_text(item.reason_code, item.example),
+                    item.category.value,
+                    item.category.impact,
+                    item.count,
+                    item.devices,
+                    item.example,
+                ]
                 for item in report.by_reason
             ],
-            ["reason", "category", "deletions", "devices", "as printed"],
+            ["reason", "category", "impact", "deletions", "devices", "as printed"],
         )
     )
     sections.append(
@@ -736,7 +766,7 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
             _table(
                 "New since the previous run, by reason",
                 [
-                    [item.reason_code, item.category.value, item.count]
+                    [reason_text(item.reason_code, item.example), item.category.value, item.count]
                     for item in report.new_by_reason
                 ],
                 ["reason", "category", "deletions"],
@@ -748,7 +778,12 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
             _table(
                 f"Deletions by {dimension}",
                 [
-                    [count.key, count.deletions, count.devices, count.devices_failed]
+                    [
+                        _humane_key(dimension, count.key) if dimension == "reason" else count.key,
+                        count.deletions,
+                        count.devices,
+                        count.devices_failed,
+                    ]
                     for count in report.by_group.counts
                 ],
                 [dimension, "deletions", "devices", "devices failed"],
@@ -795,9 +830,9 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                     [
                         _stamp(pair.at),
                         pair.device,
-                        pair.reason,
+                        reason_text(pair.reason),
                         pair.other,
-                        pair.other_reason,
+                        reason_text(pair.other_reason),
                         pair.initiator or "-",
                         pair.explanation,
                     ]

@@ -247,6 +247,25 @@ class Store:
             return []
         return list(cursor.fetchall())
 
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 5000) -> Iterator[Row]:
+        """Run one query and yield its rows a batch at a time, in constant memory.
+
+        SQLite steps the statement as rows are fetched; PostgreSQL uses a server-side
+        (named) cursor in a read-only transaction, ``batch`` rows per round trip.
+        """
+        if self.dialect is Dialect.POSTGRES:
+            with self._conn.transaction(), self._conn.cursor(name="ike_stream") as cursor:
+                cursor.itersize = batch
+                cursor.execute(self._sql(sql), tuple(params))
+                yield from cursor
+            return
+        cursor = self._conn.execute(self._sql(sql), tuple(params))
+        try:
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cursor = self._conn.execute(self._sql(sql), tuple(params))
         return int(cursor.rowcount)

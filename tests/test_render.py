@@ -9,13 +9,22 @@ import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_report import GENERATED, make_results
 
-from collector.records import ALL_REASONS, RECORD_FIELDS, ErrorKind, OfflineRecord
+from collector.records import (
+    ALL_REASONS,
+    RECORD_FIELDS,
+    Device,
+    DeviceResult,
+    DeviceStatus,
+    ErrorKind,
+    OfflineRecord,
+)
 from collector.render import (
     DEVICE_CSV_FIELDS,
     RECORD_CSV_FIELDS,
@@ -248,6 +257,23 @@ def test_report_ndjson_shape(report: FleetReport) -> None:
     assert summary["generated_at"] == "2024-03-02T08:00:00+00:00"
 
 
+def test_csv_cells_are_neutralised_against_formulas() -> None:
+    evil = '=HYPERLINK("http://x","y")'
+    results = [
+        DeviceResult(
+            Device("+r1", "@host", data=MappingProxyType({"site": "-par"})),
+            DeviceStatus.OK,
+            (OfflineRecord.build("10.0.0.1", evil, 2, datetime(2024, 3, 1, 10)),),
+        )
+    ]
+    report = aggregate(results, generated_at=datetime(2024, 3, 2, tzinfo=UTC))
+    rows = list(csv.reader(io.StringIO(render_report(report, "csv"))))
+    assert rows[1][:3] == ["'+r1", "'@host", "'-par"]
+    listing = list(csv.reader(io.StringIO(render_report(report, "csv", records=True))))
+    assert listing[1][0] == "'+r1" and f"'{evil}" in listing[1]
+    assert rows[1][4] == "1"  # numbers stay numbers
+
+
 def test_report_table_has_the_numbers(report: FleetReport) -> None:
     text = render_report(report, "table")
     assert "Totals: 5 devices (3 ok, 2 failed), 7 disruptive deletions, 4 peers" in text
@@ -264,10 +290,15 @@ def test_report_table_has_the_numbers(report: FleetReport) -> None:
     ):
         assert f"\n{title}\n" in text, title
     lines = text.splitlines()
-    dpd = next(line for line in lines if line.startswith("dpd_timeout"))
-    assert dpd.split()[:4] == ["dpd_timeout", "liveness", "3", "2"]
+    # Reasons as operators read them in tables (codes stay in JSON and CSV).
+    dpd = next(line for line in lines if line.startswith("dpd timeout "))
+    assert dpd.split()[:6] == ["dpd", "timeout", "liveness", "disruptive", "3", "2"]
+    assert not [line for line in lines if line.startswith("dpd_timeout")]
+    rekey = next(line for line in lines if line.startswith("phase2 sa replace "))
+    assert rekey.split()[3:5] == ["rekey", "routine"]
     flap = next(line for line in lines if line.startswith("10.1.1.1"))
     assert flap.split()[:3] == ["10.1.1.1", "3", "2"]  # its rekey is not a flap
+    assert "dpd timeout" in flap and "dpd_timeout" not in flap
     r3 = next(line for line in lines if line.startswith("r3 "))
     assert "auth: authentication failed for user netops" in r3
     assert "\nRecords\n" not in text
