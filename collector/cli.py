@@ -763,19 +763,37 @@ def collect_command(
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-# --- report and prune ------------------------------------------------------------------------
+# --- report, export and prune -----------------------------------------------------------------
+
+
+def _window_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--since`` and ``--until`` (read by :func:`_window`)."""
+    func = click.option(
+        "--until", default=None, metavar="24h|7d|ISO", help="Window end (default: now)."
+    )(func)
+    return click.option(
+        "--since",
+        default="24h",
+        show_default=True,
+        metavar="24h|7d|ISO",
+        help="Window start: a duration back from now or an ISO date/time (no zone: UTC).",
+    )(func)
+
+
+def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime | None]:
+    try:
+        window_since = parse_moment(since, now)
+        window_until = None if until is None else parse_moment(until, now)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    if window_until is not None and window_until <= window_since:
+        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    return window_since, window_until
 
 
 @main.command("report", epilog=EXIT_CODES_HELP)
 @_db_option
-@click.option(
-    "--since",
-    default="24h",
-    show_default=True,
-    metavar="24h|7d|ISO",
-    help="Window start: a duration back from now or an ISO date/time (no zone: UTC).",
-)
-@click.option("--until", default=None, metavar="24h|7d|ISO", help="Window end (default: now).")
+@_window_options
 @click.option(
     "--group-by",
     type=click.Choice(["device", "site", "group", "reason", "category", "peer"]),
@@ -859,13 +877,7 @@ def report_command(
     from collector.report import with_local_times
 
     now = datetime.now(UTC)
-    try:
-        window_since = parse_moment(since, now)
-        window_until = None if until is None else parse_moment(until, now)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since/--until") from None
-    if window_until is not None and window_until <= window_since:
-        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    window_since, window_until = _window(since, until, now)
     other_window = None
     if compare_to is not None:
         from collector.compare import parse_window
@@ -913,14 +925,7 @@ def report_command(
 
 @main.command("export", epilog=EXIT_CODES_HELP)
 @_db_option
-@click.option(
-    "--since",
-    default="24h",
-    show_default=True,
-    metavar="24h|7d|ISO",
-    help="Deletions from this time (UTC): a duration back from now or an ISO date/time.",
-)
-@click.option("--until", default=None, metavar="24h|7d|ISO", help="Up to this time (default: now).")
+@_window_options
 @click.option(
     "--format",
     "fmt",
@@ -956,13 +961,7 @@ def export_command(
     from collector.export import write_export
 
     now = datetime.now(UTC)
-    try:
-        window_since = parse_moment(since, now)
-        window_until = None if until is None else parse_moment(until, now)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--since/--until") from None
-    if window_until is not None and window_until <= window_since:
-        raise click.BadParameter("--until must be after --since", param_hint="--until")
+    window_since, window_until = _window(since, until, now)
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
         if output is None:
             try:

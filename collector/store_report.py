@@ -402,6 +402,29 @@ def _events(
     ]
 
 
+def _flap_values(
+    candidates: Sequence[int],
+    texts: Mapping[int, str],
+    counts: Mapping[int, int],
+    devices: Mapping[int, set[int]],
+    by_reason: Mapping[int, Counter[str]],
+    newest: Mapping[int, int],
+) -> tuple[PeerFlap, ...]:
+    """The listed peers as PeerFlap values (reasons most frequent first)."""
+    return tuple(
+        PeerFlap(
+            peer=texts[peer_id],
+            deletions=counts[peer_id],
+            devices=len(devices[peer_id]),
+            reasons=tuple(
+                code for code, _ in sorted(by_reason[peer_id].items(), key=lambda i: (-i[1], i[0]))
+            ),
+            last_seen=datetime.fromtimestamp(newest[peer_id], UTC),
+        )
+        for peer_id in candidates
+    )
+
+
 def _flaps_from_rows(
     store: Store,
     rows: Sequence[tuple[int, int, int, int]],
@@ -424,18 +447,7 @@ def _flaps_from_rows(
     candidates.sort(key=lambda p: (-counts[p], -len(devices[p]), texts[p]))
     if top is not None:
         candidates = candidates[: max(top, 0)]
-    return tuple(
-        PeerFlap(
-            peer=texts[peer_id],
-            deletions=counts[peer_id],
-            devices=len(devices[peer_id]),
-            reasons=tuple(
-                code for code, _ in sorted(by_reason[peer_id].items(), key=lambda i: (-i[1], i[0]))
-            ),
-            last_seen=datetime.fromtimestamp(newest[peer_id], UTC),
-        )
-        for peer_id in candidates
-    )
+    return _flap_values(candidates, texts, counts, devices, by_reason, newest)
 
 
 def _series(
@@ -540,18 +552,7 @@ def _peers(
         ):
             by_reason[int(peer_id)][reasons[int(reason_id)].code] += int(count)
             newest[int(peer_id)] = max(newest.get(int(peer_id), -1), int(moment))
-    flaps = tuple(
-        PeerFlap(
-            peer=texts[peer_id],
-            deletions=counts[peer_id],
-            devices=len(devices[peer_id]),
-            reasons=tuple(
-                code for code, _ in sorted(by_reason[peer_id].items(), key=lambda i: (-i[1], i[0]))
-            ),
-            last_seen=datetime.fromtimestamp(newest[peer_id], UTC),
-        )
-        for peer_id in candidates
-    )
+    flaps = _flap_values(candidates, texts, counts, devices, by_reason, newest)
     listing = (
         [(texts[p], count, len(devices[p])) for p, count in counts.items() if count]
         if every
