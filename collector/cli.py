@@ -248,7 +248,7 @@ def _local_times_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--incident-gap``, ``--burst-min``, ``--spread-min``, ``--hub-min`` (see incidents.py)."""
+    """``--incident-gap``, ``--spread-share`` and the ``--*-min`` counts (see incidents.py)."""
     defaults = DEFAULT_THRESHOLDS
     for name, default, help_text in reversed(
         (
@@ -272,6 +272,14 @@ def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
         func = click.option(
             name, type=click.IntRange(min=1), default=default, show_default=True, help=help_text
         )(func)
+    func = click.option(
+        "--spread-share",
+        type=click.FloatRange(min=0, max=1),
+        default=defaults.spread_share,
+        show_default=True,
+        help="Incident: a peer or hub incident also needs this share of the devices that lost "
+        "a tunnel to that peer in the window.",
+    )(func)
     return click.option(
         "--incident-gap",
         default=f"{defaults.gap.total_seconds():.0f}s",
@@ -283,7 +291,11 @@ def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _thresholds(
-    incident_gap: timedelta | None, burst_min: int, spread_min: int, hub_min: int
+    incident_gap: timedelta | None,
+    burst_min: int,
+    spread_min: int,
+    hub_min: int,
+    spread_share: float,
 ) -> Thresholds:
     return dataclasses.replace(
         DEFAULT_THRESHOLDS,
@@ -291,6 +303,7 @@ def _thresholds(
         burst_min=burst_min,
         spread_min=spread_min,
         hub_min=hub_min,
+        spread_share=spread_share,
     )
 
 
@@ -614,6 +627,7 @@ def collect_command(
     burst_min: int,
     spread_min: int,
     hub_min: int,
+    spread_share: float,
     fail_on: tuple[Threshold, ...],
     lock_file: Path | None,
     verbose: int,
@@ -736,7 +750,7 @@ def collect_command(
             show_progress=False if quiet else None,
             local_times=local_times,
             include_routine=include_routine,
-            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min),
+            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
             series=fmt == Format.HTML.value,
         )
         report = collection.report
@@ -862,6 +876,7 @@ def report_command(
     burst_min: int,
     spread_min: int,
     hub_min: int,
+    spread_share: float,
     inventory_path: Path | None,
     compare_to: str | None,
     verbose: int,
@@ -901,7 +916,7 @@ def report_command(
         "top": top,
         "trend_interval": interval,
         "include_routine": include_routine,
-        "thresholds": _thresholds(incident_gap, burst_min, spread_min, hub_min),
+        "thresholds": _thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
         "addresses": addresses,
     }
     with contextlib.closing(_open_store(db, must_exist=True)) as store:

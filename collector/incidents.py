@@ -18,16 +18,30 @@ other side's doing). Nothing here reads a clock, a file or the store.
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from operator import attrgetter
+from typing import NamedTuple, TypeVar
 
 from collector.clock import to_utc
 from collector.records import Category, Device, DeviceResult, reason_text
 
+_D = TypeVar("_D", bound=Hashable)
+_P = TypeVar("_P", bound=Hashable)
+
 PEER_REQUEST = "peer_request"
+_ORDER = attrgetter("at")
+"""Events in time order (a stable sort: ties keep the order they came in)."""
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 """The code of ``peer request``: the remote end asked for the deletion."""
 
 
@@ -40,9 +54,12 @@ class IncidentKind(StrEnum):
     """Many devices lose their tunnel toward one peer address: a hub."""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One disruptive deletion, placed on the fleet's timeline."""
+class Event(NamedTuple):
+    """One disruptive deletion, placed on the fleet's timeline.
+
+    A named tuple (cheap to build: a history report over a week may make hundreds of
+    thousands; identity matters: two equal rows are two deletions, told apart by ``id``).
+    """
 
     device: str
     peer: str
@@ -50,8 +67,8 @@ class Event:
     reason: str
     """As the device printed it."""
     category: Category
-    at: datetime
-    """UTC, aware."""
+    at: float
+    """UTC, as epoch seconds (cheap to compare; incidents and pairs carry datetimes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +79,15 @@ class Thresholds:
     """Deletions further apart than this belong to different clusters."""
     burst_min: int = 5
     """A device burst: at least this many distinct peers down on one device."""
-    spread_min: int = 2
-    """A peer incident: one peer down on at least this many devices."""
+    spread_min: int = 3
+    """A peer incident: one peer down on at least this many devices (3: a spoke dual-homed
+    to two hubs going down is one tunnel pair, not yet an incident)."""
     hub_min: int = 5
     """A hub incident: at least this many devices lose their tunnel to one peer address."""
+    spread_share: float = 0.5
+    """A peer or hub incident also needs this share of the devices that lost a tunnel to
+    that peer in the window: three of a busy hub's hundred spokes dropping within a minute
+    is the usual background, most of them at once is the hub."""
     pair_window: timedelta = timedelta(seconds=120)
     """Both ends of a tunnel: the two records at most this far apart (clocks differ)."""
 
@@ -154,26 +176,78 @@ def address_book(devices: Iterable[Device]) -> dict[str, str]:
     return {address: next(iter(names)) for address, names in owners.items() if len(names) == 1}
 
 
-def run_events(results: Sequence[DeviceResult], zones: Sequence[tzinfo]) -> list[Event]:
-    """The disruptive deletions of one run's results, in UTC.
+def relevant_keys(
+    pairs: Iterable[tuple[_D, _P]], thresholds: Thresholds, paired: Iterable[_P] = ()
+) -> tuple[set[_P], set[_D]]:
+    """The peers and devices whose deletions can be part of an incident or a pair.
+
+    A peer seen by fewer than ``spread_min`` devices in all, a device with fewer than
+    ``burst_min`` distinct peers in all, can make no incident of their own; only
+    deletions toward ``paired`` addresses (inventory devices) are needed besides. Lets
+    callers skip building events for the rest (most of a large window).
+
+    Args:
+        pairs: (device, peer) of every disruptive deletion (any hashable keys).
+        thresholds: The incident thresholds.
+        paired: Peer keys that are inventory devices' addresses.
+
+    Returns:
+        (peers to keep, devices to keep); keep a deletion if either holds it.
+    """
+    distinct = set(pairs)
+    per_peer = Counter(peer for _, peer in distinct)
+    per_device = Counter(device for device, _ in distinct)
+    peers = {peer for peer, n in per_peer.items() if n >= thresholds.spread_min}
+    peers.update(paired)
+    devices = {device for device, n in per_device.items() if n >= thresholds.burst_min}
+    return peers, devices
+
+
+def run_events(
+    results: Sequence[DeviceResult],
+    zones: Sequence[tzinfo],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    addresses: Mapping[str, str] | None = None,
+) -> list[Event]:
+    """The disruptive deletions of one run's results that can matter to incidents, in UTC.
 
     ``zones[i]`` is the zone of ``results[i]``'s offline times (``report.device_zone``:
     ``data.timezone``, else the offset ``display clock`` showed, else UTC), as the store
-    converts them.
+    converts them. Deletions :func:`relevant_keys` rules out are left out.
     """
+    peers, devices = relevant_keys(
+        (
+            (result.device.name, record.peer)
+            for result in results
+            for record in result.records
+            if not record.category.routine
+        ),
+        thresholds,
+        addresses or (),
+    )
     events: list[Event] = []
     for result, zone in zip(results, zones, strict=True):
         name = result.device.name
+        keep_all = name in devices
+        wanted = [
+            r for r in result.records if not r.category.routine and (keep_all or r.peer in peers)
+        ]
         events += [
-            Event(name, r.peer, r.reason_code, r.reason, r.category, to_utc(r.offline_time, zone))
-            for r in result.records
-            if not r.category.routine
+            Event(
+                name,
+                r.peer,
+                r.reason_code,
+                r.reason,
+                r.category,
+                to_utc(r.offline_time, zone).timestamp(),
+            )
+            for r in wanted
         ]
     return events
 
 
-def _clusters(events: Sequence[Event], gap: timedelta) -> list[list[Event]]:
-    """Split time-ordered events where two neighbours are more than ``gap`` apart."""
+def _clusters(events: Sequence[Event], gap: float) -> list[list[Event]]:
+    """Split time-ordered events where two neighbours are more than ``gap`` s apart."""
     clusters: list[list[Event]] = []
     for event in events:
         if clusters and event.at - clusters[-1][-1].at <= gap:
@@ -228,8 +302,8 @@ def _incident(
     counts = Counter(e.reason_code for e in events)
     incident = Incident(
         kind=kind,
-        start=min(e.at for e in events),
-        end=max(e.at for e in events),
+        start=_utc(min(e.at for e in events)),
+        end=_utc(max(e.at for e in events)),
         devices=tuple(sorted({e.device for e in events})),
         peers=tuple(sorted({e.peer for e in events})),
         reasons=tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
@@ -240,13 +314,20 @@ def _incident(
     return replace(incident, summary=_summary(incident, events))
 
 
+def sort_events(events: list[Event]) -> list[Event]:
+    """Sort ``events`` in place in time order (once, for both :func:`find_incidents` and
+    :func:`pair_tunnels` with ``ordered=True``) and return it."""
+    events.sort(key=_ORDER)
+    return events
+
+
 def _merged(first: Sequence[Event], second: Sequence[Event]) -> list[Event]:
     """Both lists' events, each once, in time order."""
     unique = {id(e): e for e in (*first, *second)}
-    return sorted(unique.values(), key=lambda e: (e.at, e.device, e.peer))
+    return sorted(unique.values(), key=_ORDER)
 
 
-def _overlaps(a: Sequence[Event], b: Sequence[Event], gap: timedelta) -> bool:
+def _overlaps(a: Sequence[Event], b: Sequence[Event], gap: float) -> bool:
     return a[0].at - gap <= b[-1].at and b[0].at - gap <= a[-1].at
 
 
@@ -254,6 +335,8 @@ def find_incidents(
     events: Iterable[Event],
     addresses: Mapping[str, str] | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    *,
+    ordered: bool = False,
 ) -> tuple[Incident, ...]:
     """The incidents among ``events`` (disruptive deletions), oldest first.
 
@@ -262,24 +345,29 @@ def find_incidents(
         addresses: Address -> inventory device (:func:`address_book`), to name the device
             behind a peer address and to pair both ends of a tunnel.
         thresholds: When clusters count as incidents.
+        ordered: ``events`` are already in time order (``sort_events``).
 
     Returns:
         Incidents sorted by start, then kind and subject; each with its both-ends pairs.
     """
     book = dict(addresses or {})
-    ordered = sorted(events, key=lambda e: (e.at, e.device, e.peer))
-    gap = thresholds.gap
+    in_order = list(events) if ordered else sorted(events, key=_ORDER)
+    gap = thresholds.gap.total_seconds()
     by_device: defaultdict[str, list[Event]] = defaultdict(list)
     by_peer: defaultdict[str, list[Event]] = defaultdict(list)
-    for event in ordered:
+    for event in in_order:
         by_device[event.device].append(event)
         by_peer[event.peer].append(event)
 
     found: list[tuple[Incident, list[Event]]] = []
     for peer, peer_events in by_peer.items():
+        population = len({e.device for e in peer_events})
+        needed = max(thresholds.spread_min, thresholds.spread_share * population)
+        if population < needed:
+            continue
         for cluster in _clusters(peer_events, gap):
             devices = {e.device for e in cluster}
-            if len(devices) < thresholds.spread_min:
+            if len(devices) < needed:
                 continue
             kind = IncidentKind.HUB if len(devices) >= thresholds.hub_min else IncidentKind.PEER
             owner = book.get(peer)
@@ -296,13 +384,19 @@ def find_incidents(
                 )
             found.append((_incident(kind, cluster, peer, owner), cluster))
 
+    about: defaultdict[str, list[int]] = defaultdict(list)
+    """Inventory device -> indexes in ``found`` of the incidents about its addresses."""
+    for index, (incident, _) in enumerate(found):
+        if incident.subject_device is not None:
+            about[incident.subject_device].append(index)
     for device, device_events in by_device.items():
         for cluster in _clusters(device_events, gap):
             if len({e.peer for e in cluster}) < thresholds.burst_min:
                 continue
             # The other end of a peer/hub incident about this device's own address?
-            for index, (incident, members) in enumerate(found):
-                if incident.subject_device == device and _overlaps(members, cluster, gap):
+            for index in about.get(device, ()):
+                incident, members = found[index]
+                if _overlaps(members, cluster, gap):
                     merged = _merged(members, cluster)
                     found[index] = (
                         _incident(incident.kind, merged, incident.subject, device),
@@ -314,7 +408,7 @@ def find_incidents(
 
     incidents = []
     for incident, members in found:
-        pairs = pair_tunnels(members, book, thresholds.pair_window) if book else ()
+        pairs = pair_tunnels(members, book, thresholds.pair_window, ordered=True) if book else ()
         incidents.append(replace(incident, pairs=pairs))
     incidents.sort(key=lambda i: (i.start, i.kind.value, i.subject))
     return tuple(incidents)
@@ -336,47 +430,56 @@ def pair_tunnels(
     events: Iterable[Event],
     addresses: Mapping[str, str],
     window: timedelta = DEFAULT_THRESHOLDS.pair_window,
+    *,
+    ordered: bool = False,
 ) -> tuple[TunnelPair, ...]:
     """Match both ends of tunnels whose two devices are in the inventory.
 
     A record on device A toward an address of device B pairs with B's nearest record
     toward an address of A within ``window``; each record is in at most one pair.
 
+    Args:
+        events: The deletions (``ordered``: already in time order).
+        addresses: Address -> inventory device.
+        window: How far apart the two records may be.
+
     Returns:
         The pairs, oldest first.
     """
+    limit = window.total_seconds()
+    in_order = list(events) if ordered else sorted(events, key=_ORDER)
     toward: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
-    ordered = sorted(events, key=lambda e: (e.at, e.device, e.peer))
-    for event in ordered:
+    for event in in_order:
         other = addresses.get(event.peer)
         if other is not None and other != event.device:
             toward[(event.device, other)].append(event)
+    times = {key: [e.at for e in listed] for key, listed in toward.items()}
     used: set[int] = set()
     pairs: list[TunnelPair] = []
-    for event in ordered:
-        other = addresses.get(event.peer)
-        if other is None or other == event.device or id(event) in used:
-            continue
-        candidates = [
-            e
-            for e in toward.get((other, event.device), ())
-            if id(e) not in used and abs(e.at - event.at) <= window
-        ]
-        if not candidates:
-            continue
-        match = min(candidates, key=lambda e: abs(e.at - event.at))
-        used.update((id(event), id(match)))
-        first, second = sorted((event, match), key=lambda e: (e.at, e.device))
-        initiator, explanation = _initiator(first, second)
-        pairs.append(
-            TunnelPair(
-                at=first.at,
-                device=first.device,
-                reason=first.reason_code,
-                other=second.device,
-                other_reason=second.reason_code,
-                initiator=initiator,
-                explanation=explanation,
+    for (device, other), listed in toward.items():
+        if device > other or (other, device) not in toward:
+            continue  # each direction pair once, from its smaller name
+        them, their_times = toward[(other, device)], times[(other, device)]
+        for event in listed:
+            low = bisect_left(their_times, event.at - limit)
+            high = bisect_right(their_times, event.at + limit)
+            candidates = [e for e in them[low:high] if id(e) not in used]
+            if not candidates:
+                continue
+            match = min(candidates, key=lambda e: abs(e.at - event.at))
+            used.update((id(event), id(match)))
+            first, second = sorted((event, match), key=_ORDER)
+            initiator, explanation = _initiator(first, second)
+            pairs.append(
+                TunnelPair(
+                    at=_utc(first.at),
+                    device=first.device,
+                    reason=first.reason_code,
+                    other=second.device,
+                    other_reason=second.reason_code,
+                    initiator=initiator,
+                    explanation=explanation,
+                )
             )
-        )
+    pairs.sort(key=lambda pair: (pair.at, pair.device, pair.other))
     return tuple(pairs)

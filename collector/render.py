@@ -474,6 +474,7 @@ def summary_dict(report: FleetReport) -> dict[str, Any]:
             "burst_min": report.thresholds.burst_min,
             "spread_min": report.thresholds.spread_min,
             "hub_min": report.thresholds.hub_min,
+            "spread_share": report.thresholds.spread_share,
             "pair_window_seconds": report.thresholds.pair_window.total_seconds(),
         },
         "run": {

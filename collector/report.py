@@ -27,6 +27,7 @@ from collector.incidents import (
     find_incidents,
     pair_tunnels,
     run_events,
+    sort_events,
 )
 
 if TYPE_CHECKING:
@@ -689,8 +690,8 @@ def aggregate(
         unknown_reasons=sum(item.count for item in unknown),
         routine=sum(count for (_, category, _), count in tally.reasons.items() if category.routine),
     )
-    events = run_events(results, zones)
     book = address_book(result.device for result in results)
+    events = sort_events(run_events(results, zones, thresholds, book))
     failing = tuple(
         DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
         for d in devices
@@ -715,8 +716,8 @@ def aggregate(
         run_finished=run_finished,
         last_success=run_finished if ok else None,
         include_routine=include_routine,
-        incidents=find_incidents(events, book, thresholds),
-        pairs=pair_tunnels(events, book, thresholds.pair_window),
+        incidents=find_incidents(events, book, thresholds, ordered=True),
+        pairs=pair_tunnels(events, book, thresholds.pair_window, ordered=True),
         thresholds=thresholds,
         series=_series(results, zones, interval) if series else None,
     )

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from collector.incidents import (
@@ -22,6 +23,8 @@ from collector.incidents import (
     address_book,
     find_incidents,
     pair_tunnels,
+    relevant_keys,
+    sort_events,
 )
 from collector.records import (
     REASON_BY_CODE,
@@ -364,7 +367,7 @@ def disruptive_rows(
     """(device_id, peer_id, reason_id, t_utc) of the window's disruptive deletions.
 
     Read from the raw rows (the roll-ups do not split a peer's count by reason), through
-    per-device (device_id, t_local) ranges; ordered by time.
+    per-device (device_id, t_local) ranges, in the table's order (device, local time).
     """
     wanted = sorted(rid for rid, info in reasons.items() if not info.category.routine)
     if not wanted:
@@ -376,7 +379,7 @@ def disruptive_rows(
         f"AND reason_id IN ({marks})",
         (*params, *wanted),
     )
-    return sorted(((int(d), int(p), int(r), int(t)) for d, p, r, t in rows), key=lambda row: row[3])
+    return rows
 
 
 def _events(
@@ -384,10 +387,25 @@ def _events(
     rows: Sequence[tuple[int, int, int, int]],
     devices: Sequence[_Device],
     reasons: dict[int, _ReasonInfo],
+    thresholds: Thresholds,
+    book: Mapping[str, str],
 ) -> list[Event]:
-    """The disruptive rows as incident events (device names, peer texts, UTC times)."""
+    """The disruptive rows that can matter to incidents, as events (names, UTC times)."""
     names = {device.id: device.name for device in devices}
-    texts = _peer_texts(store, {peer_id for _, peer_id, _, _ in rows})
+    paired: list[int] = []
+    if book:
+        addresses = sorted(book)
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start : start + 500]
+            paired += [
+                int(peer_id)
+                for (peer_id,) in store.fetch(
+                    f"SELECT id FROM peers WHERE peer IN ({', '.join('?' * len(chunk))})", chunk
+                )
+            ]
+    peers, keep = relevant_keys(map(_DEVICE_PEER, rows), thresholds, paired)
+    wanted = [row for row in rows if row[1] in peers or row[0] in keep]
+    texts = _peer_texts(store, {peer_id for _, peer_id, _, _ in wanted})
     return [
         Event(
             names[device_id],
@@ -395,11 +413,14 @@ def _events(
             reasons[reason_id].code,
             reasons[reason_id].text,
             reasons[reason_id].category,
-            datetime.fromtimestamp(moment, UTC),
+            moment,
         )
-        for device_id, peer_id, reason_id, moment in rows
+        for device_id, peer_id, reason_id, moment in wanted
         if device_id in names
     ]
+
+
+_DEVICE_PEER = itemgetter(0, 1)
 
 
 def _flap_values(
@@ -432,21 +453,32 @@ def _flaps_from_rows(
     top: int | None,
     reasons: dict[int, _ReasonInfo],
 ) -> tuple[PeerFlap, ...]:
-    """Flapping peers counted over ``rows`` (the disruptive deletions of the window)."""
-    counts: Counter[int] = Counter()
-    devices: defaultdict[int, set[int]] = defaultdict(set)
-    by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
-    newest: dict[int, int] = {}
-    for device_id, peer_id, reason_id, moment in rows:
-        counts[peer_id] += 1
-        devices[peer_id].add(device_id)
-        by_reason[peer_id][reasons[reason_id].code] += 1
-        newest[peer_id] = max(newest.get(peer_id, moment), moment)
+    """Flapping peers counted over ``rows`` (the disruptive deletions of the window).
+
+    Counted with ``Counter`` over picked columns (the loop runs in C); reasons and the
+    newest deletion only for the few listed peers.
+    """
+    counts: Counter[int] = Counter(map(itemgetter(1), rows))
     candidates = [peer_id for peer_id, count in counts.items() if count >= threshold]
+    if not candidates:
+        return ()
+    listed = set(candidates)
+    devices: defaultdict[int, set[int]] = defaultdict(set)
+    for peer_id, device_id in set(map(itemgetter(1, 0), rows)):
+        if peer_id in listed:
+            devices[peer_id].add(device_id)
     texts = _peer_texts(store, candidates)
     candidates.sort(key=lambda p: (-counts[p], -len(devices[p]), texts[p]))
     if top is not None:
         candidates = candidates[: max(top, 0)]
+    listed = set(candidates)
+    by_reason: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    newest: dict[int, int] = {}
+    for _device, peer_id, reason_id, moment in rows:
+        if peer_id in listed:
+            by_reason[peer_id][reasons[reason_id].code] += 1
+            if moment > newest.get(peer_id, -1):
+                newest[peer_id] = moment
     return _flap_values(candidates, texts, counts, devices, by_reason, newest)
 
 
@@ -704,13 +736,13 @@ def history_report(
     rows = disruptive_rows(store, since_s, until_s, reasons)
     if not include_routine:
         flaps = _flaps_from_rows(store, rows, flap_threshold, top, reasons)
-    events = _events(store, rows, devices, reasons)
-    disruptive_per_device = Counter(device_id for device_id, _, _, _ in rows)
     book = (
         dict(addresses)
         if addresses is not None
         else address_book(Device(d.name, d.hostname) for d in devices)
     )
+    events = sort_events(_events(store, rows, devices, reasons, thresholds, book))
+    disruptive_per_device = Counter(map(itemgetter(0), rows))
     span = 0 if low is None or high is None else high - low
     interval, trend = _trend(store, plan, edges, span, trend_interval)
     gaps = _gaps(store, since, until)
@@ -818,8 +850,8 @@ def history_report(
         run_finished=_utc(last_run[0][1]) if last_run else None,
         last_success=_utc(last_success),
         include_routine=include_routine,
-        incidents=find_incidents(events, book, thresholds),
-        pairs=pair_tunnels(events, book, thresholds.pair_window),
+        incidents=find_incidents(events, book, thresholds, ordered=True),
+        pairs=pair_tunnels(events, book, thresholds.pair_window, ordered=True),
         thresholds=thresholds,
         series=(
             _series(store, plan, edges, since_s, until_s, interval, devices, reasons)
