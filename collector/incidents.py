@@ -20,14 +20,13 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from operator import attrgetter
 from typing import NamedTuple, TypeVar
 
-from collector.clock import to_utc
 from collector.records import Category, Device, DeviceResult, reason_text
 
 _D = TypeVar("_D", bound=Hashable)
@@ -203,6 +202,31 @@ def relevant_keys(
     return peers, devices
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def _epoch_seconds(zone: tzinfo) -> Callable[[datetime], float]:
+    """Device-local naive time -> UTC epoch seconds, as :func:`collector.clock.to_utc` reads
+    it (first occurrence of a repeated hour), without building an aware datetime per row.
+
+    Examples:
+        >>> from collector.clock import parse_zone, to_utc
+        >>> local = datetime(2026, 10, 25, 2, 30)
+        >>> zone = parse_zone("Europe/Berlin")
+        >>> _epoch_seconds(zone)(local) == to_utc(local, zone).timestamp()
+        True
+    """
+
+    def convert(local: datetime) -> float:
+        if local.tzinfo is not None:
+            return local.timestamp()
+        offset = zone.utcoffset(local)
+        shift = 0.0 if offset is None else offset.total_seconds()
+        return (local - _NAIVE_EPOCH).total_seconds() - shift
+
+    return convert
+
+
 def run_events(
     results: Sequence[DeviceResult],
     zones: Sequence[tzinfo],
@@ -232,15 +256,9 @@ def run_events(
         wanted = [
             r for r in result.records if not r.category.routine and (keep_all or r.peer in peers)
         ]
+        epoch = _epoch_seconds(zone)
         events += [
-            Event(
-                name,
-                r.peer,
-                r.reason_code,
-                r.reason,
-                r.category,
-                to_utc(r.offline_time, zone).timestamp(),
-            )
+            Event(name, r.peer, r.reason_code, r.reason, r.category, epoch(r.offline_time))
             for r in wanted
         ]
     return events

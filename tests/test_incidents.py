@@ -207,3 +207,17 @@ def test_run_report_shows_incidents_in_table_and_json() -> None:
     assert "6 tunnels on 6 devices dropped within 5 s, all toward 192.0.2.1" in table
     smaller = aggregate(results, generated_at=T0, thresholds=Thresholds(hub_min=10, spread_min=7))
     assert smaller.incidents == ()
+
+
+@pytest.mark.parametrize("name", ["Europe/Berlin", "America/New_York", "+05:30", "UTC"])
+def test_event_times_equal_the_stores_conversion(name: str) -> None:
+    """run_events' fast conversion equals clock.to_utc (the store's), DST edges included."""
+    from collector.clock import parse_zone, to_utc
+    from collector.incidents import _epoch_seconds
+
+    zone = parse_zone(name)
+    convert = _epoch_seconds(zone)
+    start = datetime(2026, 1, 1)
+    for hour in range(0, 365 * 24, 7):
+        local = start + timedelta(hours=hour, minutes=30)
+        assert convert(local) == to_utc(local, zone).timestamp(), local
