@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
 
 from collector.records import Category
-from collector.store_schema import Dialect
+from collector.store_schema import DEDUP_KEY, Dialect
 
 if TYPE_CHECKING:
     from collector.store import Store
@@ -37,13 +37,18 @@ EXPORT_FIELDS: tuple[str, ...] = (
     "time_utc",
     "first_seen_run",
     "first_seen_at",
+    "slot",
+    "cpu",
+    "vpn_instance",
 )
 """One exported deletion. ``event_id``: a stable hash of the deletion's identity (device,
-local time, peer, port, reason, IKE version, occurrence), the same in every export, for
-de-duplication in the SIEM; ``reason``: as the device printed it; ``impact``: ``routine`` or
+local time, peer, port, reason, IKE version, VPN instance, buffer, occurrence): the same in
+every export, for de-duplication in the SIEM; ``reason``: as the device printed it; ``impact``: ``routine`` or
 ``disruptive``; ``time_local``: the device's time with its UTC offset; ``time_utc``: UTC
 (``Z``); ``first_seen_run`` / ``first_seen_at``: the collection run that first stored it
-and when that run started (UTC). ``port`` is null where the layout prints none."""
+and when that run started (UTC); ``slot``, ``cpu``: the buffer (an NE40E slot, a firewall
+SPU; null on one-buffer devices); ``vpn_instance`` (NE40E). ``port`` and ``ike_version``
+are null where the layout prints none."""
 
 
 class ExportFormat(StrEnum):
@@ -71,9 +76,10 @@ def _iso_utc(seconds: float | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
-def _event_id(device: str, t_local: int, peer: str, port: int, reason: str, *rest: int) -> str:
-    key = "\x1f".join((device, str(t_local), peer, str(port), reason, *map(str, rest)))
-    return hashlib.blake2b(key.encode("utf-8"), digest_size=12).hexdigest()
+def _event_id(*key: object) -> str:
+    """A stable id of one deletion from its identity (the store's de-duplication key)."""
+    text = "\x1f".join(map(str, key))
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
 
 
 def iter_events(
@@ -101,20 +107,21 @@ def iter_events(
     runs = {int(row[0]): row[1] for row in store.fetch("SELECT id, started FROM runs")}
     sql = (
         "SELECT x.device_id, x.t_local, p.peer, x.port, x.reason_id, x.ike_version, "
-        "x.occurrence, x.t_utc, x.first_seen_run FROM deletions x "
+        "x.vpn_instance, x.slot, x.cpu, x.occurrence, x.t_utc, x.first_seen_run "
         # peers has only id and peer: the window's columns (device_id, t_local, t_utc) are
         # the deletions' without a prefix.
-        f"JOIN peers p ON p.id = x.peer_id WHERE {where}"
-        " ORDER BY x.device_id, x.t_local, x.peer_id, x.port, x.reason_id, x.ike_version, "
-        "x.occurrence"
+        f"FROM deletions x JOIN peers p ON p.id = x.peer_id WHERE {where} "
+        # The clustered key's order: the query streams without a sort.
+        f"ORDER BY {', '.join(f'x.{column}' for column in DEDUP_KEY)}"
     )
-    for device_id, t_local, peer, port, reason_id, version, occurrence, t_utc, run in store.stream(
-        sql, params
-    ):
+    for row in store.stream(sql, params):
+        device_id, t_local, peer, port, reason_id, version, vpn, slot, cpu = row[:9]
+        occurrence, t_utc, run = row[9:]
         device, site = devices.get(int(device_id), (str(device_id), None))
         text, code, category = reasons[int(reason_id)]
+        key = (device, t_local, peer, port, text, version, vpn, slot, cpu, occurrence)
         yield {
-            "event_id": _event_id(device, t_local, peer, port, text, version, occurrence),
+            "event_id": _event_id(*key),
             "device": device,
             "site": site,
             "peer": peer,
@@ -123,11 +130,14 @@ def iter_events(
             "reason_code": code,
             "category": category.value,
             "impact": category.impact,
-            "ike_version": version,
+            "ike_version": version or None,
             "time_local": _iso_local(int(t_local), int(t_utc)),
             "time_utc": _iso_utc(int(t_utc)),
             "first_seen_run": int(run),
             "first_seen_at": _iso_utc(runs.get(int(run))),
+            "slot": slot or None,
+            "cpu": cpu or None,
+            "vpn_instance": vpn or None,
         }
 
 

@@ -32,6 +32,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         "ar-1", "10.0.0.1", data=MappingProxyType({"timezone": "Asia/Shanghai", "site": "sh"})
     )
     utc = Device("=fw-1", "10.0.0.2", data=MappingProxyType({"timezone": "UTC"}))
+    ne40e = Device("ne-1", "10.0.0.3", data=MappingProxyType({"timezone": "UTC"}))
     with open_store(target) as store:
         run = store.start_run(started=datetime(2026, 3, 1, 12, 30, tzinfo=UTC))
         store.record_device(
@@ -59,6 +60,20 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                 ),
             ),
         )
+        # The same row in two slots of an NE40E: two deletions, no IKE version printed.
+        store.record_device(
+            run,
+            DeviceResult(
+                ne40e,
+                DeviceStatus.OK,
+                tuple(
+                    OfflineRecord.build(
+                        "10.9.9.9", "dpd timeout", None, BASE, 500, slot=slot, vpn_instance="vpna"
+                    )
+                    for slot in ("1", "3")
+                ),
+            ),
+        )
         store.finish_run(run)
     return target
 
@@ -72,7 +87,13 @@ def export(db: str, *args: str) -> str:
 def test_ndjson_fields_and_times(db: str) -> None:
     events = [json.loads(line) for line in export(db, "--since", "2026-03-01").splitlines()]
     assert all(list(event) == list(EXPORT_FIELDS) for event in events)
-    assert len(events) == 4  # the 3-day-old one is outside the window
+    assert len(events) == 6  # the 3-day-old one is outside the window
+    ne = [e for e in events if e["device"] == "ne-1"]
+    assert [(e["slot"], e["cpu"], e["vpn_instance"], e["ike_version"]) for e in ne] == [
+        ("1", None, "vpna", None),
+        ("3", None, "vpna", None),
+    ]
+    assert ne[0]["event_id"] != ne[1]["event_id"]
     first = next(e for e in events if e["device"] == "ar-1" and e["reason_code"] == "dpd_timeout")
     assert first["time_local"] == "2026-03-01T10:00:00+08:00"
     assert first["time_utc"] == "2026-03-01T02:00:00Z"
@@ -99,7 +120,7 @@ def test_ndjson_fields_and_times(db: str) -> None:
     ]
     assert again == [e["event_id"] for e in events]
     everything = export(db, "--since", "2026-02-01", "--until", "2026-03-02").splitlines()
-    assert len(everything) == 5
+    assert len(everything) == 7
 
 
 def test_csv_neutralises_formulas(db: str, tmp_path: Path) -> None:
@@ -107,9 +128,9 @@ def test_csv_neutralises_formulas(db: str, tmp_path: Path) -> None:
     export(db, "--since", "2026-02-01", "--format", "csv", "--output", str(out))
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert list(rows[0]) == list(EXPORT_FIELDS)
-    assert len(rows) == 5
+    assert len(rows) == 7
     devices = {row["device"] for row in rows}
-    assert devices == {"ar-1", "'=fw-1"}
+    assert devices == {"ar-1", "'=fw-1", "ne-1"}
     evil = next(row for row in rows if row["reason_code"] == "unknown")
     assert evil["reason"] == "'=cmd|' /C calc'!A0"
     assert oct(out.stat().st_mode & 0o777) == "0o644"
