@@ -41,14 +41,17 @@ EXPORT_FIELDS: tuple[str, ...] = (
     "cpu",
     "vpn_instance",
 )
-"""One exported deletion. ``event_id``: a stable hash of the deletion's identity (device,
-local time, peer, port, reason, IKE version, VPN instance, buffer, occurrence): the same in
-every export, for de-duplication in the SIEM; ``reason``: as the device printed it;
-``impact``: ``routine`` or ``disruptive``; ``time_local``: the device's time with its UTC offset; ``time_utc``: UTC
-(``Z``); ``first_seen_run`` / ``first_seen_at``: the collection run that first stored it
-and when that run started (UTC); ``slot``, ``cpu``: the buffer (an NE40E slot, a firewall
-SPU; null on one-buffer devices); ``vpn_instance`` (NE40E). ``port`` and ``ike_version``
-are null where the layout prints none."""
+"""One exported deletion (documented in the README).
+
+``event_id``: a stable hash of the deletion's identity (device, local time, peer, port,
+reason, IKE version, VPN instance, buffer, occurrence), the same in every export, for
+de-duplication in the SIEM. ``reason``: as the device printed it. ``impact``: ``routine``
+or ``disruptive``. ``time_local``: the device's time with its UTC offset; ``time_utc``: UTC
+(``Z``). ``first_seen_run`` / ``first_seen_at``: the collection run that first stored it and
+when that run started (UTC). ``slot``, ``cpu``: the buffer (an NE40E slot, a firewall SPU;
+null on one-buffer devices); ``vpn_instance`` (NE40E). ``port`` and ``ike_version`` are null
+where the layout prints none.
+"""
 
 
 class ExportFormat(StrEnum):
