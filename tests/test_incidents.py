@@ -221,3 +221,21 @@ def test_event_times_equal_the_stores_conversion(name: str) -> None:
     for hour in range(365 * 24):  # every hour of the year: both DST changes
         local = start + timedelta(hours=hour, minutes=30)
         assert convert(local) == to_utc(local, zone).timestamp(), local
+
+
+def test_a_busy_hubs_background_is_no_incident_but_most_of_its_spokes_at_once_is() -> None:
+    # 100 spokes talk to the hub; over a day each drops its tunnel a few times at random:
+    # some minutes see three or four of them, which is background, not the hub.
+    rng = random.Random(7)
+    background = [
+        ev(spoke(n % 40 + 1) + f"-{n // 40}", HUB, "dpd timeout", rng.uniform(-86400, -3600))
+        for n in range(100)
+        for _ in range(6)
+    ]
+    assert find_incidents(background) == ()
+    # Three-quarters of them within 30 s: the hub (or its uplink) went away.
+    outage = [ev(spoke(n % 40 + 1) + f"-{n // 40}", HUB, "dpd timeout", n * 0.4) for n in range(75)]
+    (incident,) = find_incidents([*background, *outage])
+    assert (incident.kind, incident.subject, len(incident.devices)) == (IncidentKind.HUB, HUB, 75)
+    # Without the share rule the background alone makes incidents.
+    assert find_incidents(background, thresholds=Thresholds(spread_share=0.0))
