@@ -437,6 +437,8 @@ class ErrorKind(StrEnum):
     """The device answered the command with an error."""
     INCOMPLETE_OUTPUT = "incomplete-output"
     """Fewer rows than ``Current info Num`` announced, or the session ended mid-output."""
+    OVERSIZED_OUTPUT = "oversized-output"
+    """The answer went over a cap (bytes, rows per table): read stopped, nothing kept."""
     PROTOCOL = "protocol"
     """SSH negotiation failed or the device said something we cannot understand."""
 

@@ -20,7 +20,8 @@ host key checks and deadline apply, and ``cli()`` ends up in our ``send_command`
 Output checks: a refused command (``Error: ...``) is ``command-rejected`` with the
 device's line; output that is not this command's at all (garbage, another prompt) is
 ``protocol``; a table whose ``Current info Num`` does not match its rows, or a session
-closed by the device while the table was printing, is ``incomplete-output``.
+closed by the device while the table was printing, is ``incomplete-output``; an answer over
+the byte or row caps of :mod:`collector.limits` is ``oversized-output``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collector.clock import ClockParseError, DeviceClock, parse_display_clock
 from collector.credentials import Credentials
 from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
+from collector.limits import OutputGuard, OutputTooLarge
 from collector.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.ssh_config import SshConfigError, SshTarget, resolve_device
@@ -126,6 +128,8 @@ def result_from_outputs(
 ) -> DeviceResult:
     """Check a device's command outputs (one, or one per SPU) and turn them into a result.
 
+    Text over the caps of :mod:`collector.limits` -> ``oversized-output`` (our session
+    stops reading there already; this covers text read another way).
     ``CommandRejected`` -> ``command-rejected`` with the device's line; other parse errors
     (not this command's output) -> ``protocol``; an incomplete table -> ``incomplete-output``
     with the reason. Any output failing fails the device (naming that command): a device
@@ -145,7 +149,14 @@ def result_from_outputs(
     records: list[OfflineRecord] = []
     for command, spu, text in outputs:
         try:
+            # Our session stopped reading at the caps already; this covers text read
+            # another way (each table's count, the lines, the bytes).
+            OutputGuard().feed(text)
             result = parse(text)
+        except OutputTooLarge as exc:
+            return DeviceResult.failure(
+                device, ErrorKind.OVERSIZED_OUTPUT, one_line(f"'{command}': {exc}"), **common
+            )
         except CommandRejected as exc:
             return DeviceResult.failure(
                 device,

@@ -16,6 +16,9 @@
   polling), the session is closed with ``quit`` and a channel close (stock Huawei cleanup
   waits ~2 s for silence), and ``TCP_NODELAY`` is set on the socket paramiko would create
   with Nagle on.
+* **bounded**: each command's answer is counted as it arrives
+  (:class:`~collector.limits.OutputGuard`: bytes, declared rows, lines); past a cap the
+  read stops, the text is dropped and the device fails with ``oversized-output``.
 * **deadline**: a per-device :class:`~collector.deadline.Deadline`; a watchdog thread
   shuts the socket and the paramiko transport when it passes (and ends a jump-host
   proxy), so a hung banner or a silent device ends in ``timeout`` at the deadline
@@ -52,6 +55,7 @@ from collector.commands import check_command, check_keystrokes
 from collector.credentials import SecretMasker
 from collector.deadline import Deadline
 from collector.hostkeys import KnownHosts
+from collector.limits import OutputGuard, OutputLimits, OutputTooLarge
 from collector.proxy import ProxyProcess, ProxyStartError
 from collector.records import ErrorKind
 from collector.ssh_config import Proxy
@@ -64,6 +68,7 @@ from collector.ssh_errors import (
     legacy_kex_available,
     target_answered,
 )
+from collector.terminal import strip_controls
 
 __all__ = [
     "AEAD_CIPHERS",
@@ -142,12 +147,12 @@ def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
 # --- output cleaning ------------------------------------------------------------------
 
 _PAGER = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}(?:[ \t]*\x1b\[[0-9]*D[ ]*\x1b\[[0-9]*D)?")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _ERROR_LINE = re.compile(r"^\s*Error(?:\[[0-9]+\])?\s*:", re.MULTILINE)
 
 
 def clean_output(text: str) -> str:
-    """Remove pager prompts, their erase sequences and other ANSI codes; LF line ends.
+    """Remove pager prompts, their erase sequences and every other terminal control
+    (:func:`collector.terminal.strip_controls`); LF line ends.
 
     Examples:
         >>> clean_output("a\\r\\n  ---- More ----\\x1b[16D                \\x1b[16Db\\r\\n")
@@ -157,9 +162,7 @@ def clean_output(text: str) -> str:
     # unless there is something to remove.
     if "More" in text:
         text = _PAGER.sub("", text)
-    if "\x1b" in text:
-        text = _ANSI.sub("", text)
-    return text.replace("\r\n", "\n").replace("\r", "")
+    return strip_controls(text)
 
 
 # --- the netmiko connection -----------------------------------------------------------
@@ -201,9 +204,11 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         proxy: Proxy | None = None,
         identity_files: tuple[str, ...] = (),
         connect_timeout: float | None = None,
+        limits: OutputLimits | None = None,
         **kwargs: Any,
     ) -> None:
         self.stage = stage if stage is not None else Stage()
+        self.limits = limits if limits is not None else OutputLimits()
         self.deadline = deadline
         self.known_hosts = known_hosts
         self.device_name = device_name
@@ -478,15 +483,21 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.write_channel(command + self.RETURN)
         text = ""
         answered_at = -1
+        guard = OutputGuard(self.limits)
         try:
             while True:
-                text += self._recv()
+                chunk = self._recv()
+                guard.feed(chunk)
+                text += chunk
                 tail = text[-512:]
                 if self._at_prompt(tail):
                     break
                 if _MORE_AT_END.search(tail) and len(text) != answered_at:
                     self.write_channel(commands.PAGER_KEY)
                     answered_at = len(text)
+        except OutputTooLarge as exc:
+            del text  # freed now, not when the device's result is built
+            raise SessionError(ErrorKind.OVERSIZED_OUTPUT, f"'{command}': {exc}") from None
         except ConnectionDropped:
             lines = clean_output(text).count("\n")
             kind = ErrorKind.INCOMPLETE_OUTPUT if lines > 1 else ErrorKind.PROTOCOL

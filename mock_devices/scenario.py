@@ -81,6 +81,13 @@ class Fault(StrEnum):
     GARBAGE_OUTPUT = "garbage_output"
     PASSWORD_CHANGE_PROMPT = "password_change_prompt"
     SAVE_PROMPT = "save_prompt"
+    # Hostile devices: answers no real device gives, for the collector's bounds.
+    HUGE_TABLE = "huge_table"
+    """A table of ``huge_rows`` rows whose ``Current info Num`` matches."""
+    ENDLESS_OUTPUT = "endless_output"
+    """After the table's first lines, an endless stream of escapes and binary bytes."""
+    TERMINAL_NOISE = "terminal_noise"
+    """The table with OSC titles, C1 CSI inside reasons and DCS strings (still complete)."""
 
 
 class ScenarioError(ValueError):
@@ -290,6 +297,8 @@ class DeviceSpec:
 
     scripted: tuple[Scripted, ...] = ()
     """Deletions at times relative to start, merged into the first buffer's records."""
+    huge_rows: int = 60_000
+    """Rows of the ``huge_table`` fault's table (its records cycled)."""
 
     @property
     def model(self) -> str:
@@ -644,6 +653,7 @@ _DEVICE_KEYS = {
     "inventory_zone",
     "inventory_data",
     "scripted",
+    "huge_rows",
 }
 _CLOCK_KEYS = {"timezone", "start", "skew_s", "zone_label", "style", "dst"}
 
@@ -739,6 +749,7 @@ def build_device(
         inventory_zone=bool(merged.get("inventory_zone", True)),
         inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{spot}.inventory_data")),
         scripted=_scripted(merged.get("scripted"), spot),
+        huge_rows=max(1, int(merged.get("huge_rows", 60_000))),
     )
 
 

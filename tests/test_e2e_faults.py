@@ -44,6 +44,9 @@ EXPECTED_ERRORS: dict[str, ErrorKind | None] = {
     "f-garbage-output": ErrorKind.PROTOCOL,
     "f-password-change-prompt": None,
     "f-save-prompt": None,
+    "f-huge-table": ErrorKind.OVERSIZED_OUTPUT,
+    "f-endless-output": ErrorKind.OVERSIZED_OUTPUT,
+    "f-terminal-noise": None,
 }
 
 

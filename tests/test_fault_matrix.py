@@ -103,6 +103,21 @@ MATRIX: tuple[Case, ...] = (
     Case("garbage_output", ErrorKind.PROTOCOL, rf"unexpected answer to {_TABLE}", 3, "failure"),
     Case("password_change_prompt", None, "", 0, "records"),
     Case("save_prompt", None, "", 0, "records"),
+    Case(
+        "huge_table",
+        ErrorKind.OVERSIZED_OUTPUT,
+        rf"{_TABLE}: 'Current info Num' says 60000, more than the 1000 rows one table may hold",
+        3,
+        "failure",
+    ),
+    Case(
+        "endless_output",
+        ErrorKind.OVERSIZED_OUTPUT,
+        rf"{_TABLE}: more than 4 MB of output \(the cap is 4 MB\)",
+        3,
+        "failure",
+    ),
+    Case("terminal_noise", None, "", 0, "records"),
 )
 
 
