@@ -29,6 +29,7 @@ from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 from collector.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
+    DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_WORKERS,
     Threshold,
     breached,
@@ -504,6 +505,15 @@ def _duration_value(
     help="Extra attempts after a connection failure (never after an authentication failure).",
 )
 @click.option(
+    "--max-auth-failures",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_AUTH_FAILURES,
+    show_default=True,
+    metavar="N",
+    help="After N refused logins as one user, before any succeeded, stop logging in as it: "
+    "the devices left are skipped-auth (protects the account from lockout; 0: never stop).",
+)
+@click.option(
     "--transport",
     "transport_name",
     type=click.Choice(["netmiko", "napalm"]),
@@ -603,6 +613,7 @@ def collect_command(
     processes: int | None,
     timeout: float,
     retries: int,
+    max_auth_failures: int,
     transport_name: str,
     password_env: str,
     username: str | None,
@@ -752,6 +763,7 @@ def collect_command(
             include_routine=include_routine,
             thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
             series=fmt == Format.HTML.value,
+            max_auth_failures=max_auth_failures,
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.options import DEFAULT_WORKERS, format_duration
-from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
+from collector.options import DEFAULT_MAX_AUTH_FAILURES, DEFAULT_WORKERS, format_duration
+from collector.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
 
 if TYPE_CHECKING:
+    from collector.breaker import AuthBreaker
     from collector.credentials import Credentials
     from collector.incidents import Thresholds
     from collector.inventory import Shard
@@ -65,6 +66,7 @@ def run_collection(
     include_routine: bool = False,
     thresholds: Thresholds | None = None,
     series: bool = False,
+    max_auth_failures: int = DEFAULT_MAX_AUTH_FAILURES,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -84,10 +86,13 @@ def run_collection(
         include_routine: ``--include-routine``: routine deletions count among flapping peers.
         thresholds: When disruptive deletions make an incident (None: the defaults).
         series: Count deletions per bucket by category and device (``--format html``).
+        max_auth_failures: Refused logins as one user, before any succeeded, after which
+            the devices not tried yet are skipped (``skipped-auth``); 0: never stop.
 
     Returns:
         The report, the per-device results and the new deletions by reason.
     """
+    from collector.breaker import AuthBreaker
     from collector.incidents import DEFAULT_THRESHOLDS
     from collector.progress import ProgressBar
     from collector.report import aggregate, device_zone, with_local_times
@@ -105,6 +110,9 @@ def run_collection(
     )
     outcomes: dict[str, DeviceOutcome] = {}
     bar = ProgressBar(enabled=show_progress)
+    breaker = (
+        AuthBreaker(devices, credentials, max_auth_failures) if max_auth_failures > 0 else None
+    )
 
     def on_result(result: DeviceResult) -> None:
         outcome = None
@@ -138,6 +146,7 @@ def run_collection(
             keep_raw=keep_raw,
             on_result=on_result,
             on_progress=bar,
+            auth_breaker=breaker,
         )
     finally:
         bar.close()
@@ -159,6 +168,8 @@ def run_collection(
     if local_times:
         report = with_local_times(report, {r.device.name: device_zone(r) for r in results})
     _warn_trusted(transport)
+    if breaker is not None:
+        _warn_tripped(breaker, results, credentials)
     by_name = {result.device.name: result for result in results}
     for result in results:
         _warn_skew(result)
@@ -166,6 +177,28 @@ def run_collection(
         for gap in outcome.gaps:
             _warn_gap(gap, by_name.get(outcome.device))
     return Collection(report, results, new_by_reason)
+
+
+def _warn_tripped(
+    breaker: AuthBreaker, results: Sequence[DeviceResult], credentials: Credentials
+) -> None:
+    """One error line per user whose logins were stopped (not one per skipped device)."""
+    skipped = sum(
+        1 for r in results if r.error is not None and r.error.kind is ErrorKind.SKIPPED_AUTH
+    )
+    for tripped in breaker.tripped():
+        what = "password" if credentials.password is not None else "key"
+        log.error(
+            "%d logins as '%s' were refused before any succeeded: stopped logging in as '%s'"
+            " (%d %s not tried, skipped-auth) so the account does not get locked; check the"
+            " %s and the account (locked? expired?), then run again",
+            tripped.refused,
+            tripped.username,
+            tripped.username,
+            skipped,
+            "device" if skipped == 1 else "devices",
+            what,
+        )
 
 
 def _warn_trusted(transport: Transport) -> None:
@@ -288,5 +321,7 @@ def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
     if result.ok:
         new = "" if outcome is None else f", {outcome.new_records} new"
         log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
+    elif result.error is not None and result.error.kind is ErrorKind.SKIPPED_AUTH:
+        log.info("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
     elif result.error is not None:
         log.warning("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)

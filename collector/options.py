@@ -27,6 +27,9 @@ __all__ = [
 
 DEFAULT_WORKERS = 32
 """Devices read at once (``collect --workers``); here so the CLI need not import the runner."""
+DEFAULT_MAX_AUTH_FAILURES = 3
+"""``--max-auth-failures``: refused logins as one user, before any succeeded, that stop the
+run from logging in as that user (:mod:`collector.breaker`)."""
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

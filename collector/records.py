@@ -439,6 +439,8 @@ class ErrorKind(StrEnum):
     """Fewer rows than ``Current info Num`` announced, or the session ended mid-output."""
     OVERSIZED_OUTPUT = "oversized-output"
     """The answer went over a cap (bytes, rows per table): read stopped, nothing kept."""
+    SKIPPED_AUTH = "skipped-auth"
+    """Not tried: logins with the same user were refused on other devices (circuit breaker)."""
     PROTOCOL = "protocol"
     """SSH negotiation failed or the device said something we cannot understand."""
 

@@ -11,6 +11,8 @@ Retries: a failed attempt whose error kind is in ``retry_on`` (by default connec
 failures: ``unreachable``, ``timeout``) is tried again after ``backoff * 2**(n-1)``
 seconds (capped at :data:`MAX_BACKOFF`); authentication, host-key, refused-command and
 protocol failures are never retried (retrying them cannot help and may lock the account).
+With an :class:`~collector.breaker.AuthBreaker`, each attempt first asks it whether its
+user may log in (gated until a login as that user succeeded; refused once too many failed).
 One device's failure never affects another: every exception is turned into that device's
 result.
 
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 
+from collector.breaker import AuthBreaker
 from collector.commands import validate_peer
 from collector.credentials import Credentials
 from collector.options import DEFAULT_WORKERS
@@ -162,8 +165,10 @@ class _Fleet:
         backoff: float,
         retry_on: frozenset[ErrorKind],
         grace: float,
+        breaker: AuthBreaker | None = None,
     ) -> None:
         self.devices = devices
+        self.breaker = breaker
         self.collect_one = collect_one
         self.width = max(1, min(workers, len(devices)))
         self.timeout = timeout
@@ -204,11 +209,18 @@ class _Fleet:
     def with_retries(self, index: int) -> DeviceResult:
         device = self.devices[index]
         attempt = 0
+        breaker = self.breaker
         while True:
+            if breaker is not None and not breaker.acquire(device, self.stop):
+                if attempt == 0 or not self.stop.is_set():
+                    return breaker.skipped(device)
+                break  # stopping: the last attempt's result stands
             attempt += 1
             with self.lock:
                 self.in_flight[index] = _InFlight(time.monotonic(), attempt)
             result = self.attempt(device)
+            if breaker is not None:
+                breaker.release(device, result)
             if result.ok or attempt > self.retries or self.stop.is_set():
                 break
             if result.error is None or result.error.kind not in self.retry_on:
@@ -284,6 +296,7 @@ def _iter_indexed(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
+    breaker: AuthBreaker | None = None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """The run itself: ``(position in devices, result)`` in completion order."""
     if peer is not None:
@@ -309,6 +322,7 @@ def _iter_indexed(
         backoff=backoff,
         retry_on=retry_on,
         grace=grace,
+        breaker=breaker,
     )
     began = time.monotonic()
     emitted: set[int] = set()
@@ -559,6 +573,7 @@ def _iter_run(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
+    breaker: AuthBreaker | None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """One process (threads) or several (forked shards), by ``processes`` and fleet size."""
     if peer is not None:
@@ -575,6 +590,7 @@ def _iter_run(
         "keep_raw": keep_raw,
         "retry_on": retry_on,
         "grace": grace,
+        "breaker": breaker,  # shared memory: the children inherit it at the fork
     }
     if count > 1:
         return _iter_processes(
@@ -612,6 +628,7 @@ def iter_fleet(
     retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
     on_progress: Callable[[Progress], None] | None = None,
     grace: float = GRACE,
+    auth_breaker: AuthBreaker | None = None,
 ) -> Generator[DeviceResult, None, None]:
     """Collect every device, yielding each result as soon as that device is done.
 
@@ -632,6 +649,8 @@ def iter_fleet(
         retry_on: Error kinds worth another attempt.
         on_progress: Called in the consuming thread after every result.
         grace: Seconds past ``timeout`` before a stuck attempt is abandoned as ``timeout``.
+        auth_breaker: Stops logging in as a user whose logins keep being refused
+            (:mod:`collector.breaker`); the skipped devices are ``skipped-auth``.
 
     Raises:
         InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address (before any connection).
@@ -654,6 +673,7 @@ def iter_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
+        breaker=auth_breaker,
     )
     with contextlib.closing(run):  # closing this iterator stops the run (and its children)
         for _, result in run:
@@ -677,6 +697,7 @@ def collect_fleet(
     on_result: Callable[[DeviceResult], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     grace: float = GRACE,
+    auth_breaker: AuthBreaker | None = None,
 ) -> list[DeviceResult]:
     """Collect every device; the results in the order of ``devices``.
 
@@ -700,6 +721,7 @@ def collect_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
+        breaker=auth_breaker,
     )
     with contextlib.closing(run):
         for index, result in run:

@@ -255,6 +255,7 @@ def test_the_documented_table_matches_the_tests() -> None:
     }
     expected["device vanishes mid-run"] = (ErrorKind.PROTOCOL.value, "1")
     expected["collector killed mid-run"] = ("-", "137")
+    expected["wrong password on a fleet"] = (ErrorKind.SKIPPED_AUTH.value, "3")  # e2e_auth_breaker
     assert documented == expected
 
 
