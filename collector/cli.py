@@ -11,12 +11,13 @@ line on stderr and a documented exit code, never a traceback (``-vv`` adds detai
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,7 +207,11 @@ def guarded(func: F) -> Callable[..., NoReturn]:
 
 def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
-        "-q", "--quiet", is_flag=True, help="Errors only: no warnings, no progress bar."
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help="Errors only: no warnings, no progress bar (collect still prints one summary "
+        "line when the run was not clean).",
     )(func)
     return click.option(
         "-v",
@@ -769,24 +774,56 @@ def collect_command(
         _emit(report, fmt, records, output, prometheus)
 
     failed = report.totals.devices_failed
-    if failed:
-        log.warning(
-            "%d of %d devices could not be read (see the report)", failed, report.totals.devices
-        )
-    if failed == report.totals.devices:
-        return EXIT_ALL_FAILED
+    all_failed = failed == report.totals.devices
     counts = threshold_counts(
         collection.new_by_reason,
         failed=failed,
         gaps=report.totals.gaps,
         include_routine=include_routine,
     )
-    breaches = breached(fail_on, counts)
-    for threshold, count in breaches:
-        log.error("--fail-on %s breached: %d", threshold.text, count)
+    breaches = [] if all_failed else breached(fail_on, counts)
+    if quiet:
+        # Errors only, but a run that did not go well is never silent (cron mails stderr).
+        summary = _unclean_summary(report, breaches)
+        if summary is not None:
+            log.error("%s", summary)
+    else:
+        if failed:
+            log.warning("%s (see the report)", _failed_text(report))
+        for threshold, count in breaches:
+            log.error("--fail-on %s breached: %d", threshold.text, count)
+    if all_failed:
+        return EXIT_ALL_FAILED
     if breaches:
         return EXIT_THRESHOLD
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _failed_text(report: FleetReport) -> str:
+    """``3 of 12 devices could not be read``."""
+    total = report.totals.devices
+    noun = "device" if total == 1 else "devices"
+    return f"{report.totals.devices_failed} of {total} {noun} could not be read"
+
+
+def _unclean_summary(report: FleetReport, breaches: Sequence[tuple[Threshold, int]]) -> str | None:
+    """The one ``--quiet`` line of a run that was not clean (None for a clean run): failed
+    devices by error kind, gaps, breached thresholds."""
+    parts: list[str] = []
+    if report.totals.devices_failed:
+        kinds = collections.Counter(failure.error_kind.value for failure in report.failing)
+        detail = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        parts.append(f"{_failed_text(report)}" + (f" ({detail})" if detail else ""))
+    gaps = report.totals.gaps
+    if gaps:
+        parts.append(
+            f"{gaps} {'device' if gaps == 1 else 'devices'} wrapped their buffer since the"
+            " previous run (deletions may be lost)"
+        )
+    parts.extend(f"--fail-on {threshold.text} breached: {count}" for threshold, count in breaches)
+    if not parts:
+        return None
+    return "; ".join(parts) + "; see the report"
 
 
 # --- report, export and prune -----------------------------------------------------------------
