@@ -30,6 +30,7 @@ from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 from collector.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_WORKERS,
     Threshold,
@@ -503,6 +504,15 @@ def _duration_value(
     help="Hard deadline per device and attempt (connect, login and command).",
 )
 @click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CONNECT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Seconds from the start of an attempt to the device's prompt (TCP, SSH banner, key "
+    "exchange, login, paging off), within --timeout: a silent device frees its worker soon.",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=1,
@@ -617,6 +627,7 @@ def collect_command(
     workers: int,
     processes: int | None,
     timeout: float,
+    connect_timeout: float,
     retries: int,
     max_auth_failures: int,
     transport_name: str,
@@ -728,14 +739,18 @@ def collect_command(
     transport: NetmikoTransport | NapalmTransport
     if transport_name == "napalm":
         try:
-            transport = NapalmTransport(host_keys, allow_sha1_kex=legacy_ssh)
+            transport = NapalmTransport(
+                host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+            )
         except ImportError:
             raise CommandError(
                 "--transport napalm needs napalm-huawei-vrp: "
                 "pip install 'collect-ike-offline[napalm]'"
             ) from None
     else:
-        transport = NetmikoTransport(host_keys, allow_sha1_kex=legacy_ssh)
+        transport = NetmikoTransport(
+            host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+        )
 
     with contextlib.ExitStack() as stack:
         lock = RunLock(lock_file or default_lock_path(db))

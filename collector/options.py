@@ -27,6 +27,8 @@ __all__ = [
 
 DEFAULT_WORKERS = 32
 """Devices read at once (``collect --workers``); here so the CLI need not import the runner."""
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""``--connect-timeout``: seconds from the start of an attempt to the device's prompt."""
 DEFAULT_MAX_AUTH_FAILURES = 3
 """``--max-auth-failures``: refused logins as one user, before any succeeded, that stop the
 run from logging in as that user (:mod:`collector.breaker`)."""

@@ -455,6 +455,9 @@ class DeviceError:
     kind: ErrorKind
     message: str
     """One line, for the operator; never contains a secret."""
+    phase: str | None = None
+    """What the session was doing when it failed (``TCP connect``, ``login``, a command),
+    when known; the runner does not retry a second timeout in the same phase."""
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind.value, "message": self.message}
@@ -508,5 +511,13 @@ class DeviceResult:
         return self.status is DeviceStatus.OK
 
     @classmethod
-    def failure(cls, device: Device, kind: ErrorKind, message: str, **kwargs: Any) -> DeviceResult:
-        return cls(device, DeviceStatus.FAILED, error=DeviceError(kind, message), **kwargs)
+    def failure(
+        cls,
+        device: Device,
+        kind: ErrorKind,
+        message: str,
+        *,
+        phase: str | None = None,
+        **kwargs: Any,
+    ) -> DeviceResult:
+        return cls(device, DeviceStatus.FAILED, error=DeviceError(kind, message, phase), **kwargs)

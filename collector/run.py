@@ -9,8 +9,10 @@ Workers are daemon threads, so an abandoned one never holds up the end of the ru
 
 Retries: a failed attempt whose error kind is in ``retry_on`` (by default connection
 failures: ``unreachable``, ``timeout``) is tried again after ``backoff * 2**(n-1)``
-seconds (capped at :data:`MAX_BACKOFF`); authentication, host-key, refused-command and
-protocol failures are never retried (retrying them cannot help and may lock the account).
+seconds (capped at :data:`MAX_BACKOFF`), but not after a second timeout in the same
+phase (TCP connect, login, a command: it will time out there again); authentication,
+host-key, refused-command and protocol failures are never retried (retrying them cannot
+help and may lock the account).
 With an :class:`~collector.breaker.AuthBreaker`, each attempt first asks it whether its
 user may log in (gated until a login as that user succeeded; refused once too many failed).
 One device's failure never affects another: every exception is turned into that device's
@@ -210,6 +212,7 @@ class _Fleet:
         device = self.devices[index]
         attempt = 0
         breaker = self.breaker
+        timed_out_in: set[str] = set()
         while True:
             if breaker is not None and not breaker.acquire(device, self.stop):
                 if attempt == 0 or not self.stop.is_set():
@@ -225,6 +228,15 @@ class _Fleet:
                 break
             if result.error is None or result.error.kind not in self.retry_on:
                 break
+            if result.error.kind is ErrorKind.TIMEOUT and result.error.phase is not None:
+                if result.error.phase in timed_out_in:
+                    log.info(
+                        "%s: timed out twice during %s; not retried again",
+                        device.name,
+                        result.error.phase,
+                    )
+                    break
+                timed_out_in.add(result.error.phase)
             delay = _backoff_delay(self.backoff, attempt)
             log.info(
                 "%s: %s (attempt %d of %d); retrying in %.1f s",

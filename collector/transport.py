@@ -225,6 +225,8 @@ class _Login:
     stage: Stage
     target: SshTarget
     """Where to connect and how (the inventory and its ssh_config, resolved)."""
+    connect_deadline: Deadline
+    """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
 
 
 class _SessionTransport:
@@ -232,6 +234,8 @@ class _SessionTransport:
 
     name: str
     known_hosts: KnownHosts
+    connect_timeout: float | None = None
+    """Seconds from the start of an attempt to the device's prompt; None: the deadline."""
 
     def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
         """A logged-in session yielding ``run(command) -> output``; closed on exit."""
@@ -247,8 +251,14 @@ class _SessionTransport:
         clock: bool = False,
         keep_raw: bool = False,
     ) -> DeviceResult:
-        """Read one device (see :class:`Transport`): login, optional clock, the command."""
-        return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
+        """Read one device (see :class:`Transport`): login, optional clock, the command.
+
+        ``timeout`` bounds the whole attempt; :attr:`connect_timeout` (when shorter) the
+        part up to the device's prompt (TCP, SSH banner, key exchange, login).
+        """
+        return _collect(
+            self, device, credentials, peer, timeout, clock, keep_raw, self.connect_timeout
+        )
 
 
 class NetmikoTransport(_SessionTransport):
@@ -259,15 +269,22 @@ class NetmikoTransport(_SessionTransport):
         allow_sha1_kex: Allow the SHA-1 key exchanges of older VRP releases, if the
             installed paramiko has them (paramiko < 5, ``netmiko[par4]``). Off by default:
             they are disabled even where paramiko still offers them.
+        connect_timeout: Seconds from the start of an attempt to the device's prompt
+            (``--connect-timeout``); None: the attempt's deadline alone.
     """
 
     name = "netmiko"
 
     def __init__(
-        self, known_hosts: KnownHosts | None = None, *, allow_sha1_kex: bool = False
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
     ) -> None:
         self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
         self.allow_sha1_kex = allow_sha1_kex
+        self.connect_timeout = connect_timeout
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.known_hosts!r})"
@@ -314,6 +331,7 @@ class NetmikoTransport(_SessionTransport):
             identity_files=target.identity_files,
             connect_timeout=target.connect_timeout,
             keepalive=target.server_alive_interval or 0,  # netmiko's: ServerAliveInterval
+            connect_deadline=login.connect_deadline,
             **kwargs,
         )
 
@@ -323,7 +341,8 @@ class NetmikoTransport(_SessionTransport):
         connection = self.connection(login)
         with watched(login.deadline, connection.abort):
             try:
-                connection.connect()
+                with watched(login.connect_deadline, connection.abort):
+                    connection.connect()
                 yield connection.run_command
             finally:
                 connection.close()
@@ -348,6 +367,7 @@ def _collect(
     timeout: float,
     clock: bool,
     keep_raw: bool,
+    connect_timeout: float | None = None,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
     started = datetime.now(UTC)
@@ -355,6 +375,9 @@ def _collect(
         commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
     masker = credentials.masker()
     deadline = Deadline(timeout)
+    connect_deadline = Deadline(
+        timeout if connect_timeout is None else min(timeout, connect_timeout)
+    )
     username: str | None = None
     stage = Stage()
     target = SshTarget(device.hostname, device.port, device.username)
@@ -370,7 +393,7 @@ def _collect(
         except SshConfigError as exc:  # the CLI checks this before connecting
             raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
         username = credentials.username_for(target.user)
-        login = _Login(device, credentials, username, deadline, stage, target)
+        login = _Login(device, credentials, username, deadline, stage, target, connect_deadline)
         device_clock: DeviceClock | None = None
         stage.phase = "SSH connect"
         with factory.session(login) as run:
@@ -378,9 +401,10 @@ def _collect(
                 device_clock = _read_clock(device, run)
             outputs = _read_offline_tables(device, run, peer)
     except Exception as exc:
+        connecting_too_long = connect_deadline.fired and not deadline.expired
         kind, message = classify_error(
             exc,
-            deadline=deadline,
+            deadline=connect_deadline if connecting_too_long else deadline,
             phase=stage.phase,
             username=username,
             host=target.hostname,
@@ -389,12 +413,22 @@ def _collect(
             device_name=device.name,
             masker=masker,
         )
+        if connecting_too_long and kind is ErrorKind.TIMEOUT:
+            message = (
+                f"no prompt within {connect_deadline.seconds:g} s of connecting"
+                f" (--connect-timeout; during {stage.phase})"
+            )
         log.info("%s: %s: %s", device.name, kind.value, message)
         if log.isEnabledFor(logging.DEBUG):
             detail = "".join(traceback.format_exception(exc))
             log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
         return DeviceResult.failure(
-            device, kind, message, started=started, finished=datetime.now(UTC)
+            device,
+            kind,
+            message,
+            phase=stage.phase,
+            started=started,
+            finished=datetime.now(UTC),
         )
     return result_from_outputs(
         device, outputs, started=started, keep_raw=keep_raw, device_clock=device_clock
@@ -533,9 +567,14 @@ class NapalmTransport(_SessionTransport):
     name = "napalm"
 
     def __init__(
-        self, known_hosts: KnownHosts | None = None, *, allow_sha1_kex: bool = False
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
     ) -> None:
         self._netmiko = NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+        self.connect_timeout = connect_timeout
         self.known_hosts = self._netmiko.known_hosts
         self._driver_class = _read_only_vrp_driver()
 
@@ -572,7 +611,8 @@ class NapalmTransport(_SessionTransport):
 
         with watched(login.deadline, abort):
             try:
-                driver.open()
+                with watched(login.connect_deadline, abort):
+                    driver.open()
                 yield run
             finally:
                 if holder:

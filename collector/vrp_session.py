@@ -205,11 +205,14 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         identity_files: tuple[str, ...] = (),
         connect_timeout: float | None = None,
         limits: OutputLimits | None = None,
+        connect_deadline: Deadline | None = None,
         **kwargs: Any,
     ) -> None:
         self.stage = stage if stage is not None else Stage()
         self.limits = limits if limits is not None else OutputLimits()
         self.deadline = deadline
+        self.connect_deadline = connect_deadline
+        self._connecting = False
         self.known_hosts = known_hosts
         self.device_name = device_name
         self.masker = masker or SecretMasker()
@@ -242,9 +245,13 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     def connect(self) -> None:
         """Open the SSH session, answer the login questions and turn paging off.
 
+        Until the prompt is seen, waits end at the earlier of the deadline and the
+        connect deadline (``--connect-timeout``).
+
         Raises:
             SessionError: ``jump-host`` when the proxy ended before the session was up.
         """
+        self._connecting = True
         try:
             self._open()
         except Exception as exc:
@@ -259,6 +266,15 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                     f" {self.connect_timeout:g} s (ssh_config)",
                 ) from exc
             raise
+        finally:
+            self._connecting = False
+
+    def _remaining(self) -> float:
+        """Seconds left to wait now: the deadline, or the connect deadline while connecting."""
+        remaining = self.deadline.remaining()
+        if self._connecting and self.connect_deadline is not None:
+            remaining = min(remaining, self.connect_deadline.remaining())
+        return remaining
 
     def _banner_timed_out(self, exc: BaseException) -> bool:
         """Whether paramiko gave up on the banner before the deadline: the ssh_config's
@@ -284,7 +300,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
 
     def _connect_params_dict(self) -> dict[str, Any]:
         params: dict[str, Any] = super()._connect_params_dict()
-        slack = max(0.1, self.deadline.remaining()) + _LIBRARY_SLACK
+        slack = max(0.1, self._remaining()) + _LIBRARY_SLACK
         params["timeout"] = slack
         # ssh_config ConnectTimeout bounds the TCP connect and the wait for the banner,
         # as in OpenSSH.
@@ -334,7 +350,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     def _open_socket(self, host: str, port: int) -> socket.socket:
         """TCP connect ourselves, so Nagle is off and the watchdog can shut the socket."""
         self.phase = "TCP connect"
-        remaining = self.deadline.remaining()
+        remaining = self._remaining()
         if remaining <= 0 or self._aborted.is_set():
             raise DeadlinePassed
         timeout = min(remaining, self.connect_timeout or remaining)
@@ -445,7 +461,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             raise ConnectionDropped
         waited = 0.0
         while True:
-            remaining = self.deadline.remaining()
+            remaining = self._remaining()
             if remaining <= 0 or self._aborted.is_set():
                 raise DeadlinePassed
             wait = min(remaining, 5.0)

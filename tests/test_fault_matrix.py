@@ -256,6 +256,7 @@ def test_the_documented_table_matches_the_tests() -> None:
     expected["device vanishes mid-run"] = (ErrorKind.PROTOCOL.value, "1")
     expected["collector killed mid-run"] = ("-", "137")
     expected["wrong password on a fleet"] = (ErrorKind.SKIPPED_AUTH.value, "3")  # e2e_auth_breaker
+    expected["hang_no_banner with --connect-timeout 1"] = (ErrorKind.TIMEOUT.value, "1")
     assert documented == expected
 
 
