@@ -370,7 +370,7 @@ def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = Fa
                 "or point --db at one"
             )
     try:
-        return open_store(db, keep_raw=keep_raw)
+        return open_store(db, keep_raw=keep_raw, create=not must_exist)
     except StoreError as error:
         raise CommandError(str(error)) from None
 
@@ -672,9 +672,10 @@ def collect_command(
     from collector.collect import run_collection
     from collector.commands import InvalidDeviceSetting, check_device_settings
     from collector.credentials import CredentialsError, load_credentials
-    from collector.hostkeys import KnownHosts
+    from collector.hostkeys import KnownHosts, KnownHostsFileError
     from collector.inventory import InventoryError, load_inventory, select
     from collector.lock import LockHeld, RunLock, default_lock_path
+    from collector.preflight import PreflightError, check_output_file
     from collector.ssh_config import SshConfigError, resolve_device
     from collector.ssh_errors import legacy_kex_available
     from collector.transport import NapalmTransport, NetmikoTransport
@@ -683,6 +684,11 @@ def collect_command(
         raise click.UsageError(
             "--fail-on counts the run's NEW deletions, which needs the history: drop --no-store"
         )
+    try:
+        check_output_file(output, "--output")
+        check_output_file(prometheus, "--prometheus")
+    except PreflightError as error:
+        raise CommandError(str(error)) from None
     try:
         inventory = load_inventory(inventory_path)
     except InventoryError as error:
@@ -736,6 +742,10 @@ def collect_command(
             "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
         )
     host_keys = KnownHosts(known_hosts, strict=strict_host_keys, hash_names=hash_known_hosts)
+    try:
+        host_keys.check()
+    except KnownHostsFileError as error:
+        raise CommandError(str(error)) from None
     transport: NetmikoTransport | NapalmTransport
     if transport_name == "napalm":
         try:
@@ -957,6 +967,13 @@ def report_command(
 
     now = datetime.now(UTC)
     window_since, window_until = _window(since, until, now)
+    from collector.preflight import PreflightError, check_output_file
+
+    try:
+        check_output_file(output, "--output")
+        check_output_file(prometheus, "--prometheus")
+    except PreflightError as error:
+        raise CommandError(str(error)) from None
     other_window = None
     if compare_to is not None:
         from collector.compare import parse_window

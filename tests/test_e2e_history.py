@@ -253,7 +253,8 @@ def test_output_file_is_written_atomically(history: History, tmp_path: Path) -> 
     missing = tmp_path / "no-such-dir" / "report.json"
     failed = history.collect("--output", str(missing))
     assert failed.code == 2
-    assert f"cannot write {missing}" in failed.stderr
+    # Found before collecting (preflight), not after the whole fleet was read and stored.
+    assert f"--output {missing}: directory {missing.parent} does not exist" in failed.stderr
 
 
 DATED = {

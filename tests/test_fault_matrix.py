@@ -257,6 +257,12 @@ def test_the_documented_table_matches_the_tests() -> None:
     expected["collector killed mid-run"] = ("-", "137")
     expected["wrong password on a fleet"] = (ErrorKind.SKIPPED_AUTH.value, "3")  # e2e_auth_breaker
     expected["hang_no_banner with --connect-timeout 1"] = (ErrorKind.TIMEOUT.value, "1")
+    for preflight in (  # tests/test_e2e_preflight.py
+        "--output into a missing directory",
+        "foreign SQLite file as --db",
+        "known_hosts with a bad line",
+    ):
+        expected[preflight] = ("-", "2")
     assert documented == expected
 
 
