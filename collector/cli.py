@@ -56,6 +56,7 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ALL_FAILED = 3
 EXIT_THRESHOLD = 4
+EXIT_DATABASE = 5
 EXIT_INTERNAL = 70
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
@@ -67,8 +68,11 @@ Exit codes:
   2   usage or configuration error (options, inventory, credentials, database)
   3   every device failed
   4   a --fail-on threshold was breached (wins over 0 and 1)
+  5   the history database failed during the run: the report was written, the
+      devices named on stderr were not stored (wins over 0, 1, 3 and 4)
   70  internal error (a bug: please report it with the -vv output)
   75  another run holds the lock (--lock-file); nothing was collected
+  130 interrupted (Ctrl-C)
 """
 
 
@@ -196,9 +200,10 @@ def guarded(func: F) -> Callable[..., NoReturn]:
             except Exception as error:
                 log.debug("internal error", exc_info=True)
                 text = " ".join(str(error).split())[:300]
+                hint = "traceback above" if kwargs.get("verbose", 0) >= 2 else "-vv for detail"
                 _say_error(
                     masker.mask(f"internal error: {type(error).__name__}: {text}")
-                    + " (run with -vv for detail)"
+                    + f" ({hint}; please report it)"
                 )
                 code = EXIT_INTERNAL
         sys.exit(code)
@@ -817,11 +822,31 @@ def collect_command(
             log.warning("%s (see the report)", _failed_text(report))
         for threshold, count in breaches:
             log.error("--fail-on %s breached: %d", threshold.text, count)
+    if collection.database_error is not None:
+        log.error("%s", _database_failed_text(collection.database_error, collection.unstored))
+        return EXIT_DATABASE
     if all_failed:
         return EXIT_ALL_FAILED
     if breaches:
         return EXIT_THRESHOLD
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _database_failed_text(error: str, unstored: Sequence[str]) -> str:
+    """The one line of a history that failed mid-run.
+
+    Examples:
+        >>> _database_failed_text("server closed the connection", ["a", "b"])[:60]
+        'the history database failed during the run (server closed t'
+    """
+    count = len(unstored)
+    names = ", ".join(unstored[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    devices = f"{count} {'device' if count == 1 else 'devices'} not stored"
+    detail = f"{devices} ({names})" if count else "the run's totals not recorded"
+    return (
+        f"the history database failed during the run ({error}): {detail}; the report was"
+        " written from this run; the next run stores what their buffers still hold"
+    )
 
 
 def _failed_text(report: FleetReport) -> str:

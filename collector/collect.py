@@ -44,6 +44,10 @@ class Collection:
     """One result per device, in the order the devices were given."""
     new_by_reason: dict[str, int]
     """This run's new deletions by reason code (empty without a store)."""
+    database_error: str | None = None
+    """Why the history failed during the run (None: it did not); the collection went on."""
+    unstored: tuple[str, ...] = ()
+    """Devices whose result is not in the history (the database failed, or a bad zone)."""
 
 
 def run_collection(
@@ -97,17 +101,27 @@ def run_collection(
     from collector.progress import ProgressBar
     from collector.report import aggregate, device_zone, with_local_times
     from collector.run import auto_processes, collect_fleet
-    from collector.store import StoreError
+    from collector.store import StoreError, is_database_error
     from collector.transport import with_learned_commands
 
     run_started = datetime.now(UTC)
+    failure: list[str] = []
+    """The history's first failure: from then on results are no longer offered to it."""
+    unstored: list[str] = []
+
+    def database_failed(error: Exception, doing: str) -> None:
+        if not is_database_error(error):
+            raise error
+        log.debug("history database error while %s", doing, exc_info=True)
+        failure.append(" ".join(str(error).split())[:200] or type(error).__name__)
+
+    run_id = None
     if store is not None:
-        devices = with_learned_commands(devices, store.known_commands())
-    run_id = (
-        None
-        if store is None
-        else store.start_run(inventory_path, None if shard is None else str(shard))
-    )
+        try:
+            devices = with_learned_commands(devices, store.known_commands())
+            run_id = store.start_run(inventory_path, None if shard is None else str(shard))
+        except Exception as error:
+            database_failed(error, "starting the run")
     outcomes: dict[str, DeviceOutcome] = {}
     bar = ProgressBar(enabled=show_progress)
     breaker = (
@@ -117,11 +131,17 @@ def run_collection(
     def on_result(result: DeviceResult) -> None:
         outcome = None
         bar.clear()  # log lines start on a clean line; the bar is redrawn after
-        if store is not None and run_id is not None:
+        if store is not None and (run_id is None or failure):
+            unstored.append(result.device.name)
+        elif store is not None and run_id is not None:
             try:
                 outcome = store.record_device(run_id, result)
             except StoreError as error:
                 log.error("%s: not stored: %s", result.device.name, error)
+                unstored.append(result.device.name)
+            except Exception as error:  # the database itself: keep collecting, store no more
+                database_failed(error, f"storing {result.device.name}")
+                unstored.append(result.device.name)
             else:
                 outcomes[result.device.name] = outcome
         _log_result(result, outcome)
@@ -161,9 +181,13 @@ def run_collection(
         series=series,
     )
     new_by_reason: dict[str, int] = {}
+    if store is not None and run_id is not None and not failure:
+        try:
+            store.finish_run(run_id, finished=run_finished)
+            new_by_reason = store.new_by_reason(run_id)
+        except Exception as error:
+            database_failed(error, "finishing the run")
     if store is not None and run_id is not None:
-        store.finish_run(run_id, finished=run_finished)
-        new_by_reason = store.new_by_reason(run_id)
         report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
     if local_times:
         report = with_local_times(report, {r.device.name: device_zone(r) for r in results})
@@ -176,7 +200,13 @@ def run_collection(
     for outcome in outcomes.values():
         for gap in outcome.gaps:
             _warn_gap(gap, by_name.get(outcome.device))
-    return Collection(report, results, new_by_reason)
+    return Collection(
+        report,
+        results,
+        new_by_reason,
+        database_error=failure[0] if failure else None,
+        unstored=tuple(unstored),
+    )
 
 
 def _warn_tripped(

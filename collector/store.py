@@ -36,6 +36,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -178,6 +179,15 @@ def default_db_path() -> Path:
 
 def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
+
+
+def is_database_error(error: BaseException) -> bool:
+    """Whether ``error`` came from the database (its driver or server: a server that went
+    away, a full disk, a lock), rather than from the collector's own code."""
+    if isinstance(error, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.Error)
 
 
 APPLICATION = "collect-ike-offline"

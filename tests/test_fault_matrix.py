@@ -263,6 +263,7 @@ def test_the_documented_table_matches_the_tests() -> None:
         "known_hosts with a bad line",
     ):
         expected[preflight] = ("-", "2")
+    expected["PostgreSQL stopped mid-run"] = ("-", "5")  # tests/test_e2e_db_failure.py
     assert documented == expected
 
 
