@@ -41,7 +41,7 @@ from collector.options import (
     threshold_counts,
 )
 from collector.parse import ParseError, Problem, parse
-from collector.records import OfflineRecord
+from collector.records import ErrorKind, OfflineRecord
 from collector.render import FORMATS, REPORT_FORMATS, Format, render_records
 
 if TYPE_CHECKING:
@@ -818,6 +818,16 @@ def collect_command(
         if summary is not None:
             log.error("%s", summary)
     else:
+        changed = [f.name for f in report.failing if f.error_kind is ErrorKind.HOST_KEY_CHANGED]
+        if changed:
+            log.error(
+                "host key CHANGED on %d %s (%s): possible interception; nothing was sent to"
+                " them. Check with the device owners before removing the old keys",
+                len(changed),
+                "device" if len(changed) == 1 else "devices",
+                ", ".join(changed[:5])
+                + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""),
+            )
         if failed:
             log.warning("%s (see the report)", _failed_text(report))
         for threshold, count in breaches:

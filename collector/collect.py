@@ -351,6 +351,8 @@ def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
     if result.ok:
         new = "" if outcome is None else f", {outcome.new_records} new"
         log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
+    elif result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED:
+        log.error("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
     elif result.error is not None and result.error.kind is ErrorKind.SKIPPED_AUTH:
         log.info("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
     elif result.error is not None:

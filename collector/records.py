@@ -428,7 +428,9 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     """The per-device deadline passed (connect, login or command)."""
     HOST_KEY = "host-key"
-    """The device's SSH host key is unknown (strict mode) or has changed."""
+    """The device's SSH host key is unknown (strict mode) or revoked."""
+    HOST_KEY_CHANGED = "host-key-changed"
+    """The device offered another key than the one on record: possible interception."""
     JUMP_HOST = "jump-host"
     """The ``ProxyJump``/``ProxyCommand`` of the ssh_config failed before the device's SSH
     session was up (the bastion refused the key, its host key is unknown, it could not

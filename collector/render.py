@@ -636,6 +636,9 @@ def _totals_line(report: FleetReport) -> str:
         parts.append(f"{totals.unknown_reasons} with unknown reasons")
     if totals.gaps:
         parts.append(f"{totals.gaps} gaps")
+    changed = sum(1 for f in report.failing if f.error_kind is ErrorKind.HOST_KEY_CHANGED)
+    if changed:
+        parts.append(f"HOST KEY CHANGED on {changed}")
     return "Totals: " + ", ".join(parts)
 
 

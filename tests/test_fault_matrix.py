@@ -264,6 +264,7 @@ def test_the_documented_table_matches_the_tests() -> None:
     ):
         expected[preflight] = ("-", "2")
     expected["PostgreSQL stopped mid-run"] = ("-", "5")  # tests/test_e2e_db_failure.py
+    expected["host key changed"] = (ErrorKind.HOST_KEY_CHANGED.value, "3")  # security_hostkeys
     assert documented == expected
 
 
