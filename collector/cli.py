@@ -676,7 +676,7 @@ def collect_command(
     from collector.clock import ZoneError, parse_zone
     from collector.collect import run_collection
     from collector.commands import InvalidDeviceSetting, check_device_settings
-    from collector.credentials import CredentialsError, load_credentials
+    from collector.credentials import CredentialsError, load_credentials, scrub_environment
     from collector.hostkeys import KnownHosts, KnownHostsFileError
     from collector.inventory import InventoryError, load_inventory, select
     from collector.lock import LockHeld, RunLock, default_lock_path
@@ -740,6 +740,9 @@ def collect_command(
         raise CommandError(str(error)) from None
     for secret in credentials.secrets():
         masker.add(secret)
+    # The secrets are in memory now: out of the environment, which forked children and a
+    # ProxyCommand would inherit and /proc/<pid>/environ shows.
+    scrub_environment(password_env)
 
     if legacy_ssh and not legacy_kex_available():
         log.warning(
@@ -1141,7 +1144,17 @@ def _export_to_file(
     return count
 
 
-@main.command("prune", epilog=EXIT_CODES_HELP)
+PRUNE_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   removed (or, with --dry-run, counted) the old deletions
+  1   cancelled at the confirmation question; nothing removed
+  2   usage or configuration error (options, database)
+  70  internal error (a bug: please report it with the -vv output)
+  130 interrupted (Ctrl-C)
+"""
+
+
+@main.command("prune", epilog=PRUNE_EXIT_CODES_HELP)
 @_db_option
 @click.option(
     "--older-than",
@@ -1150,21 +1163,50 @@ def _export_to_file(
     callback=_duration_value,
     help="Remove deletions (and runs, gaps) older than this: 90d, 12w, 36h.",
 )
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed; change nothing.")
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    help="Do not ask for confirmation (it is asked only when stdin is a terminal).",
+)
 @verbosity_options
 @guarded
 def prune_command(
-    *, db: str | None, older_than: timedelta, verbose: int, quiet: bool, masker: SecretMasker
+    *,
+    db: str | None,
+    older_than: timedelta,
+    dry_run: bool,
+    assume_yes: bool,
+    verbose: int,
+    quiet: bool,
+    masker: SecretMasker,
 ) -> int:
     """Retention: forget deletions older than --older-than (devices remember the cut-off, so
-    old rows still in a device's buffer are not stored again as new)."""
+    old rows still in a device's buffer are not stored again as new).
+
+    On a terminal it asks first (--yes does not); from cron it does not ask."""
     now = datetime.now(UTC)
+    cutoff = (now - older_than).isoformat(sep=" ", timespec="seconds")
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
-        removed = store.prune(older_than, now=now)
         target = store.display_target
+        if dry_run or (not assume_yes and sys.stdin.isatty()):
+            count = store.prune_count(older_than, now=now)
+            what = f"{count} {'deletion' if count == 1 else 'deletions'} older than {cutoff}"
+            if dry_run:
+                click.echo(f"{PROGRAM}: would remove {what} from {target} (dry run)", err=True)
+                return EXIT_OK
+            if count and not click.confirm(
+                f"Remove {what} from {target}?", default=False, err=True
+            ):
+                click.echo(f"{PROGRAM}: cancelled; nothing removed", err=True)
+                return EXIT_SOME_FAILED
+        removed = store.prune(older_than, now=now)
     if not quiet:
-        cutoff = (now - older_than).isoformat(sep=" ", timespec="seconds")
+        noun = "deletion" if removed == 1 else "deletions"
         click.echo(
-            f"{PROGRAM}: removed {removed} deletions older than {cutoff} from {target}",
+            f"{PROGRAM}: removed {removed} {noun} older than {cutoff} from {target}",
             err=True,
         )
     return EXIT_OK

@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -214,6 +217,24 @@ def render_records(
     return _tabulate(rows, RECORD_FIELDS) + "\n"
 
 
+log = logging.getLogger(__name__)
+
+STALE_TEMP_SECONDS = 60.0
+"""A temp file of :func:`write_atomic` this old belongs to a write that will never finish
+(a write takes milliseconds; a younger one may be another process's, in progress)."""
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Remove ``.NAME.*.tmp`` files older than :data:`STALE_TEMP_SECONDS` in ``directory``."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in directory.glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - leftover.lstat().st_mtime > STALE_TEMP_SECONDS and leftover.is_file():
+                    leftover.unlink()
+                    log.info("removed %s, left by an interrupted write", leftover)
+
+
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never half.
 
@@ -225,11 +246,15 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         path: The destination file.
         text: The full content (UTF-8).
 
+    Temporary files of earlier writes to the same ``path`` that a killed process left
+    behind (our ``.NAME.*.tmp``, older than :data:`STALE_TEMP_SECONDS`) are removed first.
+
     Raises:
         OSError: The directory is missing or not writable (the temp file is removed).
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
+    _remove_stale_temps(directory, target.name)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -1063,6 +1063,14 @@ class Store:
 
     # -- maintenance ---------------------------------------------------------------------
 
+    def prune_count(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """How many deletions :meth:`prune` would remove now (it changes nothing)."""
+        cutoff = (now or datetime.now(UTC)) - older_than
+        rows = self.fetch(
+            "SELECT count(*) FROM deletions WHERE t_utc < ?", (int(cutoff.timestamp()),)
+        )
+        return int(rows[0][0])
+
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Delete deletions older than ``older_than`` (and runs, gaps started before).
 
