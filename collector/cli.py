@@ -72,6 +72,22 @@ Exit codes:
       devices named on stderr were not stored (wins over 0, 1, 3 and 4)
   70  internal error (a bug: please report it with the -vv output)
   75  another run holds the lock (--lock-file); nothing was collected
+  130 interrupted (Ctrl-C); devices already read are stored
+"""
+
+EXPORT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   the deletions of the window were written
+  2   usage or configuration error (options, database, output path)
+  70  internal error (a bug: please report it with the -vv output)
+  130 interrupted (Ctrl-C)
+"""
+
+REPORT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   the report was written
+  2   usage or configuration error (options, database, output path)
+  70  internal error (a bug: please report it with the -vv output)
   130 interrupted (Ctrl-C)
 """
 
@@ -109,7 +125,8 @@ def _problem_warning(source: str, problem: Problem) -> str:
     "parse",
     epilog="Exit codes: 0 parsed (problems such as a truncated table are printed as warnings, "
     "or listed under 'problems' in json); 1 a device refused the command or a file is not "
-    "display ike offline-info output; 2 a file cannot be read, or a usage error.",
+    "display ike offline-info output; 2 a file cannot be read, or a usage error; 130 "
+    "interrupted.",
 )
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option(
@@ -127,6 +144,12 @@ def parse_command(files: tuple[str, ...], fmt: str) -> None:
     refuses (device error, not this command's output) is named on stderr and skipped.
     """
     sources = files or ("-",)
+    if "-" in sources and sys.stdin.isatty():
+        click.echo(
+            "collect-ike-offline: reading display ike offline-info output from the terminal;"
+            " end with Ctrl-D (or give a FILE)",
+            err=True,
+        )
     texts: list[tuple[str, str]] = []
     for name in sources:
         label = "<stdin>" if name == "-" else name
@@ -211,20 +234,16 @@ def guarded(func: F) -> Callable[..., NoReturn]:
     return wrapper
 
 
-def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "-q",
-        "--quiet",
-        is_flag=True,
-        help="Errors only: no warnings, no progress bar (collect still prints one summary "
-        "line when the run was not clean).",
-    )(func)
-    return click.option(
-        "-v",
-        "--verbose",
-        count=True,
-        help="More detail on stderr: -v each device, -vv the device conversation (masked).",
-    )(func)
+def verbosity_options(
+    quiet: str, verbose: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-q/--quiet`` and ``-v/--verbose`` with the help text of one command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option("-q", "--quiet", is_flag=True, help=quiet)(func)
+        return click.option("-v", "--verbose", count=True, help=verbose)(func)
+
+    return decorate
 
 
 def _db_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -246,8 +265,8 @@ def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(REPORT_FORMATS),
         default=Format.TABLE.value,
         show_default=True,
-        help="Report format (json: {generated_at, window, devices, summary}; html: one "
-        "self-contained page with charts).",
+        help="Report format (json: {schema_version, generated_at, window, devices, summary};"
+        " html: one self-contained page with charts).",
     )(func)
 
 
@@ -619,7 +638,11 @@ def _duration_value(
     default=None,
     help="Run lock (default: next to the SQLite database); a second run exits 75 at once.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only: no warnings, no progress bar; a run that was not clean still prints"
+    " one summary line.",
+    verbose="More detail on stderr: -v each device, -vv the device conversation (masked).",
+)
 @guarded
 def collect_command(
     *,
@@ -917,7 +940,7 @@ def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, dat
     return window_since, window_until
 
 
-@main.command("report", epilog=EXIT_CODES_HELP)
+@main.command("report", epilog=REPORT_EXIT_CODES_HELP)
 @_db_option
 @_window_options
 @click.option(
@@ -968,7 +991,10 @@ def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, dat
     help="Inventory whose devices' addresses (hostname, data.addresses) pair both ends of "
     "tunnels; default: the stored hostnames.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only.",
+    verbose="More detail on stderr (-vv: debug, with the exception detail of an error).",
+)
 @guarded
 def report_command(
     *,
@@ -1057,7 +1083,7 @@ def report_command(
     return EXIT_OK
 
 
-@main.command("export", epilog=EXIT_CODES_HELP)
+@main.command("export", epilog=EXPORT_EXIT_CODES_HELP)
 @_db_option
 @_window_options
 @click.option(
@@ -1076,7 +1102,10 @@ def report_command(
     metavar="FILE",
     help="Write here (a temp file renamed when complete) instead of stdout.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only.",
+    verbose="More detail on stderr: -v how many deletions were exported, -vv debug.",
+)
 @guarded
 def export_command(
     *,
@@ -1171,7 +1200,10 @@ Exit codes:
     is_flag=True,
     help="Do not ask for confirmation (it is asked only when stdin is a terminal).",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="No line saying what was removed (errors only).",
+    verbose="More detail on stderr (-vv: debug).",
+)
 @guarded
 def prune_command(
     *,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.options import DEFAULT_MAX_AUTH_FAILURES, DEFAULT_WORKERS, format_duration
+from collector.options import DEFAULT_MAX_AUTH_FAILURES, DEFAULT_WORKERS, format_duration, plural
 from collector.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
 
 if TYPE_CHECKING:
@@ -147,9 +147,9 @@ def run_collection(
         _log_result(result, outcome)
 
     log.info(
-        "collecting from %d devices (%d workers, %s transport)",
-        len(devices),
-        min(workers, len(devices)),
+        "collecting from %s (%s, %s transport)",
+        plural(len(devices), "device"),
+        plural(min(workers, len(devices)), "worker"),
         transport.name,
     )
     try:
@@ -239,9 +239,9 @@ def _warn_trusted(transport: Transport) -> None:
     names = ", ".join(device for device, _, _ in trusted[:5])
     more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
     log.warning(
-        "trusted the host keys of %d new devices on first use (%s%s) and recorded them "
+        "trusted the host keys of %s on first use (%s%s) and recorded them "
         "in %s; -v lists the fingerprints, --strict-host-keys refuses unknown devices",
-        len(trusted),
+        plural(len(trusted), "new device"),
         names,
         more,
         getattr(known_hosts, "path", "known_hosts"),

@@ -22,6 +22,7 @@ __all__ = [
     "parse_duration",
     "parse_moment",
     "parse_threshold",
+    "plural",
     "threshold_counts",
 ]
 
@@ -56,6 +57,18 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"{text!r}: a duration must be more than zero")
     return timedelta(seconds=seconds)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and ``noun``, in the plural unless ``count`` is 1.
+
+    Examples:
+        >>> plural(1, "peer"), plural(2, "peer"), plural(0, "deletion")
+        ('1 peer', '2 peers', '0 deletions')
+        >>> plural(3, "process", "processes")
+        '3 processes'
+    """
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
 
 
 def format_duration(delta: timedelta) -> str:

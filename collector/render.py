@@ -8,9 +8,9 @@ Fleet report shapes (:func:`render_report`):
 * ``table``: titled tabulate tables for a person: devices, totals, deletions by
   reason and by category, the ``--group-by`` breakdown, flapping peers, trend, gaps,
   failing devices, unknown reasons; with ``records=True`` the full listing last.
-* ``json``: one object ``{"generated_at", "window": {"since", "until"}, "devices":
-  [...], "summary": {...}}``; each device has ``name``, ``hostname``, ``site``,
-  ``groups``, ``status`` (``ok``/``failed``), ``error`` (null or ``{"kind",
+* ``json``: one object ``{"schema_version", "generated_at", "window": {"since",
+  "until"}, "devices": [...], "summary": {...}}``; each device has ``name``,
+  ``hostname``, ``site``, ``groups``, ``status`` (``ok``/``failed``), ``error`` (null or ``{"kind",
   "message"}``), ``record_count``, ``new_records``, ``newest_deletion`` and
   ``records`` (the parser's record fields; always included in JSON).
   ``summary`` holds ``totals``, ``by_reason``, ``by_category``, ``by_group``,
@@ -21,7 +21,7 @@ Fleet report shapes (:func:`render_report`):
 * ``ndjson``: first one line per record ``{"type": "record", "device": NAME,
   <record fields>}``, then one line per device ``{"type": "device", <the JSON device
   fields but records>}``, then one last line ``{"type": "summary", <the JSON summary>,
-  "generated_at", "window"}``. Every line is one JSON object with a ``type``.
+  "schema_version", "generated_at", "window"}``. Every line is one JSON object with a ``type``.
 
 Times are ISO 8601: record times as the device printed them (no zone), run and
 report times in UTC with their offset. There is no colour anywhere, so output is the
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 from collector.compare import Comparison
 from collector.incidents import Incident, TunnelPair
+from collector.options import plural
 from collector.records import (
     ALL_REASONS,
     RECORD_FIELDS,
@@ -515,9 +516,16 @@ _TIMES = {False: "utc", True: "local"}
 """``times`` in JSON: every time is UTC, or device-level ones are each device's own."""
 
 
+JSON_SCHEMA_VERSION = 1
+"""``schema_version`` of the JSON and NDJSON fleet reports: raised when a field changes meaning
+or goes away (adding a field does not change it), so a consumer can refuse what it does
+not know."""
+
+
 def report_dict(report: FleetReport) -> dict[str, Any]:
     """The JSON report as a Python object (see the module docstring for the shape)."""
     return {
+        "schema_version": JSON_SCHEMA_VERSION,
         "generated_at": _iso(report.generated_at),
         "times": _TIMES[report.local_times],
         "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
@@ -537,6 +545,7 @@ def _ndjson_report(report: FleetReport) -> str:
         _json_line(
             {
                 "type": "summary",
+                "schema_version": JSON_SCHEMA_VERSION,
                 "generated_at": _iso(report.generated_at),
                 "times": _TIMES[report.local_times],
                 "window": {
@@ -648,19 +657,20 @@ def _totals_line(report: FleetReport) -> str:
         )
         new = totals.new_records
     else:
-        deletions = f"{totals.disruptive} disruptive deletions"
+        deletions = plural(totals.disruptive, "disruptive deletion")
         new = totals.new_disruptive
     parts = [
-        f"{totals.devices} devices ({totals.devices_ok} ok, {totals.devices_failed} failed)",
+        f"{plural(totals.devices, 'device')} ({totals.devices_ok} ok,"
+        f" {totals.devices_failed} failed)",
         deletions,
-        f"{totals.peers} peers",
+        plural(totals.peers, "peer"),
     ]
     if new is not None:
         parts.append(f"{new} new since the previous run")
     if totals.unknown_reasons:
         parts.append(f"{totals.unknown_reasons} with unknown reasons")
     if totals.gaps:
-        parts.append(f"{totals.gaps} gaps")
+        parts.append(plural(totals.gaps, "gap"))
     changed = sum(1 for f in report.failing if f.error_kind is ErrorKind.HOST_KEY_CHANGED)
     if changed:
         parts.append(f"HOST KEY CHANGED on {changed}")

@@ -54,7 +54,7 @@ from multiprocessing.connection import Connection, wait
 from collector.breaker import AuthBreaker
 from collector.commands import validate_peer
 from collector.credentials import Credentials
-from collector.options import DEFAULT_WORKERS
+from collector.options import DEFAULT_WORKERS, plural
 from collector.records import Device, DeviceResult, ErrorKind
 from collector.transport import Transport
 
@@ -488,7 +488,11 @@ def _iter_processes(
             process.start()
             writer.close()  # the child's copy alone: its end of life is our EOF
             children.append(_Child(number + 1, process, reader, set(positions)))
-        log.info("collecting in %d processes of %d workers", processes, child_options["workers"])
+        log.info(
+            "collecting in %s of %s",
+            plural(processes, "process", "processes"),
+            plural(int(child_options["workers"]), "worker"),  # type: ignore[call-overload]
+        )
         done = failed = 0
         open_children = {child.conn: child for child in children}
         while open_children:

@@ -846,12 +846,20 @@ def scenario_from_dict(
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A scenario file: a path, or the name of a shipped scenario (``demo``, ``faults``...)."""
+    """A scenario file: the name of a shipped scenario (``demo``, ``faults``...), else a path.
+
+    A bare name (no directory, no ``.yaml``) of a shipped scenario is the shipped one even if
+    something of that name is in the working directory (``./fleet`` names a local file).
+    """
     path = Path(name_or_path)
-    if path.exists():
-        return path
     shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if shipped.exists():
+    text = str(name_or_path)
+    bare = "/" not in text and not text.endswith((".yaml", ".yml"))
+    if bare and shipped.is_file():
+        return shipped
+    if path.is_file():
+        return path
+    if shipped.is_file():
         return shipped
     known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
     raise ScenarioError(f"scenario {str(name_or_path)!r} not found (shipped: {known})")

@@ -116,7 +116,15 @@ def test_records_unknown_format() -> None:
 
 def test_report_json_exact_shape(report: FleetReport) -> None:
     document = json.loads(render_report(report, "json"))
-    assert list(document) == ["generated_at", "times", "window", "devices", "summary"]
+    assert list(document) == [
+        "schema_version",
+        "generated_at",
+        "times",
+        "window",
+        "devices",
+        "summary",
+    ]
+    assert document["schema_version"] == 1
     assert document["generated_at"] == "2024-03-02T08:00:00+00:00"
     assert document["window"] == {"since": None, "until": None}
     devices = {device["name"]: device for device in document["devices"]}
