@@ -287,7 +287,15 @@ def test_valid_peer_reads_only_that_peer(env: Env) -> None:
 
 def test_json_shape(env: Env) -> None:
     document = env.collect("--host", "ok-*", "--host", "f-port-closed", "--format", "json").json()
-    assert set(document) == {"generated_at", "times", "window", "devices", "summary"}
+    assert set(document) == {
+        "schema_version",
+        "generated_at",
+        "times",
+        "window",
+        "devices",
+        "summary",
+    }
+    assert document["schema_version"] == 1
     for device in document["devices"]:
         assert {"name", "hostname", "status", "error", "records"} <= set(device)
         assert device["status"] in ("ok", "failed")
