@@ -130,7 +130,6 @@ def run_collection(
 
     def on_result(result: DeviceResult) -> None:
         outcome = None
-        bar.clear()  # log lines start on a clean line; the bar is redrawn after
         if store is not None and (run_id is None or failure):
             unstored.append(result.device.name)
         elif store is not None and run_id is not None:

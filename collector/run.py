@@ -79,6 +79,8 @@ MIN_DEVICES_PER_PROCESS = 25
 """Fewer devices per process than this and a run stays in one process (forking a child
 and its pipe costs more than the CPU it would spread)."""
 MAX_AUTO_PROCESSES = 4
+STRAGGLERS = 5
+"""With this many devices left or fewer, :class:`Progress` names them."""
 
 
 def auto_processes(devices: int) -> int:
@@ -112,6 +114,9 @@ class Progress:
     failed: int
     elapsed: float
     """Seconds since the run started."""
+    left: tuple[tuple[str, float | None], ...] = ()
+    """When at most :data:`STRAGGLERS` devices are left: each one's name and the seconds
+    its current attempt has run (None when another process reads it)."""
 
     @property
     def ok(self) -> int:
@@ -282,6 +287,17 @@ class _Fleet:
                 del self.in_flight[index]
         return stuck
 
+    def stragglers(self, emitted: set[int]) -> tuple[tuple[str, float | None], ...]:
+        """The devices not done yet, with how long their current attempt has run."""
+        now = time.monotonic()
+        with self.lock:
+            flights = dict(self.in_flight)
+        return tuple(
+            (device.name, now - flights[index].started if index in flights else None)
+            for index, device in enumerate(self.devices)
+            if index not in emitted
+        )
+
     def next_check(self) -> float:
         """Seconds until the earliest in-flight attempt could become overdue."""
         limit = self.timeout + self.grace
@@ -347,6 +363,13 @@ def _iter_indexed(
                 ready.append(fleet.results.get(timeout=fleet.next_check()))
                 while True:  # and whatever else finished meanwhile
                     ready.append(fleet.results.get_nowait())
+            left = total - len(emitted)
+            if not ready and on_progress is not None and left <= STRAGGLERS:
+                # Waiting for stragglers: a fresh look at what they are doing, every second.
+                progress = Progress(
+                    total, len(emitted), failed, time.monotonic() - began, fleet.stragglers(emitted)
+                )
+                on_progress(progress)
             for index, flight in fleet.overdue(emitted):
                 device = device_list[index]
                 log.warning(
@@ -375,7 +398,15 @@ def _iter_indexed(
                     failed += 1
                 yield index, result
                 if on_progress is not None:
-                    on_progress(Progress(total, len(emitted), failed, time.monotonic() - began))
+                    on_progress(
+                        Progress(
+                            total,
+                            len(emitted),
+                            failed,
+                            time.monotonic() - began,
+                            fleet.stragglers(emitted) if total - len(emitted) <= STRAGGLERS else (),
+                        )
+                    )
     finally:
         fleet.stop.set()
 
@@ -519,7 +550,12 @@ def _iter_processes(
                         failed += 1
                     yield position, result
                     if on_progress is not None:
-                        on_progress(Progress(total, done, failed, time.monotonic() - began))
+                        left: tuple[tuple[str, float | None], ...] = ()
+                        if total - done <= STRAGGLERS:
+                            left = tuple(
+                                (devices[p].name, None) for c in children for p in sorted(c.pending)
+                            )
+                        on_progress(Progress(total, done, failed, time.monotonic() - began, left))
     finally:
         _stop_children(children)
         if known is not None and trusted and known.record and hasattr(known, "reload"):

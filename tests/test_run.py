@@ -161,7 +161,8 @@ def test_iterator_yields_each_result_and_progress_counts() -> None:
         iter_fleet(devices(*names), CREDENTIALS, fake, workers=3, on_progress=seen.append)
     )
     assert sorted(r.device.name for r in results) == sorted(names)
-    assert [p.done for p in seen] == [1, 2, 3, 4]
+    done = [p.done for p in seen]  # each result, plus looks at the stragglers while waiting
+    assert done == sorted(done) and {1, 2, 3, 4} <= set(done) and done[-1] == 4
     assert seen[-1].failed == 1 and seen[-1].ok == 3 and seen[-1].total == 4
     assert seen[-1].rate > 0 and seen[-1].eta == 0
 
