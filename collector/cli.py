@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -371,7 +372,10 @@ def _emit(
     """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
     from collector.render import render_prometheus, render_report, write_atomic
 
-    text = render_report(report, fmt, records=records)
+    width = None
+    if output is None and sys.stdout.isatty():  # a person reads it: fit their terminal
+        width = shutil.get_terminal_size().columns
+    text = render_report(report, fmt, records=records, width=width)
     for path, content in ((output, text), (prometheus, None)):
         if path is None:
             continue

@@ -140,7 +140,12 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
-def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+def _tabulate(
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    width: int | None = None,
+    wrap: int | None = None,
+) -> str:
     """tabulate with values shown verbatim.
 
     tabulate parses numeric-looking strings by default: a device named ``007`` would
@@ -158,12 +163,23 @@ def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
             isinstance(value, int | float) and not isinstance(value, bool) for value in values
         )
         align.append("right" if numeric else "left")
+    maxcolwidths = None
+    if width is not None and wrap is not None and rows:
+        # The other columns as they are; the wrapped one (an error message) gets the rest.
+        others = sum(  # tabulate pads headers by 2 (MIN_PADDING)
+            max(len(str(headers[i])) + 2, *(len(str(row[i])) for row in rows))
+            for i in range(len(headers))
+            if i != wrap
+        )
+        budget = max(12, width - others - 2 * (len(headers) - 1))
+        maxcolwidths = [budget if i == wrap else None for i in range(len(headers))]
     return tabulate(
         rows,
         headers=list(headers),
         missingval="-",
         disable_numparse=True,
         colalign=align if rows else None,
+        maxcolwidths=maxcolwidths,
     )
 
 
@@ -588,9 +604,16 @@ def _csv_report(report: FleetReport, *, records: bool) -> str:
     )
 
 
-def _table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+def _table(
+    title: str,
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    width: int | None = None,
+    wrap: int | None = None,
+) -> str:
+    """A titled table; with ``width``, column ``wrap`` is wrapped so the table fits."""
     underline = "=" * len(title)
-    return f"{title}\n{underline}\n{_tabulate(rows, headers)}\n"
+    return f"{title}\n{underline}\n{_tabulate(rows, headers, width, wrap)}\n"
 
 
 def _stamp(moment: datetime | None) -> str:
@@ -685,7 +708,8 @@ def _routine_line(report: FleetReport) -> str | None:
     categories = ", ".join(sorted(category.value for category in ROUTINE_CATEGORIES))
     new = "" if totals.new_routine is None else f" ({totals.new_routine} new)"
     return (
-        f"Routine: {totals.routine} deletions{new} ({categories}: SAs renewed, not tunnels "
+        f"Routine: {plural(totals.routine, 'deletion')}{new} ({categories}: SAs renewed,"
+        " not tunnels "
         "down; left out of the totals and flapping peers, --include-routine counts them)"
     )
 
@@ -740,7 +764,7 @@ def _humane_key(dimension: str, key: str | None) -> str:
     return key
 
 
-def _table_report(report: FleetReport, *, records: bool) -> str:
+def _table_report(report: FleetReport, *, records: bool, width: int | None = None) -> str:
     header = [
         f"Fleet report generated {_stamp(report.generated_at)}",
         _times_line(report),
@@ -771,6 +795,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                 for device in report.devices
             ],
             ["device", "hostname", "site", "status", "deletions", "newest deletion", "error"],
+            width,
+            6,
         )
     )
     sections.append(
@@ -920,6 +946,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                     for f in report.failing
                 ],
                 ["device", "hostname", "error", "message", "last read"],
+                width,
+                3,
             )
         )
     if report.unknown_reasons:
@@ -946,7 +974,11 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
 
 
 def render_report(
-    report: FleetReport, fmt: str | Format = Format.TABLE, *, records: bool = False
+    report: FleetReport,
+    fmt: str | Format = Format.TABLE,
+    *,
+    records: bool = False,
+    width: int | None = None,
 ) -> str:
     """Render a fleet report (``collect`` or ``report``).
 
@@ -955,6 +987,8 @@ def render_report(
         fmt: ``table``, ``json``, ``csv`` or ``ndjson`` (shapes in the module docstring).
         records: ``--records``: add the full listing (table), one row per record (csv).
             JSON and NDJSON always carry the records the report holds.
+        width: Table format on a terminal this wide: error messages are wrapped so the
+            device tables fit (the full text is in every format, wrapped or not).
 
     Returns:
         The text, ending with a newline.
@@ -973,7 +1007,7 @@ def render_report(
         return _ndjson_report(report)
     if chosen is Format.CSV:
         return _csv_report(report, records=records)
-    return _table_report(report, records=records)
+    return _table_report(report, records=records, width=width)
 
 
 METRIC_PREFIX = "ike_offline"

@@ -110,3 +110,60 @@ def test_term_dumb_gets_no_display_and_no_colour(tmp_path: Path) -> None:
     assert "\x1b[" not in text
     assert "left:" not in text and "devices, " not in text
     assert "closed-1: unreachable" in text
+
+
+def test_tables_fit_the_terminal(tmp_path: Path) -> None:
+    """The report on a terminal 100 columns wide: long error messages are wrapped inside
+    their cells, so no line of the Devices tables is wider than the terminal; JSON keeps
+    the message whole."""
+    spec = {
+        "defaults": {"username": "admin", "records": {"generate": {"count": 3, "seed": 2}}},
+        "devices": [{"name": "fine"}, {"name": "garbled", "faults": ["garbage_output"]}],
+    }
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    script = Path(sys.executable).with_name("collect-ike-offline")
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        assert fleet.inventory_path is not None
+        args = [
+            str(script),
+            "collect",
+            "--inventory",
+            str(fleet.inventory_path),
+            "--known-hosts",
+            str(tmp_path / "known_hosts"),
+            "--no-store",
+        ]
+        env = {**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "COLUMNS": "100"}
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env
+        )
+        os.close(follower)
+        received = bytearray()
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        process.wait(timeout=120)
+        whole = subprocess.run(
+            [*args, "--format", "json"], capture_output=True, env=env, timeout=120, check=False
+        )
+    os.close(leader)
+    table = received.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert "Devices that could not be read" in table
+    lines = [  # the two device tables, title to the blank line after them
+        line
+        for title in ("Devices\n=======\n", "Devices that could not be read\n")
+        for line in table.split(title, 1)[1].split("\n\n", 1)[0].splitlines()
+    ]
+    assert any("unexpected answer" in line for line in lines)
+    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
+    import json
+
+    devices = {d["name"]: d for d in json.loads(whole.stdout)["devices"]}
+    message = devices["garbled"]["error"]["message"]
+    assert len(message) > 100 and message.startswith("unexpected answer to")

@@ -285,7 +285,7 @@ def test_csv_cells_are_neutralised_against_formulas() -> None:
 def test_report_table_has_the_numbers(report: FleetReport) -> None:
     text = render_report(report, "table")
     assert "Totals: 5 devices (3 ok, 2 failed), 7 disruptive deletions, 4 peers" in text
-    assert "Routine: 1 deletions (ha, rekey: SAs renewed, not tunnels down;" in text
+    assert "Routine: 1 deletion (ha, rekey: SAs renewed, not tunnels down;" in text
     for title in (
         "Devices",
         "Deletions by reason",
