@@ -877,7 +877,7 @@ def _database_failed_text(error: str, unstored: Sequence[str]) -> str:
 
     Examples:
         >>> _database_failed_text("server closed the connection", ["a", "b"])[:60]
-        'the history database failed during the run (server closed t'
+        'the history database failed during the run (server closed th'
     """
     count = len(unstored)
     names = ", ".join(unstored[:5]) + (f" and {count - 5} more" if count > 5 else "")

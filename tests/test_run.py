@@ -209,6 +209,8 @@ EXPECTED_KINDS = {
     "f-command-unsupported": ErrorKind.COMMAND_REJECTED,
     "f-truncated-table": ErrorKind.INCOMPLETE_OUTPUT,
     "f-garbage-output": ErrorKind.PROTOCOL,
+    "f-huge-table": ErrorKind.OVERSIZED_OUTPUT,
+    "f-endless-output": ErrorKind.OVERSIZED_OUTPUT,
 }
 
 
