@@ -8,7 +8,8 @@ The line stays on screen: it is redrawn in place (``\\r``, erase to the end of t
 cut to the terminal's width, and a log line (a warning, ``-v``) is written above it: the
 stderr log handler erases it, writes the record and draws it again
 (:meth:`ProgressBar.above`). While the run waits for slow devices it is redrawn every half
-second, and once few are left it names them: ``3 left: fw-sh-02 (12 s), ar-bj-07 (9 s), ...``.
+second, and once few are left it names them:
+``3 left: fw-sh-02 (login, 12 s), ar-bj-07 (9 s), ...``.
 """
 
 from __future__ import annotations
@@ -47,17 +48,16 @@ def progress_line(
         '[##......] 10/40 devices, 2 failed, 2.0/s, ETA 15 s'
         >>> progress_line(Progress(total=4, done=0, failed=0, elapsed=0.5), width=4)
         '[....] 0/4 devices, 0 failed, 0.0/s, ETA -'
-        >>> p = Progress(5, 3, 0, 9.0, (("fw-sh-02", 12.2), ("ar-bj-07", None)))
+        >>> p = Progress(5, 3, 0, 9.0, (("fw-sh-02", 12.2, "login"), ("ar-bj-07", None, None)))
         >>> progress_line(p, width=4)
-        '[##..] 3/5 devices, 0 failed, 2 left: fw-sh-02 (12 s), ar-bj-07'
+        '[##..] 3/5 devices, 0 failed, 2 left: fw-sh-02 (login, 12 s), ar-bj-07'
         >>> progress_line(p, width=4, columns=40)
         '3/5 devices, 0 failed, 2 left: fw-sh-02…'
     """
     counts = f"{progress.done}/{progress.total} devices, {progress.failed} failed"
     if progress.left:
         names = ", ".join(
-            name if seconds is None else f"{name} ({seconds + waited:.0f} s)"
-            for name, seconds in progress.left
+            _straggler(name, seconds, phase, waited) for name, seconds, phase in progress.left
         )
         rest = f"{counts}, {len(progress.left)} left: {names}"
     else:
@@ -73,6 +73,14 @@ def progress_line(
     if columns is not None and len(line) > columns:
         line = line[: max(0, columns - 1)] + "…"
     return line
+
+
+def _straggler(name: str, seconds: float | None, phase: str | None, waited: float) -> str:
+    """``fw-sh-02 (login, 12 s)``: what a device left waits for, and for how long."""
+    shown = [
+        part for part in (phase, None if seconds is None else f"{seconds + waited:.0f} s") if part
+    ]
+    return f"{name} ({', '.join(shown)})" if shown else name
 
 
 def format_duration_seconds(seconds: float) -> str:

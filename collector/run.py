@@ -56,7 +56,7 @@ from collector.commands import validate_peer
 from collector.credentials import Credentials
 from collector.options import DEFAULT_WORKERS, plural
 from collector.records import Device, DeviceResult, ErrorKind
-from collector.transport import Transport
+from collector.transport import Transport, current_phase
 
 __all__ = [
     "DEFAULT_RETRY_ON",
@@ -114,9 +114,9 @@ class Progress:
     failed: int
     elapsed: float
     """Seconds since the run started."""
-    left: tuple[tuple[str, float | None], ...] = ()
-    """When at most :data:`STRAGGLERS` devices are left: each one's name and the seconds
-    its current attempt has run (None when another process reads it)."""
+    left: tuple[tuple[str, float | None, str | None], ...] = ()
+    """When at most :data:`STRAGGLERS` devices are left: each one's name, the seconds its
+    current attempt has run and what it waits for (None: unknown, e.g. another process)."""
 
     @property
     def ok(self) -> int:
@@ -154,6 +154,8 @@ class _InFlight:
     started: float
     """Monotonic start of the current attempt."""
     attempt: int
+    thread: int = 0
+    """The worker thread reading it (for :func:`~collector.transport.current_phase`)."""
     waiting: bool = False
     """Sleeping between attempts (not overdue, whatever the clock says)."""
 
@@ -225,7 +227,7 @@ class _Fleet:
                 break  # stopping: the last attempt's result stands
             attempt += 1
             with self.lock:
-                self.in_flight[index] = _InFlight(time.monotonic(), attempt)
+                self.in_flight[index] = _InFlight(time.monotonic(), attempt, threading.get_ident())
             result = self.attempt(device)
             if breaker is not None:
                 breaker.release(device, result)
@@ -287,16 +289,22 @@ class _Fleet:
                 del self.in_flight[index]
         return stuck
 
-    def stragglers(self, emitted: set[int]) -> tuple[tuple[str, float | None], ...]:
-        """The devices not done yet, with how long their current attempt has run."""
+    def stragglers(self, emitted: set[int]) -> tuple[tuple[str, float | None, str | None], ...]:
+        """The devices not done yet: how long their current attempt has run, its phase."""
         now = time.monotonic()
         with self.lock:
             flights = dict(self.in_flight)
-        return tuple(
-            (device.name, now - flights[index].started if index in flights else None)
-            for index, device in enumerate(self.devices)
-            if index not in emitted
-        )
+        left: list[tuple[str, float | None, str | None]] = []
+        for index, device in enumerate(self.devices):
+            if index in emitted:
+                continue
+            flight = flights.get(index)
+            if flight is None:
+                left.append((device.name, None, None))
+            else:
+                phase = "waiting to retry" if flight.waiting else current_phase(flight.thread)
+                left.append((device.name, now - flight.started, phase))
+        return tuple(left)
 
     def next_check(self) -> float:
         """Seconds until the earliest in-flight attempt could become overdue."""
@@ -550,10 +558,12 @@ def _iter_processes(
                         failed += 1
                     yield position, result
                     if on_progress is not None:
-                        left: tuple[tuple[str, float | None], ...] = ()
+                        left: tuple[tuple[str, float | None, str | None], ...] = ()
                         if total - done <= STRAGGLERS:
                             left = tuple(
-                                (devices[p].name, None) for c in children for p in sorted(c.pending)
+                                (devices[p].name, None, None)
+                                for c in children
+                                for p in sorted(c.pending)
                             )
                         on_progress(Progress(total, done, failed, time.monotonic() - began, left))
     finally:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "NetmikoTransport",
     "Transport",
     "TransportUnavailable",
+    "current_phase",
     "make_transport",
     "result_from_output",
     "result_from_outputs",
@@ -229,6 +231,17 @@ class _Login:
     """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
 
 
+_STAGES: dict[int, Stage] = {}
+"""The session stage of the device each thread is reading now (thread id -> stage)."""
+
+
+def current_phase(thread: int) -> str | None:
+    """What the device that thread ``thread`` reads is waiting for (``login``, a command),
+    or None when that thread reads none through :class:`_SessionTransport`."""
+    stage = _STAGES.get(thread)
+    return None if stage is None else stage.phase
+
+
 class _SessionTransport:
     """What both transports share: :meth:`collect` is one flow over each one's :meth:`session`."""
 
@@ -256,9 +269,23 @@ class _SessionTransport:
         ``timeout`` bounds the whole attempt; :attr:`connect_timeout` (when shorter) the
         part up to the device's prompt (TCP, SSH banner, key exchange, login).
         """
-        return _collect(
-            self, device, credentials, peer, timeout, clock, keep_raw, self.connect_timeout
-        )
+        stage = Stage()
+        thread = threading.get_ident()
+        _STAGES[thread] = stage  # for a progress display: what this device waits for
+        try:
+            return _collect(
+                self,
+                device,
+                credentials,
+                peer,
+                timeout,
+                clock,
+                keep_raw,
+                self.connect_timeout,
+                stage,
+            )
+        finally:
+            _STAGES.pop(thread, None)
 
 
 class NetmikoTransport(_SessionTransport):
@@ -368,6 +395,7 @@ def _collect(
     clock: bool,
     keep_raw: bool,
     connect_timeout: float | None = None,
+    stage: Stage | None = None,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
     started = datetime.now(UTC)
@@ -379,7 +407,7 @@ def _collect(
         timeout if connect_timeout is None else min(timeout, connect_timeout)
     )
     username: str | None = None
-    stage = Stage()
+    stage = stage if stage is not None else Stage()
     target = SshTarget(device.hostname, device.port, device.username)
     try:
         if device.platform not in SUPPORTED_PLATFORMS:
