@@ -11,12 +11,14 @@ line on stderr and a documented exit code, never a traceback (``-vv`` adds detai
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import logging
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,8 @@ from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 from collector.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_WORKERS,
     Threshold,
     breached,
@@ -38,7 +42,7 @@ from collector.options import (
     threshold_counts,
 )
 from collector.parse import ParseError, Problem, parse
-from collector.records import OfflineRecord
+from collector.records import ErrorKind, OfflineRecord
 from collector.render import FORMATS, REPORT_FORMATS, Format, render_records
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ALL_FAILED = 3
 EXIT_THRESHOLD = 4
+EXIT_DATABASE = 5
 EXIT_INTERNAL = 70
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
@@ -64,8 +69,27 @@ Exit codes:
   2   usage or configuration error (options, inventory, credentials, database)
   3   every device failed
   4   a --fail-on threshold was breached (wins over 0 and 1)
+  5   the history database failed during the run: the report was written, the
+      devices named on stderr were not stored (wins over 0, 1, 3 and 4)
   70  internal error (a bug: please report it with the -vv output)
   75  another run holds the lock (--lock-file); nothing was collected
+  130 interrupted (Ctrl-C); devices already read are stored
+"""
+
+EXPORT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   the deletions of the window were written
+  2   usage or configuration error (options, database, output path)
+  70  internal error (a bug: please report it with the -vv output)
+  130 interrupted (Ctrl-C)
+"""
+
+REPORT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   the report was written
+  2   usage or configuration error (options, database, output path)
+  70  internal error (a bug: please report it with the -vv output)
+  130 interrupted (Ctrl-C)
 """
 
 
@@ -102,7 +126,8 @@ def _problem_warning(source: str, problem: Problem) -> str:
     "parse",
     epilog="Exit codes: 0 parsed (problems such as a truncated table are printed as warnings, "
     "or listed under 'problems' in json); 1 a device refused the command or a file is not "
-    "display ike offline-info output; 2 a file cannot be read, or a usage error.",
+    "display ike offline-info output; 2 a file cannot be read, or a usage error; 130 "
+    "interrupted.",
 )
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option(
@@ -120,6 +145,12 @@ def parse_command(files: tuple[str, ...], fmt: str) -> None:
     refuses (device error, not this command's output) is named on stderr and skipped.
     """
     sources = files or ("-",)
+    if "-" in sources and sys.stdin.isatty():
+        click.echo(
+            "collect-ike-offline: reading display ike offline-info output from the terminal;"
+            " end with Ctrl-D (or give a FILE)",
+            err=True,
+        )
     texts: list[tuple[str, str]] = []
     for name in sources:
         label = "<stdin>" if name == "-" else name
@@ -193,9 +224,10 @@ def guarded(func: F) -> Callable[..., NoReturn]:
             except Exception as error:
                 log.debug("internal error", exc_info=True)
                 text = " ".join(str(error).split())[:300]
+                hint = "traceback above" if kwargs.get("verbose", 0) >= 2 else "-vv for detail"
                 _say_error(
                     masker.mask(f"internal error: {type(error).__name__}: {text}")
-                    + " (run with -vv for detail)"
+                    + f" ({hint}; please report it)"
                 )
                 code = EXIT_INTERNAL
         sys.exit(code)
@@ -203,16 +235,16 @@ def guarded(func: F) -> Callable[..., NoReturn]:
     return wrapper
 
 
-def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "-q", "--quiet", is_flag=True, help="Errors only: no warnings, no progress bar."
-    )(func)
-    return click.option(
-        "-v",
-        "--verbose",
-        count=True,
-        help="More detail on stderr: -v each device, -vv the device conversation (masked).",
-    )(func)
+def verbosity_options(
+    quiet: str, verbose: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-q/--quiet`` and ``-v/--verbose`` with the help text of one command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option("-q", "--quiet", is_flag=True, help=quiet)(func)
+        return click.option("-v", "--verbose", count=True, help=verbose)(func)
+
+    return decorate
 
 
 def _db_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -234,8 +266,8 @@ def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(REPORT_FORMATS),
         default=Format.TABLE.value,
         show_default=True,
-        help="Report format (json: {generated_at, window, devices, summary}; html: one "
-        "self-contained page with charts).",
+        help="Report format (json: {schema_version, generated_at, window, devices, summary};"
+        " html: one self-contained page with charts).",
     )(func)
 
 
@@ -340,7 +372,10 @@ def _emit(
     """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
     from collector.render import render_prometheus, render_report, write_atomic
 
-    text = render_report(report, fmt, records=records)
+    width = None
+    if output is None and sys.stdout.isatty():  # a person reads it: fit their terminal
+        width = shutil.get_terminal_size().columns
+    text = render_report(report, fmt, records=records, width=width)
     for path, content in ((output, text), (prometheus, None)):
         if path is None:
             continue
@@ -363,7 +398,7 @@ def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = Fa
                 "or point --db at one"
             )
     try:
-        return open_store(db, keep_raw=keep_raw)
+        return open_store(db, keep_raw=keep_raw, create=not must_exist)
     except StoreError as error:
         raise CommandError(str(error)) from None
 
@@ -497,11 +532,29 @@ def _duration_value(
     help="Hard deadline per device and attempt (connect, login and command).",
 )
 @click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_CONNECT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Seconds from the start of an attempt to the device's prompt (TCP, SSH banner, key "
+    "exchange, login, paging off), within --timeout: a silent device frees its worker soon.",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=1,
     show_default=True,
     help="Extra attempts after a connection failure (never after an authentication failure).",
+)
+@click.option(
+    "--max-auth-failures",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_AUTH_FAILURES,
+    show_default=True,
+    metavar="N",
+    help="After N refused logins as one user, before any succeeded, stop logging in as it: "
+    "the devices left are skipped-auth (protects the account from lockout; 0: never stop).",
 )
 @click.option(
     "--transport",
@@ -589,7 +642,11 @@ def _duration_value(
     default=None,
     help="Run lock (default: next to the SQLite database); a second run exits 75 at once.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only: no warnings, no progress bar; a run that was not clean still prints"
+    " one summary line.",
+    verbose="More detail on stderr: -v each device, -vv the device conversation (masked).",
+)
 @guarded
 def collect_command(
     *,
@@ -602,7 +659,9 @@ def collect_command(
     workers: int,
     processes: int | None,
     timeout: float,
+    connect_timeout: float,
     retries: int,
+    max_auth_failures: int,
     transport_name: str,
     password_env: str,
     username: str | None,
@@ -644,10 +703,11 @@ def collect_command(
     from collector.clock import ZoneError, parse_zone
     from collector.collect import run_collection
     from collector.commands import InvalidDeviceSetting, check_device_settings
-    from collector.credentials import CredentialsError, load_credentials
-    from collector.hostkeys import KnownHosts
+    from collector.credentials import CredentialsError, load_credentials, scrub_environment
+    from collector.hostkeys import KnownHosts, KnownHostsFileError
     from collector.inventory import InventoryError, load_inventory, select
     from collector.lock import LockHeld, RunLock, default_lock_path
+    from collector.preflight import PreflightError, check_output_file
     from collector.ssh_config import SshConfigError, resolve_device
     from collector.ssh_errors import legacy_kex_available
     from collector.transport import NapalmTransport, NetmikoTransport
@@ -656,6 +716,11 @@ def collect_command(
         raise click.UsageError(
             "--fail-on counts the run's NEW deletions, which needs the history: drop --no-store"
         )
+    try:
+        check_output_file(output, "--output")
+        check_output_file(prometheus, "--prometheus")
+    except PreflightError as error:
+        raise CommandError(str(error)) from None
     try:
         inventory = load_inventory(inventory_path)
     except InventoryError as error:
@@ -702,6 +767,9 @@ def collect_command(
         raise CommandError(str(error)) from None
     for secret in credentials.secrets():
         masker.add(secret)
+    # The secrets are in memory now: out of the environment, which forked children and a
+    # ProxyCommand would inherit and /proc/<pid>/environ shows.
+    scrub_environment(password_env)
 
     if legacy_ssh and not legacy_kex_available():
         log.warning(
@@ -709,17 +777,25 @@ def collect_command(
             "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
         )
     host_keys = KnownHosts(known_hosts, strict=strict_host_keys, hash_names=hash_known_hosts)
+    try:
+        host_keys.check()
+    except KnownHostsFileError as error:
+        raise CommandError(str(error)) from None
     transport: NetmikoTransport | NapalmTransport
     if transport_name == "napalm":
         try:
-            transport = NapalmTransport(host_keys, allow_sha1_kex=legacy_ssh)
+            transport = NapalmTransport(
+                host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+            )
         except ImportError:
             raise CommandError(
                 "--transport napalm needs napalm-huawei-vrp: "
                 "pip install 'collect-ike-offline[napalm]'"
             ) from None
     else:
-        transport = NetmikoTransport(host_keys, allow_sha1_kex=legacy_ssh)
+        transport = NetmikoTransport(
+            host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+        )
 
     with contextlib.ExitStack() as stack:
         lock = RunLock(lock_file or default_lock_path(db))
@@ -752,29 +828,92 @@ def collect_command(
             include_routine=include_routine,
             thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
             series=fmt == Format.HTML.value,
+            max_auth_failures=max_auth_failures,
         )
         report = collection.report
         _emit(report, fmt, records, output, prometheus)
 
     failed = report.totals.devices_failed
-    if failed:
-        log.warning(
-            "%d of %d devices could not be read (see the report)", failed, report.totals.devices
-        )
-    if failed == report.totals.devices:
-        return EXIT_ALL_FAILED
+    all_failed = failed == report.totals.devices
     counts = threshold_counts(
         collection.new_by_reason,
         failed=failed,
         gaps=report.totals.gaps,
         include_routine=include_routine,
     )
-    breaches = breached(fail_on, counts)
-    for threshold, count in breaches:
-        log.error("--fail-on %s breached: %d", threshold.text, count)
+    breaches = [] if all_failed else breached(fail_on, counts)
+    if quiet:
+        # Errors only, but a run that did not go well is never silent (cron mails stderr).
+        summary = _unclean_summary(report, breaches)
+        if summary is not None:
+            log.error("%s", summary)
+    else:
+        changed = [f.name for f in report.failing if f.error_kind is ErrorKind.HOST_KEY_CHANGED]
+        if changed:
+            log.error(
+                "host key CHANGED on %d %s (%s): possible interception; nothing was sent to"
+                " them. Check with the device owners before removing the old keys",
+                len(changed),
+                "device" if len(changed) == 1 else "devices",
+                ", ".join(changed[:5])
+                + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""),
+            )
+        if failed:
+            log.warning("%s (see the report)", _failed_text(report))
+        for threshold, count in breaches:
+            log.error("--fail-on %s breached: %d", threshold.text, count)
+    if collection.database_error is not None:
+        log.error("%s", _database_failed_text(collection.database_error, collection.unstored))
+        return EXIT_DATABASE
+    if all_failed:
+        return EXIT_ALL_FAILED
     if breaches:
         return EXIT_THRESHOLD
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _database_failed_text(error: str, unstored: Sequence[str]) -> str:
+    """The one line of a history that failed mid-run.
+
+    Examples:
+        >>> _database_failed_text("server closed the connection", ["a", "b"])[:60]
+        'the history database failed during the run (server closed th'
+    """
+    count = len(unstored)
+    names = ", ".join(unstored[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    devices = f"{count} {'device' if count == 1 else 'devices'} not stored"
+    detail = f"{devices} ({names})" if count else "the run's totals not recorded"
+    return (
+        f"the history database failed during the run ({error}): {detail}; the report was"
+        " written from this run; the next run stores what their buffers still hold"
+    )
+
+
+def _failed_text(report: FleetReport) -> str:
+    """``3 of 12 devices could not be read``."""
+    total = report.totals.devices
+    noun = "device" if total == 1 else "devices"
+    return f"{report.totals.devices_failed} of {total} {noun} could not be read"
+
+
+def _unclean_summary(report: FleetReport, breaches: Sequence[tuple[Threshold, int]]) -> str | None:
+    """The one ``--quiet`` line of a run that was not clean (None for a clean run): failed
+    devices by error kind, gaps, breached thresholds."""
+    parts: list[str] = []
+    if report.totals.devices_failed:
+        kinds = collections.Counter(failure.error_kind.value for failure in report.failing)
+        detail = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        parts.append(f"{_failed_text(report)}" + (f" ({detail})" if detail else ""))
+    gaps = report.totals.gaps
+    if gaps:
+        parts.append(
+            f"{gaps} {'device' if gaps == 1 else 'devices'} wrapped their buffer since the"
+            " previous run (deletions may be lost)"
+        )
+    parts.extend(f"--fail-on {threshold.text} breached: {count}" for threshold, count in breaches)
+    if not parts:
+        return None
+    return "; ".join(parts) + "; see the report"
 
 
 # --- report, export and prune -----------------------------------------------------------------
@@ -805,7 +944,7 @@ def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, dat
     return window_since, window_until
 
 
-@main.command("report", epilog=EXIT_CODES_HELP)
+@main.command("report", epilog=REPORT_EXIT_CODES_HELP)
 @_db_option
 @_window_options
 @click.option(
@@ -856,7 +995,10 @@ def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, dat
     help="Inventory whose devices' addresses (hostname, data.addresses) pair both ends of "
     "tunnels; default: the stored hostnames.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only.",
+    verbose="More detail on stderr (-vv: debug, with the exception detail of an error).",
+)
 @guarded
 def report_command(
     *,
@@ -893,6 +1035,13 @@ def report_command(
 
     now = datetime.now(UTC)
     window_since, window_until = _window(since, until, now)
+    from collector.preflight import PreflightError, check_output_file
+
+    try:
+        check_output_file(output, "--output")
+        check_output_file(prometheus, "--prometheus")
+    except PreflightError as error:
+        raise CommandError(str(error)) from None
     other_window = None
     if compare_to is not None:
         from collector.compare import parse_window
@@ -938,7 +1087,7 @@ def report_command(
     return EXIT_OK
 
 
-@main.command("export", epilog=EXIT_CODES_HELP)
+@main.command("export", epilog=EXPORT_EXIT_CODES_HELP)
 @_db_option
 @_window_options
 @click.option(
@@ -957,7 +1106,10 @@ def report_command(
     metavar="FILE",
     help="Write here (a temp file renamed when complete) instead of stdout.",
 )
-@verbosity_options
+@verbosity_options(
+    quiet="Errors only.",
+    verbose="More detail on stderr: -v how many deletions were exported, -vv debug.",
+)
 @guarded
 def export_command(
     *,
@@ -1025,7 +1177,17 @@ def _export_to_file(
     return count
 
 
-@main.command("prune", epilog=EXIT_CODES_HELP)
+PRUNE_EXIT_CODES_HELP = """\b
+Exit codes:
+  0   removed (or, with --dry-run, counted) the old deletions
+  1   cancelled at the confirmation question; nothing removed
+  2   usage or configuration error (options, database)
+  70  internal error (a bug: please report it with the -vv output)
+  130 interrupted (Ctrl-C)
+"""
+
+
+@main.command("prune", epilog=PRUNE_EXIT_CODES_HELP)
 @_db_option
 @click.option(
     "--older-than",
@@ -1034,21 +1196,53 @@ def _export_to_file(
     callback=_duration_value,
     help="Remove deletions (and runs, gaps) older than this: 90d, 12w, 36h.",
 )
-@verbosity_options
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed; change nothing.")
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    help="Do not ask for confirmation (it is asked only when stdin is a terminal).",
+)
+@verbosity_options(
+    quiet="No line saying what was removed (errors only).",
+    verbose="More detail on stderr (-vv: debug).",
+)
 @guarded
 def prune_command(
-    *, db: str | None, older_than: timedelta, verbose: int, quiet: bool, masker: SecretMasker
+    *,
+    db: str | None,
+    older_than: timedelta,
+    dry_run: bool,
+    assume_yes: bool,
+    verbose: int,
+    quiet: bool,
+    masker: SecretMasker,
 ) -> int:
     """Retention: forget deletions older than --older-than (devices remember the cut-off, so
-    old rows still in a device's buffer are not stored again as new)."""
+    old rows still in a device's buffer are not stored again as new).
+
+    On a terminal it asks first (--yes does not); from cron it does not ask."""
     now = datetime.now(UTC)
+    cutoff = (now - older_than).isoformat(sep=" ", timespec="seconds")
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
-        removed = store.prune(older_than, now=now)
         target = store.display_target
+        if dry_run or (not assume_yes and sys.stdin.isatty()):
+            count = store.prune_count(older_than, now=now)
+            what = f"{count} {'deletion' if count == 1 else 'deletions'} older than {cutoff}"
+            if dry_run:
+                click.echo(f"{PROGRAM}: would remove {what} from {target} (dry run)", err=True)
+                return EXIT_OK
+            if count and not click.confirm(
+                f"Remove {what} from {target}?", default=False, err=True
+            ):
+                click.echo(f"{PROGRAM}: cancelled; nothing removed", err=True)
+                return EXIT_SOME_FAILED
+        removed = store.prune(older_than, now=now)
     if not quiet:
-        cutoff = (now - older_than).isoformat(sep=" ", timespec="seconds")
+        noun = "deletion" if removed == 1 else "deletions"
         click.echo(
-            f"{PROGRAM}: removed {removed} deletions older than {cutoff} from {target}",
+            f"{PROGRAM}: removed {removed} {noun} older than {cutoff} from {target}",
             err=True,
         )
     return EXIT_OK

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.options import DEFAULT_WORKERS, format_duration
-from collector.records import REASON_BY_CODE, Category, Device, DeviceResult
+from collector.options import DEFAULT_MAX_AUTH_FAILURES, DEFAULT_WORKERS, format_duration, plural
+from collector.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
 
 if TYPE_CHECKING:
+    from collector.breaker import AuthBreaker
     from collector.credentials import Credentials
     from collector.incidents import Thresholds
     from collector.inventory import Shard
@@ -43,6 +44,10 @@ class Collection:
     """One result per device, in the order the devices were given."""
     new_by_reason: dict[str, int]
     """This run's new deletions by reason code (empty without a store)."""
+    database_error: str | None = None
+    """Why the history failed during the run (None: it did not); the collection went on."""
+    unstored: tuple[str, ...] = ()
+    """Devices whose result is not in the history (the database failed, or a bad zone)."""
 
 
 def run_collection(
@@ -65,6 +70,7 @@ def run_collection(
     include_routine: bool = False,
     thresholds: Thresholds | None = None,
     series: bool = False,
+    max_auth_failures: int = DEFAULT_MAX_AUTH_FAILURES,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -84,44 +90,65 @@ def run_collection(
         include_routine: ``--include-routine``: routine deletions count among flapping peers.
         thresholds: When disruptive deletions make an incident (None: the defaults).
         series: Count deletions per bucket by category and device (``--format html``).
+        max_auth_failures: Refused logins as one user, before any succeeded, after which
+            the devices not tried yet are skipped (``skipped-auth``); 0: never stop.
 
     Returns:
         The report, the per-device results and the new deletions by reason.
     """
+    from collector.breaker import AuthBreaker
     from collector.incidents import DEFAULT_THRESHOLDS
     from collector.progress import ProgressBar
     from collector.report import aggregate, device_zone, with_local_times
     from collector.run import auto_processes, collect_fleet
-    from collector.store import StoreError
+    from collector.store import StoreError, is_database_error
     from collector.transport import with_learned_commands
 
     run_started = datetime.now(UTC)
+    failure: list[str] = []
+    """The history's first failure: from then on results are no longer offered to it."""
+    unstored: list[str] = []
+
+    def database_failed(error: Exception, doing: str) -> None:
+        if not is_database_error(error):
+            raise error
+        log.debug("history database error while %s", doing, exc_info=True)
+        failure.append(" ".join(str(error).split())[:200] or type(error).__name__)
+
+    run_id = None
     if store is not None:
-        devices = with_learned_commands(devices, store.known_commands())
-    run_id = (
-        None
-        if store is None
-        else store.start_run(inventory_path, None if shard is None else str(shard))
-    )
+        try:
+            devices = with_learned_commands(devices, store.known_commands())
+            run_id = store.start_run(inventory_path, None if shard is None else str(shard))
+        except Exception as error:
+            database_failed(error, "starting the run")
     outcomes: dict[str, DeviceOutcome] = {}
     bar = ProgressBar(enabled=show_progress)
+    breaker = (
+        AuthBreaker(devices, credentials, max_auth_failures) if max_auth_failures > 0 else None
+    )
 
     def on_result(result: DeviceResult) -> None:
         outcome = None
-        bar.clear()  # log lines start on a clean line; the bar is redrawn after
-        if store is not None and run_id is not None:
+        if store is not None and (run_id is None or failure):
+            unstored.append(result.device.name)
+        elif store is not None and run_id is not None:
             try:
                 outcome = store.record_device(run_id, result)
             except StoreError as error:
                 log.error("%s: not stored: %s", result.device.name, error)
+                unstored.append(result.device.name)
+            except Exception as error:  # the database itself: keep collecting, store no more
+                database_failed(error, f"storing {result.device.name}")
+                unstored.append(result.device.name)
             else:
                 outcomes[result.device.name] = outcome
         _log_result(result, outcome)
 
     log.info(
-        "collecting from %d devices (%d workers, %s transport)",
-        len(devices),
-        min(workers, len(devices)),
+        "collecting from %s (%s, %s transport)",
+        plural(len(devices), "device"),
+        plural(min(workers, len(devices)), "worker"),
         transport.name,
     )
     try:
@@ -138,6 +165,7 @@ def run_collection(
             keep_raw=keep_raw,
             on_result=on_result,
             on_progress=bar,
+            auth_breaker=breaker,
         )
     finally:
         bar.close()
@@ -152,20 +180,54 @@ def run_collection(
         series=series,
     )
     new_by_reason: dict[str, int] = {}
+    if store is not None and run_id is not None and not failure:
+        try:
+            store.finish_run(run_id, finished=run_finished)
+            new_by_reason = store.new_by_reason(run_id)
+        except Exception as error:
+            database_failed(error, "finishing the run")
     if store is not None and run_id is not None:
-        store.finish_run(run_id, finished=run_finished)
-        new_by_reason = store.new_by_reason(run_id)
         report = _with_history(report, outcomes, _new_reason_counts(new_by_reason), run_started)
     if local_times:
         report = with_local_times(report, {r.device.name: device_zone(r) for r in results})
     _warn_trusted(transport)
+    if breaker is not None:
+        _warn_tripped(breaker, results, credentials)
     by_name = {result.device.name: result for result in results}
     for result in results:
         _warn_skew(result)
     for outcome in outcomes.values():
         for gap in outcome.gaps:
             _warn_gap(gap, by_name.get(outcome.device))
-    return Collection(report, results, new_by_reason)
+    return Collection(
+        report,
+        results,
+        new_by_reason,
+        database_error=failure[0] if failure else None,
+        unstored=tuple(unstored),
+    )
+
+
+def _warn_tripped(
+    breaker: AuthBreaker, results: Sequence[DeviceResult], credentials: Credentials
+) -> None:
+    """One error line per user whose logins were stopped (not one per skipped device)."""
+    skipped = sum(
+        1 for r in results if r.error is not None and r.error.kind is ErrorKind.SKIPPED_AUTH
+    )
+    for tripped in breaker.tripped():
+        what = "password" if credentials.password is not None else "key"
+        log.error(
+            "%d logins as '%s' were refused before any succeeded: stopped logging in as '%s'"
+            " (%d %s not tried, skipped-auth) so the account does not get locked; check the"
+            " %s and the account (locked? expired?), then run again",
+            tripped.refused,
+            tripped.username,
+            tripped.username,
+            skipped,
+            "device" if skipped == 1 else "devices",
+            what,
+        )
 
 
 def _warn_trusted(transport: Transport) -> None:
@@ -176,9 +238,9 @@ def _warn_trusted(transport: Transport) -> None:
     names = ", ".join(device for device, _, _ in trusted[:5])
     more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
     log.warning(
-        "trusted the host keys of %d new devices on first use (%s%s) and recorded them "
+        "trusted the host keys of %s on first use (%s%s) and recorded them "
         "in %s; -v lists the fingerprints, --strict-host-keys refuses unknown devices",
-        len(trusted),
+        plural(len(trusted), "new device"),
         names,
         more,
         getattr(known_hosts, "path", "known_hosts"),
@@ -288,5 +350,9 @@ def _log_result(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
     if result.ok:
         new = "" if outcome is None else f", {outcome.new_records} new"
         log.info("%s: ok, %d deletions%s", result.device.name, len(result.records), new)
+    elif result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED:
+        log.error("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
+    elif result.error is not None and result.error.kind is ErrorKind.SKIPPED_AUTH:
+        log.info("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)
     elif result.error is not None:
         log.warning("%s: %s: %s", result.device.name, result.error.kind.value, result.error.message)

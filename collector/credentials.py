@@ -14,6 +14,7 @@ records too (the ``-vv`` device conversation).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ __all__ = [
     "load_credentials",
     "password_from_env",
     "prompt_password",
+    "scrub_environment",
 ]
 
 DEFAULT_PASSWORD_ENV = "IKE_COLLECTOR_PASSWORD"
@@ -155,6 +157,33 @@ def password_from_env(name: str, environ: Mapping[str, str] | None = None) -> Se
     if value == "":
         raise CredentialsError(f"environment variable {name} is set but empty")
     return Secret(value)
+
+
+def scrub_environment(name: str) -> None:
+    """Remove variable ``name`` from this process's environment, including the bytes the
+    kernel shows in ``/proc/<pid>/environ``, so that neither this process nor the children
+    it forks (``--processes``: they inherit the secret in memory, not through an
+    environment) nor any program it starts (an ssh_config ``ProxyCommand``) carries it.
+
+    ``os.environ.pop`` alone is not enough: ``unsetenv`` drops the pointer, but the
+    process's initial environment block, which ``/proc/<pid>/environ`` reads, keeps the
+    text. So the value's bytes are overwritten in place first (libc ``getenv`` points into
+    that block, or into memory ``setenv`` allocated).
+    """
+    value = os.environ.get(name)
+    if value is None:
+        return
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.getenv.restype = ctypes.c_void_p
+        libc.getenv.argtypes = [ctypes.c_char_p]
+        pointer = libc.getenv(os.fsencode(name))
+        if pointer:
+            size = len(ctypes.string_at(pointer))
+            ctypes.memset(pointer, ord("*"), size)
+    os.environ.pop(name, None)
 
 
 def prompt_password(prompt: str = "SSH password") -> Secret:

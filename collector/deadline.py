@@ -39,6 +39,11 @@ class Deadline:
         """True once the deadline passed (or the watchdog fired)."""
         return self._fired.is_set() or self.remaining() <= 0
 
+    @property
+    def fired(self) -> bool:
+        """True only if the watchdog fired it (not merely because time went by)."""
+        return self._fired.is_set()
+
     def fire(self) -> None:
         """Mark the deadline as passed (the watchdog calls this before aborting)."""
         self._fired.set()

@@ -45,6 +45,7 @@ __all__ = [
     "HostKeyError",
     "HostKeyProblem",
     "KnownHosts",
+    "KnownHostsFileError",
     "TrustOnFirstUsePolicy",
     "fingerprint",
     "host_entry_name",
@@ -117,6 +118,46 @@ class HostKeyError(Exception):
             f" key checking is on: the device offered {self.offered}; verify it and add it"
             " (ssh-keyscan, or one run without --strict-host-keys)"
         )
+
+
+class KnownHostsFileError(Exception):
+    """A known_hosts file that cannot be used (unreadable, or a malformed line)."""
+
+
+_KEY_TYPE = re.compile(r"^(?:ssh|ecdsa|sk|rsa|x509v3)-[A-Za-z0-9@._+-]+$")
+
+
+def _line_problem(raw: bytes) -> str | None:
+    """What is wrong with one known_hosts line, or None (comments and blanks are fine).
+
+    Examples:
+        >>> _line_problem(b"# comment") is None, _line_problem(b"") is None
+        (True, True)
+        >>> _line_problem(b"host ssh-ed25519 AAAAC3NzaC1lZDI1NTE5") is None
+        True
+        >>> _line_problem(b"garbage")
+        'not a known_hosts line (fewer than 3 fields)'
+        >>> _line_problem(b"host ssh-ed25519 not*base64")
+        'the key is not base64'
+    """
+    try:
+        line = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return "not text (binary data)"
+    if not line or line.startswith("#"):
+        return None
+    fields = line.split()
+    if fields[0].startswith("@"):
+        fields = fields[1:]
+    if len(fields) < 3:
+        return "not a known_hosts line (fewer than 3 fields)"
+    if not _KEY_TYPE.match(fields[1]):
+        return f"unknown key type {fields[1][:40]!r}"
+    try:
+        base64.b64decode(fields[2], validate=True)
+    except ValueError:
+        return "the key is not base64"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +268,29 @@ class KnownHosts:
             for number, line in enumerate(text.splitlines(), 1):
                 self._add_line(line.strip(), number)
             self._loaded = True
+
+    def check(self) -> None:
+        """Before a run: the file (if it exists) is readable and every line is a
+        known_hosts line (``[@marker] names key-type base64-key [comment]``).
+
+        Raises:
+            KnownHostsFileError: one line naming the file, the line number and what to do.
+        """
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise KnownHostsFileError(
+                f"--known-hosts {self.path}: cannot read it: {exc.strerror or exc}"
+            ) from None
+        for number, raw in enumerate(data.splitlines(), 1):
+            problem = _line_problem(raw)
+            if problem is not None:
+                raise KnownHostsFileError(
+                    f"--known-hosts {self.path}:{number}: {problem}: fix or remove the line"
+                    " (OpenSSH format: host[,host...] key-type base64-key)"
+                )
 
     def reload(self) -> None:
         """Read the file again at next use (other processes may have appended keys)."""

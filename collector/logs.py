@@ -17,11 +17,19 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from collector.credentials import MaskingFilter, SecretMasker
 
-__all__ = ["PROGRAM", "StderrHandler", "cli_logging", "color_enabled", "level_for"]
+__all__ = [
+    "PROGRAM",
+    "Overlay",
+    "StderrHandler",
+    "cli_logging",
+    "color_enabled",
+    "level_for",
+    "set_overlay",
+]
 
 PROGRAM = "collect-ike-offline"
 
@@ -30,9 +38,10 @@ _RESET = "\x1b[0m"
 
 
 def color_enabled(stream: TextIO | None = None) -> bool:
-    """Colour only on a terminal, and never when ``NO_COLOR`` is set (to anything)."""
+    """Colour only on a terminal, never when ``NO_COLOR`` is set (to anything) or
+    ``TERM=dumb``."""
     stream = stream if stream is not None else sys.stderr
-    if "NO_COLOR" in os.environ:
+    if "NO_COLOR" in os.environ or os.environ.get("TERM", "") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -74,6 +83,25 @@ class _Formatter(logging.Formatter):
         return text
 
 
+class Overlay(Protocol):
+    """Something drawn on the last line of stderr (the progress display)."""
+
+    stream: TextIO
+
+    def above(self) -> contextlib.AbstractContextManager[None]:
+        """Erase it, let the caller write, draw it again."""
+        ...
+
+
+_overlay: Overlay | None = None
+
+
+def set_overlay(overlay: Overlay | None) -> None:
+    """Register (or with None, remove) the display log records are written above."""
+    global _overlay
+    _overlay = overlay
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the record (click's test runner
     and pytest swap it), never to a stream captured at setup."""
@@ -83,7 +111,12 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr
-        super().emit(record)
+        bar = _overlay
+        if bar is None or bar.stream is not self.stream:
+            super().emit(record)
+            return
+        with bar.above():  # the record scrolls up, the display stays on the last line
+            super().emit(record)
 
 
 class _LibraryNoise(logging.Filter):

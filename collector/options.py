@@ -22,11 +22,17 @@ __all__ = [
     "parse_duration",
     "parse_moment",
     "parse_threshold",
+    "plural",
     "threshold_counts",
 ]
 
 DEFAULT_WORKERS = 32
 """Devices read at once (``collect --workers``); here so the CLI need not import the runner."""
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""``--connect-timeout``: seconds from the start of an attempt to the device's prompt."""
+DEFAULT_MAX_AUTH_FAILURES = 3
+"""``--max-auth-failures``: refused logins as one user, before any succeeded, that stop the
+run from logging in as that user (:mod:`collector.breaker`)."""
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -51,6 +57,18 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0:
         raise ValueError(f"{text!r}: a duration must be more than zero")
     return timedelta(seconds=seconds)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and ``noun``, in the plural unless ``count`` is 1.
+
+    Examples:
+        >>> plural(1, "peer"), plural(2, "peer"), plural(0, "deletion")
+        ('1 peer', '2 peers', '0 deletions')
+        >>> plural(3, "process", "processes")
+        '3 processes'
+    """
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
 
 
 def format_duration(delta: timedelta) -> str:

@@ -57,6 +57,7 @@ from functools import lru_cache
 from typing import Any
 
 from collector.records import OfflineRecord, classify_reason
+from collector.terminal import has_controls, strip_controls
 
 __all__ = [
     "CommandRejected",
@@ -175,11 +176,9 @@ class CommandRejected(ParseError):
 # cursor-left + blanks + cursor-left ("\x1b[16D" + 16 spaces + "\x1b[16D"; some
 # versions use 42 columns). The next row then follows on the same line.
 _PAGER_PROMPT = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}")
-# CSI sequences, a lone ESC, backspaces, CR and the other C0 controls but tab and LF;
-# C1 controls too (U+0080-U+009F: U+009B is a one-character CSI for some terminals).
-# None may reach a record: reports print reasons on the operator's terminal.
-_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_NEEDS_CLEANING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Every other terminal control (CSI incl. C1 CSI, OSC/DCS strings, C0/C1 controls, lone
+# ESC) goes through collector.terminal. None may reach a record: reports print reasons on
+# the operator's terminal.
 
 
 def strip_terminal_noise(text: str) -> str:
@@ -192,9 +191,9 @@ def strip_terminal_noise(text: str) -> str:
         'a\\nb'
     """
     # isprintable() is a fast C scan; most lines have no control character at all.
-    if (text.isprintable() or not _NEEDS_CLEANING.search(text)) and "More" not in text:
+    if (text.isprintable() or not has_controls(text)) and "More" not in text:
         return text
-    return _TERMINAL_CONTROL.sub("", _PAGER_PROMPT.sub("", text))
+    return strip_controls(_PAGER_PROMPT.sub("", text))
 
 
 # --- line shapes ------------------------------------------------------------------

@@ -428,7 +428,9 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"
     """The per-device deadline passed (connect, login or command)."""
     HOST_KEY = "host-key"
-    """The device's SSH host key is unknown (strict mode) or has changed."""
+    """The device's SSH host key is unknown (strict mode) or revoked."""
+    HOST_KEY_CHANGED = "host-key-changed"
+    """The device offered another key than the one on record: possible interception."""
     JUMP_HOST = "jump-host"
     """The ``ProxyJump``/``ProxyCommand`` of the ssh_config failed before the device's SSH
     session was up (the bastion refused the key, its host key is unknown, it could not
@@ -437,6 +439,10 @@ class ErrorKind(StrEnum):
     """The device answered the command with an error."""
     INCOMPLETE_OUTPUT = "incomplete-output"
     """Fewer rows than ``Current info Num`` announced, or the session ended mid-output."""
+    OVERSIZED_OUTPUT = "oversized-output"
+    """The answer went over a cap (bytes, rows per table): read stopped, nothing kept."""
+    SKIPPED_AUTH = "skipped-auth"
+    """Not tried: logins with the same user were refused on other devices (circuit breaker)."""
     PROTOCOL = "protocol"
     """SSH negotiation failed or the device said something we cannot understand."""
 
@@ -451,6 +457,9 @@ class DeviceError:
     kind: ErrorKind
     message: str
     """One line, for the operator; never contains a secret."""
+    phase: str | None = None
+    """What the session was doing when it failed (``TCP connect``, ``login``, a command),
+    when known; the runner does not retry a second timeout in the same phase."""
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind.value, "message": self.message}
@@ -504,5 +513,13 @@ class DeviceResult:
         return self.status is DeviceStatus.OK
 
     @classmethod
-    def failure(cls, device: Device, kind: ErrorKind, message: str, **kwargs: Any) -> DeviceResult:
-        return cls(device, DeviceStatus.FAILED, error=DeviceError(kind, message), **kwargs)
+    def failure(
+        cls,
+        device: Device,
+        kind: ErrorKind,
+        message: str,
+        *,
+        phase: str | None = None,
+        **kwargs: Any,
+    ) -> DeviceResult:
+        return cls(device, DeviceStatus.FAILED, error=DeviceError(kind, message, phase), **kwargs)

@@ -8,9 +8,9 @@ Fleet report shapes (:func:`render_report`):
 * ``table``: titled tabulate tables for a person: devices, totals, deletions by
   reason and by category, the ``--group-by`` breakdown, flapping peers, trend, gaps,
   failing devices, unknown reasons; with ``records=True`` the full listing last.
-* ``json``: one object ``{"generated_at", "window": {"since", "until"}, "devices":
-  [...], "summary": {...}}``; each device has ``name``, ``hostname``, ``site``,
-  ``groups``, ``status`` (``ok``/``failed``), ``error`` (null or ``{"kind",
+* ``json``: one object ``{"schema_version", "generated_at", "window": {"since",
+  "until"}, "devices": [...], "summary": {...}}``; each device has ``name``,
+  ``hostname``, ``site``, ``groups``, ``status`` (``ok``/``failed``), ``error`` (null or ``{"kind",
   "message"}``), ``record_count``, ``new_records``, ``newest_deletion`` and
   ``records`` (the parser's record fields; always included in JSON).
   ``summary`` holds ``totals``, ``by_reason``, ``by_category``, ``by_group``,
@@ -21,7 +21,7 @@ Fleet report shapes (:func:`render_report`):
 * ``ndjson``: first one line per record ``{"type": "record", "device": NAME,
   <record fields>}``, then one line per device ``{"type": "device", <the JSON device
   fields but records>}``, then one last line ``{"type": "summary", <the JSON summary>,
-  "generated_at", "window"}``. Every line is one JSON object with a ``type``.
+  "schema_version", "generated_at", "window"}``. Every line is one JSON object with a ``type``.
 
 Times are ISO 8601: record times as the device printed them (no zone), run and
 report times in UTC with their offset. There is no colour anywhere, so output is the
@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 from collector.compare import Comparison
 from collector.incidents import Incident, TunnelPair
+from collector.options import plural
 from collector.records import (
     ALL_REASONS,
     RECORD_FIELDS,
@@ -136,7 +140,12 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
-def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+def _tabulate(
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    width: int | None = None,
+    wrap: int | None = None,
+) -> str:
     """tabulate with values shown verbatim.
 
     tabulate parses numeric-looking strings by default: a device named ``007`` would
@@ -154,12 +163,23 @@ def _tabulate(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
             isinstance(value, int | float) and not isinstance(value, bool) for value in values
         )
         align.append("right" if numeric else "left")
+    maxcolwidths = None
+    if width is not None and wrap is not None and rows:
+        # The other columns as they are; the wrapped one (an error message) gets the rest.
+        others = sum(  # tabulate pads headers by 2 (MIN_PADDING)
+            max(len(str(headers[i])) + 2, *(len(str(row[i])) for row in rows))
+            for i in range(len(headers))
+            if i != wrap
+        )
+        budget = max(12, width - others - 2 * (len(headers) - 1))
+        maxcolwidths = [budget if i == wrap else None for i in range(len(headers))]
     return tabulate(
         rows,
         headers=list(headers),
         missingval="-",
         disable_numparse=True,
         colalign=align if rows else None,
+        maxcolwidths=maxcolwidths,
     )
 
 
@@ -214,6 +234,24 @@ def render_records(
     return _tabulate(rows, RECORD_FIELDS) + "\n"
 
 
+log = logging.getLogger(__name__)
+
+STALE_TEMP_SECONDS = 60.0
+"""A temp file of :func:`write_atomic` this old belongs to a write that will never finish
+(a write takes milliseconds; a younger one may be another process's, in progress)."""
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Remove ``.NAME.*.tmp`` files older than :data:`STALE_TEMP_SECONDS` in ``directory``."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in directory.glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - leftover.lstat().st_mtime > STALE_TEMP_SECONDS and leftover.is_file():
+                    leftover.unlink()
+                    log.info("removed %s, left by an interrupted write", leftover)
+
+
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never half.
 
@@ -225,11 +263,15 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         path: The destination file.
         text: The full content (UTF-8).
 
+    Temporary files of earlier writes to the same ``path`` that a killed process left
+    behind (our ``.NAME.*.tmp``, older than :data:`STALE_TEMP_SECONDS`) are removed first.
+
     Raises:
         OSError: The directory is missing or not writable (the temp file is removed).
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
+    _remove_stale_temps(directory, target.name)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -490,9 +532,16 @@ _TIMES = {False: "utc", True: "local"}
 """``times`` in JSON: every time is UTC, or device-level ones are each device's own."""
 
 
+JSON_SCHEMA_VERSION = 1
+"""``schema_version`` of the JSON and NDJSON fleet reports: raised when a field changes meaning
+or goes away (adding a field does not change it), so a consumer can refuse what it does
+not know."""
+
+
 def report_dict(report: FleetReport) -> dict[str, Any]:
     """The JSON report as a Python object (see the module docstring for the shape)."""
     return {
+        "schema_version": JSON_SCHEMA_VERSION,
         "generated_at": _iso(report.generated_at),
         "times": _TIMES[report.local_times],
         "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
@@ -512,6 +561,7 @@ def _ndjson_report(report: FleetReport) -> str:
         _json_line(
             {
                 "type": "summary",
+                "schema_version": JSON_SCHEMA_VERSION,
                 "generated_at": _iso(report.generated_at),
                 "times": _TIMES[report.local_times],
                 "window": {
@@ -554,9 +604,16 @@ def _csv_report(report: FleetReport, *, records: bool) -> str:
     )
 
 
-def _table(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+def _table(
+    title: str,
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    width: int | None = None,
+    wrap: int | None = None,
+) -> str:
+    """A titled table; with ``width``, column ``wrap`` is wrapped so the table fits."""
     underline = "=" * len(title)
-    return f"{title}\n{underline}\n{_tabulate(rows, headers)}\n"
+    return f"{title}\n{underline}\n{_tabulate(rows, headers, width, wrap)}\n"
 
 
 def _stamp(moment: datetime | None) -> str:
@@ -623,19 +680,23 @@ def _totals_line(report: FleetReport) -> str:
         )
         new = totals.new_records
     else:
-        deletions = f"{totals.disruptive} disruptive deletions"
+        deletions = plural(totals.disruptive, "disruptive deletion")
         new = totals.new_disruptive
     parts = [
-        f"{totals.devices} devices ({totals.devices_ok} ok, {totals.devices_failed} failed)",
+        f"{plural(totals.devices, 'device')} ({totals.devices_ok} ok,"
+        f" {totals.devices_failed} failed)",
         deletions,
-        f"{totals.peers} peers",
+        plural(totals.peers, "peer"),
     ]
     if new is not None:
         parts.append(f"{new} new since the previous run")
     if totals.unknown_reasons:
         parts.append(f"{totals.unknown_reasons} with unknown reasons")
     if totals.gaps:
-        parts.append(f"{totals.gaps} gaps")
+        parts.append(plural(totals.gaps, "gap"))
+    changed = sum(1 for f in report.failing if f.error_kind is ErrorKind.HOST_KEY_CHANGED)
+    if changed:
+        parts.append(f"HOST KEY CHANGED on {changed}")
     return "Totals: " + ", ".join(parts)
 
 
@@ -647,7 +708,8 @@ def _routine_line(report: FleetReport) -> str | None:
     categories = ", ".join(sorted(category.value for category in ROUTINE_CATEGORIES))
     new = "" if totals.new_routine is None else f" ({totals.new_routine} new)"
     return (
-        f"Routine: {totals.routine} deletions{new} ({categories}: SAs renewed, not tunnels "
+        f"Routine: {plural(totals.routine, 'deletion')}{new} ({categories}: SAs renewed,"
+        " not tunnels "
         "down; left out of the totals and flapping peers, --include-routine counts them)"
     )
 
@@ -702,7 +764,7 @@ def _humane_key(dimension: str, key: str | None) -> str:
     return key
 
 
-def _table_report(report: FleetReport, *, records: bool) -> str:
+def _table_report(report: FleetReport, *, records: bool, width: int | None = None) -> str:
     header = [
         f"Fleet report generated {_stamp(report.generated_at)}",
         _times_line(report),
@@ -733,6 +795,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                 for device in report.devices
             ],
             ["device", "hostname", "site", "status", "deletions", "newest deletion", "error"],
+            width,
+            6,
         )
     )
     sections.append(
@@ -882,6 +946,8 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
                     for f in report.failing
                 ],
                 ["device", "hostname", "error", "message", "last read"],
+                width,
+                3,
             )
         )
     if report.unknown_reasons:
@@ -908,7 +974,11 @@ def _table_report(report: FleetReport, *, records: bool) -> str:
 
 
 def render_report(
-    report: FleetReport, fmt: str | Format = Format.TABLE, *, records: bool = False
+    report: FleetReport,
+    fmt: str | Format = Format.TABLE,
+    *,
+    records: bool = False,
+    width: int | None = None,
 ) -> str:
     """Render a fleet report (``collect`` or ``report``).
 
@@ -917,6 +987,8 @@ def render_report(
         fmt: ``table``, ``json``, ``csv`` or ``ndjson`` (shapes in the module docstring).
         records: ``--records``: add the full listing (table), one row per record (csv).
             JSON and NDJSON always carry the records the report holds.
+        width: Table format on a terminal this wide: error messages are wrapped so the
+            device tables fit (the full text is in every format, wrapped or not).
 
     Returns:
         The text, ending with a newline.
@@ -935,7 +1007,7 @@ def render_report(
         return _ndjson_report(report)
     if chosen is Format.CSV:
         return _csv_report(report, records=records)
-    return _table_report(report, records=records)
+    return _table_report(report, records=records, width=width)
 
 
 METRIC_PREFIX = "ike_offline"

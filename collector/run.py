@@ -9,8 +9,12 @@ Workers are daemon threads, so an abandoned one never holds up the end of the ru
 
 Retries: a failed attempt whose error kind is in ``retry_on`` (by default connection
 failures: ``unreachable``, ``timeout``) is tried again after ``backoff * 2**(n-1)``
-seconds (capped at :data:`MAX_BACKOFF`); authentication, host-key, refused-command and
-protocol failures are never retried (retrying them cannot help and may lock the account).
+seconds (capped at :data:`MAX_BACKOFF`), but not after a second timeout in the same
+phase (TCP connect, login, a command: it will time out there again); authentication,
+host-key, refused-command and protocol failures are never retried (retrying them cannot
+help and may lock the account).
+With an :class:`~collector.breaker.AuthBreaker`, each attempt first asks it whether its
+user may log in (gated until a login as that user succeeded; refused once too many failed).
 One device's failure never affects another: every exception is turned into that device's
 result.
 
@@ -47,11 +51,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 
+from collector.breaker import AuthBreaker
 from collector.commands import validate_peer
 from collector.credentials import Credentials
-from collector.options import DEFAULT_WORKERS
+from collector.options import DEFAULT_WORKERS, plural
 from collector.records import Device, DeviceResult, ErrorKind
-from collector.transport import Transport
+from collector.transport import Transport, current_phase
 
 __all__ = [
     "DEFAULT_RETRY_ON",
@@ -74,6 +79,8 @@ MIN_DEVICES_PER_PROCESS = 25
 """Fewer devices per process than this and a run stays in one process (forking a child
 and its pipe costs more than the CPU it would spread)."""
 MAX_AUTO_PROCESSES = 4
+STRAGGLERS = 5
+"""With this many devices left or fewer, :class:`Progress` names them."""
 
 
 def auto_processes(devices: int) -> int:
@@ -107,6 +114,9 @@ class Progress:
     failed: int
     elapsed: float
     """Seconds since the run started."""
+    left: tuple[tuple[str, float | None, str | None], ...] = ()
+    """When at most :data:`STRAGGLERS` devices are left: each one's name, the seconds its
+    current attempt has run and what it waits for (None: unknown, e.g. another process)."""
 
     @property
     def ok(self) -> int:
@@ -144,6 +154,8 @@ class _InFlight:
     started: float
     """Monotonic start of the current attempt."""
     attempt: int
+    thread: int = 0
+    """The worker thread reading it (for :func:`~collector.transport.current_phase`)."""
     waiting: bool = False
     """Sleeping between attempts (not overdue, whatever the clock says)."""
 
@@ -162,8 +174,10 @@ class _Fleet:
         backoff: float,
         retry_on: frozenset[ErrorKind],
         grace: float,
+        breaker: AuthBreaker | None = None,
     ) -> None:
         self.devices = devices
+        self.breaker = breaker
         self.collect_one = collect_one
         self.width = max(1, min(workers, len(devices)))
         self.timeout = timeout
@@ -204,15 +218,32 @@ class _Fleet:
     def with_retries(self, index: int) -> DeviceResult:
         device = self.devices[index]
         attempt = 0
+        breaker = self.breaker
+        timed_out_in: set[str] = set()
         while True:
+            if breaker is not None and not breaker.acquire(device, self.stop):
+                if attempt == 0 or not self.stop.is_set():
+                    return breaker.skipped(device)
+                break  # stopping: the last attempt's result stands
             attempt += 1
             with self.lock:
-                self.in_flight[index] = _InFlight(time.monotonic(), attempt)
+                self.in_flight[index] = _InFlight(time.monotonic(), attempt, threading.get_ident())
             result = self.attempt(device)
+            if breaker is not None:
+                breaker.release(device, result)
             if result.ok or attempt > self.retries or self.stop.is_set():
                 break
             if result.error is None or result.error.kind not in self.retry_on:
                 break
+            if result.error.kind is ErrorKind.TIMEOUT and result.error.phase is not None:
+                if result.error.phase in timed_out_in:
+                    log.info(
+                        "%s: timed out twice during %s; not retried again",
+                        device.name,
+                        result.error.phase,
+                    )
+                    break
+                timed_out_in.add(result.error.phase)
             delay = _backoff_delay(self.backoff, attempt)
             log.info(
                 "%s: %s (attempt %d of %d); retrying in %.1f s",
@@ -258,6 +289,23 @@ class _Fleet:
                 del self.in_flight[index]
         return stuck
 
+    def stragglers(self, emitted: set[int]) -> tuple[tuple[str, float | None, str | None], ...]:
+        """The devices not done yet: how long their current attempt has run, its phase."""
+        now = time.monotonic()
+        with self.lock:
+            flights = dict(self.in_flight)
+        left: list[tuple[str, float | None, str | None]] = []
+        for index, device in enumerate(self.devices):
+            if index in emitted:
+                continue
+            flight = flights.get(index)
+            if flight is None:
+                left.append((device.name, None, None))
+            else:
+                phase = "waiting to retry" if flight.waiting else current_phase(flight.thread)
+                left.append((device.name, now - flight.started, phase))
+        return tuple(left)
+
     def next_check(self) -> float:
         """Seconds until the earliest in-flight attempt could become overdue."""
         limit = self.timeout + self.grace
@@ -284,6 +332,7 @@ def _iter_indexed(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
+    breaker: AuthBreaker | None = None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """The run itself: ``(position in devices, result)`` in completion order."""
     if peer is not None:
@@ -309,6 +358,7 @@ def _iter_indexed(
         backoff=backoff,
         retry_on=retry_on,
         grace=grace,
+        breaker=breaker,
     )
     began = time.monotonic()
     emitted: set[int] = set()
@@ -321,6 +371,13 @@ def _iter_indexed(
                 ready.append(fleet.results.get(timeout=fleet.next_check()))
                 while True:  # and whatever else finished meanwhile
                     ready.append(fleet.results.get_nowait())
+            left = total - len(emitted)
+            if not ready and on_progress is not None and left <= STRAGGLERS:
+                # Waiting for stragglers: a fresh look at what they are doing, every second.
+                progress = Progress(
+                    total, len(emitted), failed, time.monotonic() - began, fleet.stragglers(emitted)
+                )
+                on_progress(progress)
             for index, flight in fleet.overdue(emitted):
                 device = device_list[index]
                 log.warning(
@@ -349,7 +406,15 @@ def _iter_indexed(
                     failed += 1
                 yield index, result
                 if on_progress is not None:
-                    on_progress(Progress(total, len(emitted), failed, time.monotonic() - began))
+                    on_progress(
+                        Progress(
+                            total,
+                            len(emitted),
+                            failed,
+                            time.monotonic() - began,
+                            fleet.stragglers(emitted) if total - len(emitted) <= STRAGGLERS else (),
+                        )
+                    )
     finally:
         fleet.stop.set()
 
@@ -462,7 +527,11 @@ def _iter_processes(
             process.start()
             writer.close()  # the child's copy alone: its end of life is our EOF
             children.append(_Child(number + 1, process, reader, set(positions)))
-        log.info("collecting in %d processes of %d workers", processes, child_options["workers"])
+        log.info(
+            "collecting in %s of %s",
+            plural(processes, "process", "processes"),
+            plural(int(child_options["workers"]), "worker"),  # type: ignore[call-overload]
+        )
         done = failed = 0
         open_children = {child.conn: child for child in children}
         while open_children:
@@ -489,7 +558,14 @@ def _iter_processes(
                         failed += 1
                     yield position, result
                     if on_progress is not None:
-                        on_progress(Progress(total, done, failed, time.monotonic() - began))
+                        left: tuple[tuple[str, float | None, str | None], ...] = ()
+                        if total - done <= STRAGGLERS:
+                            left = tuple(
+                                (devices[p].name, None, None)
+                                for c in children
+                                for p in sorted(c.pending)
+                            )
+                        on_progress(Progress(total, done, failed, time.monotonic() - began, left))
     finally:
         _stop_children(children)
         if known is not None and trusted and known.record and hasattr(known, "reload"):
@@ -559,6 +635,7 @@ def _iter_run(
     retry_on: frozenset[ErrorKind],
     on_progress: Callable[[Progress], None] | None,
     grace: float,
+    breaker: AuthBreaker | None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """One process (threads) or several (forked shards), by ``processes`` and fleet size."""
     if peer is not None:
@@ -575,6 +652,7 @@ def _iter_run(
         "keep_raw": keep_raw,
         "retry_on": retry_on,
         "grace": grace,
+        "breaker": breaker,  # shared memory: the children inherit it at the fork
     }
     if count > 1:
         return _iter_processes(
@@ -612,6 +690,7 @@ def iter_fleet(
     retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
     on_progress: Callable[[Progress], None] | None = None,
     grace: float = GRACE,
+    auth_breaker: AuthBreaker | None = None,
 ) -> Generator[DeviceResult, None, None]:
     """Collect every device, yielding each result as soon as that device is done.
 
@@ -632,6 +711,8 @@ def iter_fleet(
         retry_on: Error kinds worth another attempt.
         on_progress: Called in the consuming thread after every result.
         grace: Seconds past ``timeout`` before a stuck attempt is abandoned as ``timeout``.
+        auth_breaker: Stops logging in as a user whose logins keep being refused
+            (:mod:`collector.breaker`); the skipped devices are ``skipped-auth``.
 
     Raises:
         InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address (before any connection).
@@ -654,6 +735,7 @@ def iter_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
+        breaker=auth_breaker,
     )
     with contextlib.closing(run):  # closing this iterator stops the run (and its children)
         for _, result in run:
@@ -677,6 +759,7 @@ def collect_fleet(
     on_result: Callable[[DeviceResult], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     grace: float = GRACE,
+    auth_breaker: AuthBreaker | None = None,
 ) -> list[DeviceResult]:
     """Collect every device; the results in the order of ``devices``.
 
@@ -700,6 +783,7 @@ def collect_fleet(
         retry_on=retry_on,
         on_progress=on_progress,
         grace=grace,
+        breaker=auth_breaker,
     )
     with contextlib.closing(run):
         for index, result in run:

@@ -20,7 +20,7 @@ from netmiko.exceptions import NetmikoAuthenticationException
 from collector.commands import CommandNotAllowed
 from collector.credentials import CredentialsError, SecretMasker
 from collector.deadline import Deadline
-from collector.hostkeys import HostKeyError, KnownHosts
+from collector.hostkeys import HostKeyError, HostKeyProblem, KnownHosts
 from collector.records import ErrorKind
 
 __all__ = [
@@ -153,12 +153,17 @@ def classify_error(
         # Host key messages are ours (no device text) and end with the remedy
         # (ssh-keygen -R ...): a long known_hosts path must not cut it off.
         if isinstance(item, HostKeyError):
-            return ErrorKind.HOST_KEY, one_line(str(item), masker, limit=1000)
+            kind = (
+                ErrorKind.HOST_KEY_CHANGED
+                if item.problem is HostKeyProblem.CHANGED
+                else ErrorKind.HOST_KEY
+            )
+            return kind, one_line(str(item), masker, limit=1000)
         if isinstance(item, paramiko.BadHostKeyException):
             if known_hosts is not None:
                 error = known_hosts.changed_error(device_name, host, port, item.key)
-                return ErrorKind.HOST_KEY, one_line(str(error), masker, limit=1000)
-            return ErrorKind.HOST_KEY, one_line(f"host key of {where} changed", masker)
+                return ErrorKind.HOST_KEY_CHANGED, one_line(str(error), masker, limit=1000)
+            return ErrorKind.HOST_KEY_CHANGED, one_line(f"host key of {where} changed", masker)
     for item in chain:
         if isinstance(item, paramiko.BadAuthenticationType):
             allowed = ", ".join(item.allowed_types) or "none"

@@ -33,8 +33,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -177,6 +179,28 @@ def default_db_path() -> Path:
 
 def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
+
+
+def is_database_error(error: BaseException) -> bool:
+    """Whether ``error`` came from the database (its driver or server: a server that went
+    away, a full disk, a lock), rather than from the collector's own code."""
+    if isinstance(error, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.Error)
+
+
+APPLICATION = "collect-ike-offline"
+"""The schema marker: ``meta`` row ``application`` (with ``schema_version``)."""
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _foreign(target: str, tables: set[str]) -> str:
+    shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+    return (
+        f"{target}: not a collect-ike-offline history database (it holds other tables:"
+        f" {shown}; no schema marker of ours): point --db at a new file or database"
+    )
 
 
 def _epoch(moment: datetime) -> float:
@@ -340,9 +364,20 @@ class Store:
             rows = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         return {str(row[0]) for row in rows}
 
-    def create_schema(self) -> None:
-        """Create the tables (idempotent) and check the schema version."""
+    def create_schema(self, create: bool = True) -> None:
+        """Create the tables (idempotent) and check the schema version.
+
+        Args:
+            create: False (``report``, ``prune``): never create a schema; a database
+                without our history is a :class:`StoreError`.
+
+        Raises:
+            StoreError: another program's database (no schema marker of ours), no history
+                with ``create=False``, or a schema version this collector cannot use.
+        """
         existing = self._existing_tables()
+        if not self._check_ours(existing, create):
+            return
         if "meta" in existing and "schema_version" not in existing:
             self._check_version()  # a version 1 database (before schema_version existed)
         if set(TABLES) <= existing:
@@ -363,6 +398,11 @@ class Store:
                 "ON CONFLICT (key) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES ('application', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (APPLICATION,),
+            )
             # One row per version applied: the place later migrations record themselves.
             self._execute(
                 "INSERT INTO schema_version (version, applied) VALUES (?, ?) "
@@ -370,6 +410,33 @@ class Store:
                 (SCHEMA_VERSION, datetime.now(UTC).timestamp()),
             )
         self._check_version()
+
+    def _check_ours(self, existing: set[str], create: bool) -> bool:
+        """Whether the database is ours (or empty, and may be made ours); False: nothing to
+        do. A SQLite file with other tables, or our table names without our marker, is
+        refused; a PostgreSQL schema may also hold other programs' tables."""
+        if "meta" in existing:
+            try:
+                marker = {
+                    str(key): str(value)
+                    for key, value in self.fetch(
+                        "SELECT key, value FROM meta WHERE key IN ('schema_version', 'application')"
+                    )
+                }
+            except Exception:  # another program's meta table, other columns
+                marker = {}
+            if "schema_version" in marker and marker.get("application", APPLICATION) == APPLICATION:
+                return True
+            raise StoreError(_foreign(self.display_target, existing))
+        shared = self.dialect is Dialect.POSTGRES and not existing & set(TABLES)
+        if existing and not shared:
+            raise StoreError(_foreign(self.display_target, existing))
+        if not create:
+            raise StoreError(
+                f"{self.display_target}: no collect-ike-offline history there yet: run"
+                " 'collect-ike-offline collect' first, or point --db at the history"
+            )
+        return True
 
     def _stored_version(self) -> int:
         """The database's schema version (``schema_version`` rows, ``meta`` before them)."""
@@ -996,6 +1063,14 @@ class Store:
 
     # -- maintenance ---------------------------------------------------------------------
 
+    def prune_count(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """How many deletions :meth:`prune` would remove now (it changes nothing)."""
+        cutoff = (now or datetime.now(UTC)) - older_than
+        rows = self.fetch(
+            "SELECT count(*) FROM deletions WHERE t_utc < ?", (int(cutoff.timestamp()),)
+        )
+        return int(rows[0][0])
+
     def prune(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Delete deletions older than ``older_than`` (and runs, gaps started before).
 
@@ -1435,6 +1510,13 @@ def _connect_sqlite(path: Path, busy_timeout: float) -> sqlite3.Connection:
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        tables = {
+            str(row[0])
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if tables and "meta" not in tables:  # refused before WAL mode changes their file
+            connection.close()
+            raise StoreError(_foreign(str(path), tables))
         connection.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a power cut may lose the last commits, never corrupts, and
         # a killed process loses nothing committed (the WAL is in the OS page cache).
@@ -1468,21 +1550,31 @@ def open_store(
     *,
     keep_raw: bool = False,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    create: bool = True,
 ) -> Store:
-    """Open (and create, if needed) the history store.
+    """Open (and create, if needed and ``create``) the history store.
 
     Args:
         url_or_path: ``postgresql://user@host/db`` for PostgreSQL, a file path for SQLite,
             or None for the per-user default (:func:`default_db_path`).
         keep_raw: Store each device's raw output (zlib-compressed) for audit.
         busy_timeout: Seconds a SQLite writer waits for another one.
+        create: False: never create a schema (readers: ``report``, ``prune``).
 
     Raises:
-        StoreError: the database cannot be opened, reached or is of a newer schema.
+        StoreError: the database cannot be opened or reached, is another program's
+            (no schema marker of ours), has no history (``create=False``), a URL of an
+            unknown scheme, or of a newer schema.
     """
     target = default_db_path() if url_or_path is None else url_or_path
     text = os.fspath(target)
     store: Store
+    scheme = _URL_SCHEME.match(text)
+    if scheme is not None and not is_postgres_url(text):
+        raise StoreError(
+            f"--db {scheme.group(1)}://...: unknown database URL scheme {scheme.group(1)!r}"
+            " (use postgresql://user@host/db or a SQLite file path)"
+        )
     if is_postgres_url(text):
         store = Store(_connect_postgres(text), Dialect.POSTGRES, text, keep_raw=keep_raw)
     else:
@@ -1491,7 +1583,7 @@ def open_store(
             _connect_sqlite(path, busy_timeout), Dialect.SQLITE, str(path), keep_raw=keep_raw
         )
     try:
-        store.create_schema()
+        store.create_schema(create)
     except Exception as error:
         store.close()
         if isinstance(error, StoreError):

@@ -20,7 +20,8 @@ host key checks and deadline apply, and ``cli()`` ends up in our ``send_command`
 Output checks: a refused command (``Error: ...``) is ``command-rejected`` with the
 device's line; output that is not this command's at all (garbage, another prompt) is
 ``protocol``; a table whose ``Current info Num`` does not match its rows, or a session
-closed by the device while the table was printing, is ``incomplete-output``.
+closed by the device while the table was printing, is ``incomplete-output``; an answer over
+the byte or row caps of :mod:`collector.limits` is ``oversized-output``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from collector.clock import ClockParseError, DeviceClock, parse_display_clock
 from collector.credentials import Credentials
 from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
+from collector.limits import OutputGuard, OutputTooLarge
 from collector.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.ssh_config import SshConfigError, SshTarget, resolve_device
@@ -54,6 +57,7 @@ __all__ = [
     "NetmikoTransport",
     "Transport",
     "TransportUnavailable",
+    "current_phase",
     "make_transport",
     "result_from_output",
     "result_from_outputs",
@@ -126,6 +130,8 @@ def result_from_outputs(
 ) -> DeviceResult:
     """Check a device's command outputs (one, or one per SPU) and turn them into a result.
 
+    Text over the caps of :mod:`collector.limits` -> ``oversized-output`` (our session
+    stops reading there already; this covers text read another way).
     ``CommandRejected`` -> ``command-rejected`` with the device's line; other parse errors
     (not this command's output) -> ``protocol``; an incomplete table -> ``incomplete-output``
     with the reason. Any output failing fails the device (naming that command): a device
@@ -145,7 +151,14 @@ def result_from_outputs(
     records: list[OfflineRecord] = []
     for command, spu, text in outputs:
         try:
+            # Our session stopped reading at the caps already; this covers text read
+            # another way (each table's count, the lines, the bytes).
+            OutputGuard().feed(text)
             result = parse(text)
+        except OutputTooLarge as exc:
+            return DeviceResult.failure(
+                device, ErrorKind.OVERSIZED_OUTPUT, one_line(f"'{command}': {exc}"), **common
+            )
         except CommandRejected as exc:
             return DeviceResult.failure(
                 device,
@@ -214,6 +227,19 @@ class _Login:
     stage: Stage
     target: SshTarget
     """Where to connect and how (the inventory and its ssh_config, resolved)."""
+    connect_deadline: Deadline
+    """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
+
+
+_STAGES: dict[int, Stage] = {}
+"""The session stage of the device each thread is reading now (thread id -> stage)."""
+
+
+def current_phase(thread: int) -> str | None:
+    """What the device that thread ``thread`` reads is waiting for (``login``, a command),
+    or None when that thread reads none through :class:`_SessionTransport`."""
+    stage = _STAGES.get(thread)
+    return None if stage is None else stage.phase
 
 
 class _SessionTransport:
@@ -221,6 +247,8 @@ class _SessionTransport:
 
     name: str
     known_hosts: KnownHosts
+    connect_timeout: float | None = None
+    """Seconds from the start of an attempt to the device's prompt; None: the deadline."""
 
     def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
         """A logged-in session yielding ``run(command) -> output``; closed on exit."""
@@ -236,8 +264,28 @@ class _SessionTransport:
         clock: bool = False,
         keep_raw: bool = False,
     ) -> DeviceResult:
-        """Read one device (see :class:`Transport`): login, optional clock, the command."""
-        return _collect(self, device, credentials, peer, timeout, clock, keep_raw)
+        """Read one device (see :class:`Transport`): login, optional clock, the command.
+
+        ``timeout`` bounds the whole attempt; :attr:`connect_timeout` (when shorter) the
+        part up to the device's prompt (TCP, SSH banner, key exchange, login).
+        """
+        stage = Stage()
+        thread = threading.get_ident()
+        _STAGES[thread] = stage  # for a progress display: what this device waits for
+        try:
+            return _collect(
+                self,
+                device,
+                credentials,
+                peer,
+                timeout,
+                clock,
+                keep_raw,
+                self.connect_timeout,
+                stage,
+            )
+        finally:
+            _STAGES.pop(thread, None)
 
 
 class NetmikoTransport(_SessionTransport):
@@ -248,15 +296,22 @@ class NetmikoTransport(_SessionTransport):
         allow_sha1_kex: Allow the SHA-1 key exchanges of older VRP releases, if the
             installed paramiko has them (paramiko < 5, ``netmiko[par4]``). Off by default:
             they are disabled even where paramiko still offers them.
+        connect_timeout: Seconds from the start of an attempt to the device's prompt
+            (``--connect-timeout``); None: the attempt's deadline alone.
     """
 
     name = "netmiko"
 
     def __init__(
-        self, known_hosts: KnownHosts | None = None, *, allow_sha1_kex: bool = False
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
     ) -> None:
         self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
         self.allow_sha1_kex = allow_sha1_kex
+        self.connect_timeout = connect_timeout
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.known_hosts!r})"
@@ -303,6 +358,7 @@ class NetmikoTransport(_SessionTransport):
             identity_files=target.identity_files,
             connect_timeout=target.connect_timeout,
             keepalive=target.server_alive_interval or 0,  # netmiko's: ServerAliveInterval
+            connect_deadline=login.connect_deadline,
             **kwargs,
         )
 
@@ -312,7 +368,8 @@ class NetmikoTransport(_SessionTransport):
         connection = self.connection(login)
         with watched(login.deadline, connection.abort):
             try:
-                connection.connect()
+                with watched(login.connect_deadline, connection.abort):
+                    connection.connect()
                 yield connection.run_command
             finally:
                 connection.close()
@@ -337,6 +394,8 @@ def _collect(
     timeout: float,
     clock: bool,
     keep_raw: bool,
+    connect_timeout: float | None = None,
+    stage: Stage | None = None,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
     started = datetime.now(UTC)
@@ -344,8 +403,11 @@ def _collect(
         commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
     masker = credentials.masker()
     deadline = Deadline(timeout)
+    connect_deadline = Deadline(
+        timeout if connect_timeout is None else min(timeout, connect_timeout)
+    )
     username: str | None = None
-    stage = Stage()
+    stage = stage if stage is not None else Stage()
     target = SshTarget(device.hostname, device.port, device.username)
     try:
         if device.platform not in SUPPORTED_PLATFORMS:
@@ -359,7 +421,7 @@ def _collect(
         except SshConfigError as exc:  # the CLI checks this before connecting
             raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
         username = credentials.username_for(target.user)
-        login = _Login(device, credentials, username, deadline, stage, target)
+        login = _Login(device, credentials, username, deadline, stage, target, connect_deadline)
         device_clock: DeviceClock | None = None
         stage.phase = "SSH connect"
         with factory.session(login) as run:
@@ -367,9 +429,10 @@ def _collect(
                 device_clock = _read_clock(device, run)
             outputs = _read_offline_tables(device, run, peer)
     except Exception as exc:
+        connecting_too_long = connect_deadline.fired and not deadline.expired
         kind, message = classify_error(
             exc,
-            deadline=deadline,
+            deadline=connect_deadline if connecting_too_long else deadline,
             phase=stage.phase,
             username=username,
             host=target.hostname,
@@ -378,12 +441,22 @@ def _collect(
             device_name=device.name,
             masker=masker,
         )
+        if connecting_too_long and kind is ErrorKind.TIMEOUT:
+            message = (
+                f"no prompt within {connect_deadline.seconds:g} s of connecting"
+                f" (--connect-timeout; during {stage.phase})"
+            )
         log.info("%s: %s: %s", device.name, kind.value, message)
         if log.isEnabledFor(logging.DEBUG):
             detail = "".join(traceback.format_exception(exc))
             log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
         return DeviceResult.failure(
-            device, kind, message, started=started, finished=datetime.now(UTC)
+            device,
+            kind,
+            message,
+            phase=stage.phase,
+            started=started,
+            finished=datetime.now(UTC),
         )
     return result_from_outputs(
         device, outputs, started=started, keep_raw=keep_raw, device_clock=device_clock
@@ -522,9 +595,14 @@ class NapalmTransport(_SessionTransport):
     name = "napalm"
 
     def __init__(
-        self, known_hosts: KnownHosts | None = None, *, allow_sha1_kex: bool = False
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
     ) -> None:
         self._netmiko = NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+        self.connect_timeout = connect_timeout
         self.known_hosts = self._netmiko.known_hosts
         self._driver_class = _read_only_vrp_driver()
 
@@ -561,7 +639,8 @@ class NapalmTransport(_SessionTransport):
 
         with watched(login.deadline, abort):
             try:
-                driver.open()
+                with watched(login.connect_deadline, abort):
+                    driver.open()
                 yield run
             finally:
                 if holder:

@@ -16,6 +16,9 @@
   polling), the session is closed with ``quit`` and a channel close (stock Huawei cleanup
   waits ~2 s for silence), and ``TCP_NODELAY`` is set on the socket paramiko would create
   with Nagle on.
+* **bounded**: each command's answer is counted as it arrives
+  (:class:`~collector.limits.OutputGuard`: bytes, declared rows, lines); past a cap the
+  read stops, the text is dropped and the device fails with ``oversized-output``.
 * **deadline**: a per-device :class:`~collector.deadline.Deadline`; a watchdog thread
   shuts the socket and the paramiko transport when it passes (and ends a jump-host
   proxy), so a hung banner or a silent device ends in ``timeout`` at the deadline
@@ -52,6 +55,7 @@ from collector.commands import check_command, check_keystrokes
 from collector.credentials import SecretMasker
 from collector.deadline import Deadline
 from collector.hostkeys import KnownHosts
+from collector.limits import OutputGuard, OutputLimits, OutputTooLarge
 from collector.proxy import ProxyProcess, ProxyStartError
 from collector.records import ErrorKind
 from collector.ssh_config import Proxy
@@ -64,6 +68,7 @@ from collector.ssh_errors import (
     legacy_kex_available,
     target_answered,
 )
+from collector.terminal import strip_controls
 
 __all__ = [
     "AEAD_CIPHERS",
@@ -142,12 +147,12 @@ def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
 # --- output cleaning ------------------------------------------------------------------
 
 _PAGER = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}(?:[ \t]*\x1b\[[0-9]*D[ ]*\x1b\[[0-9]*D)?")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _ERROR_LINE = re.compile(r"^\s*Error(?:\[[0-9]+\])?\s*:", re.MULTILINE)
 
 
 def clean_output(text: str) -> str:
-    """Remove pager prompts, their erase sequences and other ANSI codes; LF line ends.
+    """Remove pager prompts, their erase sequences and every other terminal control
+    (:func:`collector.terminal.strip_controls`); LF line ends.
 
     Examples:
         >>> clean_output("a\\r\\n  ---- More ----\\x1b[16D                \\x1b[16Db\\r\\n")
@@ -157,9 +162,7 @@ def clean_output(text: str) -> str:
     # unless there is something to remove.
     if "More" in text:
         text = _PAGER.sub("", text)
-    if "\x1b" in text:
-        text = _ANSI.sub("", text)
-    return text.replace("\r\n", "\n").replace("\r", "")
+    return strip_controls(text)
 
 
 # --- the netmiko connection -----------------------------------------------------------
@@ -201,10 +204,15 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         proxy: Proxy | None = None,
         identity_files: tuple[str, ...] = (),
         connect_timeout: float | None = None,
+        limits: OutputLimits | None = None,
+        connect_deadline: Deadline | None = None,
         **kwargs: Any,
     ) -> None:
         self.stage = stage if stage is not None else Stage()
+        self.limits = limits if limits is not None else OutputLimits()
         self.deadline = deadline
+        self.connect_deadline = connect_deadline
+        self._connecting = False
         self.known_hosts = known_hosts
         self.device_name = device_name
         self.masker = masker or SecretMasker()
@@ -237,9 +245,13 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     def connect(self) -> None:
         """Open the SSH session, answer the login questions and turn paging off.
 
+        Until the prompt is seen, waits end at the earlier of the deadline and the
+        connect deadline (``--connect-timeout``).
+
         Raises:
             SessionError: ``jump-host`` when the proxy ended before the session was up.
         """
+        self._connecting = True
         try:
             self._open()
         except Exception as exc:
@@ -254,6 +266,15 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
                     f" {self.connect_timeout:g} s (ssh_config)",
                 ) from exc
             raise
+        finally:
+            self._connecting = False
+
+    def _remaining(self) -> float:
+        """Seconds left to wait now: the deadline, or the connect deadline while connecting."""
+        remaining = self.deadline.remaining()
+        if self._connecting and self.connect_deadline is not None:
+            remaining = min(remaining, self.connect_deadline.remaining())
+        return remaining
 
     def _banner_timed_out(self, exc: BaseException) -> bool:
         """Whether paramiko gave up on the banner before the deadline: the ssh_config's
@@ -279,7 +300,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
 
     def _connect_params_dict(self) -> dict[str, Any]:
         params: dict[str, Any] = super()._connect_params_dict()
-        slack = max(0.1, self.deadline.remaining()) + _LIBRARY_SLACK
+        slack = max(0.1, self._remaining()) + _LIBRARY_SLACK
         params["timeout"] = slack
         # ssh_config ConnectTimeout bounds the TCP connect and the wait for the banner,
         # as in OpenSSH.
@@ -329,7 +350,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     def _open_socket(self, host: str, port: int) -> socket.socket:
         """TCP connect ourselves, so Nagle is off and the watchdog can shut the socket."""
         self.phase = "TCP connect"
-        remaining = self.deadline.remaining()
+        remaining = self._remaining()
         if remaining <= 0 or self._aborted.is_set():
             raise DeadlinePassed
         timeout = min(remaining, self.connect_timeout or remaining)
@@ -440,7 +461,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             raise ConnectionDropped
         waited = 0.0
         while True:
-            remaining = self.deadline.remaining()
+            remaining = self._remaining()
             if remaining <= 0 or self._aborted.is_set():
                 raise DeadlinePassed
             wait = min(remaining, 5.0)
@@ -478,15 +499,21 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.write_channel(command + self.RETURN)
         text = ""
         answered_at = -1
+        guard = OutputGuard(self.limits)
         try:
             while True:
-                text += self._recv()
+                chunk = self._recv()
+                guard.feed(chunk)
+                text += chunk
                 tail = text[-512:]
                 if self._at_prompt(tail):
                     break
                 if _MORE_AT_END.search(tail) and len(text) != answered_at:
                     self.write_channel(commands.PAGER_KEY)
                     answered_at = len(text)
+        except OutputTooLarge as exc:
+            del text  # freed now, not when the device's result is built
+            raise SessionError(ErrorKind.OVERSIZED_OUTPUT, f"'{command}': {exc}") from None
         except ConnectionDropped:
             lines = clean_output(text).count("\n")
             kind = ErrorKind.INCOMPLETE_OUTPUT if lines > 1 else ErrorKind.PROTOCOL

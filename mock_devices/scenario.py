@@ -81,6 +81,13 @@ class Fault(StrEnum):
     GARBAGE_OUTPUT = "garbage_output"
     PASSWORD_CHANGE_PROMPT = "password_change_prompt"
     SAVE_PROMPT = "save_prompt"
+    # Hostile devices: answers no real device gives, for the collector's bounds.
+    HUGE_TABLE = "huge_table"
+    """A table of ``huge_rows`` rows whose ``Current info Num`` matches."""
+    ENDLESS_OUTPUT = "endless_output"
+    """After the table's first lines, an endless stream of escapes and binary bytes."""
+    TERMINAL_NOISE = "terminal_noise"
+    """The table with OSC titles, C1 CSI inside reasons and DCS strings (still complete)."""
 
 
 class ScenarioError(ValueError):
@@ -290,6 +297,8 @@ class DeviceSpec:
 
     scripted: tuple[Scripted, ...] = ()
     """Deletions at times relative to start, merged into the first buffer's records."""
+    huge_rows: int = 60_000
+    """Rows of the ``huge_table`` fault's table (its records cycled)."""
 
     @property
     def model(self) -> str:
@@ -644,6 +653,7 @@ _DEVICE_KEYS = {
     "inventory_zone",
     "inventory_data",
     "scripted",
+    "huge_rows",
 }
 _CLOCK_KEYS = {"timezone", "start", "skew_s", "zone_label", "style", "dst"}
 
@@ -739,6 +749,7 @@ def build_device(
         inventory_zone=bool(merged.get("inventory_zone", True)),
         inventory_data=dict(_as_mapping(merged.get("inventory_data"), f"{spot}.inventory_data")),
         scripted=_scripted(merged.get("scripted"), spot),
+        huge_rows=max(1, int(merged.get("huge_rows", 60_000))),
     )
 
 
@@ -835,12 +846,20 @@ def scenario_from_dict(
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A scenario file: a path, or the name of a shipped scenario (``demo``, ``faults``...)."""
+    """A scenario file: the name of a shipped scenario (``demo``, ``faults``...), else a path.
+
+    A bare name (no directory, no ``.yaml``) of a shipped scenario is the shipped one even if
+    something of that name is in the working directory (``./fleet`` names a local file).
+    """
     path = Path(name_or_path)
-    if path.exists():
-        return path
     shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if shipped.exists():
+    text = str(name_or_path)
+    bare = "/" not in text and not text.endswith((".yaml", ".yml"))
+    if bare and shipped.is_file():
+        return shipped
+    if path.is_file():
+        return path
+    if shipped.is_file():
         return shipped
     known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
     raise ScenarioError(f"scenario {str(name_or_path)!r} not found (shipped: {known})")

@@ -27,7 +27,14 @@ from mock_devices.clocktext import clock_lines, stamp_line
 from mock_devices.commands import Command, CommandError, ErrorKind, command_tree, parse_command
 from mock_devices.device import DeviceState, buffer_label
 from mock_devices.scenario import Fault
-from mock_devices.tables import Row, frame_history_section, frame_table, render_row
+from mock_devices.tables import (
+    Layout,
+    Row,
+    firewall_reason,
+    frame_history_section,
+    frame_table,
+    render_row,
+)
 
 CRLF = "\r\n"
 MORE = "  ---- More ----"
@@ -80,6 +87,8 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         self._eof = False
         self._skip_lf = False
         self._task: asyncio.Task[None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
 
     # -- asyncssh callbacks --------------------------------------------------------------------
 
@@ -434,12 +443,43 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         if isinstance(buffer, CommandError):
             await self.emit(buffer.lines(self.prompt))
             return True
-        rows, body = self.device.rendered_records(self.spec.layout, buffer)
+        layout = self.spec.layout
+        rows, body = self.device.rendered_records(layout, buffer)
         peer = command.params.get("<ip>")
         if peer is not None:
-            body = [text for row, text in zip(rows, body, strict=True) if row.peer == peer]
-        await self._answer_table(frame_table(self._shown(body), self.spec.layout, len(body)))
+            kept = [(row, text) for row, text in zip(rows, body, strict=True) if row.peer == peer]
+            rows, body = [row for row, _ in kept], [text for _, text in kept]
+        body = self._hostile(rows, body)
+        if self.spec.has(Fault.ENDLESS_OUTPUT):
+            self.write(CRLF.join(frame_table(body, layout, len(body))[:6]) + CRLF)
+            await self._endless()
+        await self._answer_table(frame_table(self._shown(body), layout, len(body)))
         return True
+
+    def _hostile(self, rows: list[Row], body: list[str]) -> list[str]:
+        """The rows as a hostile device sends them: with terminal noise, or far too many."""
+        spec = self.spec
+        if spec.has(Fault.TERMINAL_NOISE):
+            body = _noisy_rows(rows, body, spec.layout)
+        if spec.has(Fault.HUGE_TABLE) and body:
+            body = [body[index % len(body)] for index in range(spec.huge_rows)]
+        return body
+
+    async def _endless(self) -> None:
+        """Send escapes and binary bytes until the client goes away (at the pace it reads)."""
+        chunk = ("\x1b[31m\udcff\udcfe\x00garbage\x9b2J\x1b]0;t\x07 " * 256 + CRLF).encode(
+            "utf-8", "surrogateescape"
+        ) * 16
+        while True:
+            await self._writable.wait()
+            self.write_bytes(chunk)
+            await asyncio.sleep(0)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     async def emit(self, lines: list[str]) -> None:
         """Print command output, paging it while paging is on."""
@@ -468,6 +508,18 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
                     self.write(MORE_ERASE)
                     return
             self.write(MORE_ERASE)
+
+
+def _noisy_rows(rows: list[Row], body: list[str], layout: Layout) -> list[str]:
+    """The rows with terminal controls a confused terminal server might add: an OSC title
+    before each row, a C1 CSI inside the reason (``d\x9b2Jpd timeout``), a DCS string at
+    the end. A collector that strips them all reads the same records."""
+    noisy = []
+    for row, line in zip(rows, body, strict=True):
+        reason = firewall_reason(row.reason) if layout == "firewall" else row.reason
+        line = line.replace(reason, reason[:1] + "\x9b2J" + reason[1:], 1)
+        noisy.append("\x1b]0;" + row.peer + "\x07" + line + "\x1bP1$r0m\x1b\\")
+    return noisy
 
 
 def _key_name(key: int) -> str:

@@ -39,9 +39,48 @@ class PgServer:
     port: int
     user: str
     datadir: Path
+    pg_bin: Path | None = None
+    options: str = ""
+    logfile: Path | None = None
+    os_user: str | None = None
+    """The system user the cluster runs as (None: this one)."""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``pg_ctl stop -m MODE``: ``immediate`` is a crash (no shutdown checkpoint)."""
+        assert self.pg_bin is not None
+        _run(
+            _as(
+                self.os_user,
+                [str(self.pg_bin / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"],
+            ),
+            "pg_ctl stop",
+        )
+
+    def start(self) -> None:
+        """Start the cluster again (same port and options) and wait until it accepts."""
+        assert self.pg_bin is not None and self.logfile is not None
+        _run(
+            _as(
+                self.os_user,
+                [
+                    str(self.pg_bin / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-o",
+                    self.options,
+                    "-l",
+                    str(self.logfile),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            ),
+            "pg_ctl start",
+        )
 
 
 def find_pg_bin() -> Path | None:
@@ -104,8 +143,12 @@ def _run(argv: list[str], what: str) -> None:
 
 
 @contextlib.contextmanager
-def running_server(pg_bin: Path) -> Iterator[PgServer]:
-    """Start a throwaway cluster; stop it and remove its files on exit."""
+def running_server(pg_bin: Path, *, durable: bool = False) -> Iterator[PgServer]:
+    """Start a throwaway cluster; stop it and remove its files on exit.
+
+    ``durable``: commits survive a crash (``pg_ctl stop -m immediate``); by default fsync
+    and synchronous commit are off, for speed.
+    """
     user = _server_user()
     base = Path(tempfile.mkdtemp(prefix="ike-pg-"))
     datadir = base / "data"
@@ -138,6 +181,8 @@ def running_server(pg_bin: Path) -> Iterator[PgServer]:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=60"
         )
+        if durable:
+            options = options.replace("synchronous_commit=off", "synchronous_commit=on")
         _run(
             _as(
                 user,
@@ -158,7 +203,9 @@ def running_server(pg_bin: Path) -> Iterator[PgServer]:
             "pg_ctl start",
         )
         started = True
-        yield PgServer("127.0.0.1", port, "postgres", datadir)
+        yield PgServer(
+            "127.0.0.1", port, "postgres", datadir, pg_bin, options, base / "server.log", user
+        )
     finally:
         if started:
             with contextlib.suppress(Exception):

@@ -242,5 +242,5 @@ def test_progress_bar_only_on_a_terminal() -> None:
     bar.close()
     text = tty.getvalue()
     assert "4/4 devices, 1 failed, 2.0/s" in text
-    assert text.endswith("\r")
+    assert text.endswith("\r\x1b[K")  # erased in place at the end
     assert progress_line(Progress(total=10, done=5, failed=0, elapsed=10.0)).endswith("ETA 10 s")

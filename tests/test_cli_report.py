@@ -135,10 +135,66 @@ def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
 def test_prune(db: Path) -> None:
     result = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "3d"])
     assert result.exit_code == 0, result.stderr
-    assert "removed 1 deletions" in result.stderr
+    assert "removed 1 deletion older than" in result.stderr
     summary = json.loads(report(db, "--since", "30d", "--format", "json").stdout)["summary"]
     assert summary["totals"]["records"] == 3
     bad = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "soon"])
     assert bad.exit_code == 2 and "--older-than" in bad.stderr
     quiet = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "90d", "-q"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def stored_total(db: Path) -> int:
+    summary = json.loads(report(db, "--since", "3650d", "--format", "json").stdout)["summary"]
+    return int(summary["totals"]["records"])
+
+
+def test_prune_dry_run_changes_nothing(db: Path) -> None:
+    before = stored_total(db)
+    result = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "3d", "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "would remove 1 deletion older than " in result.stderr
+    assert result.stderr.rstrip().endswith("(dry run)")
+    assert stored_total(db) == before
+
+
+def prune_on_a_terminal(db: Path, answer: bytes, *args: str) -> tuple[int, str]:
+    """``prune`` with its stdin on a real pseudo-terminal (as an operator runs it)."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("collect-ike-offline")
+    leader, follower = os.openpty()
+    with subprocess.Popen(
+        [str(script), "prune", "--db", str(db), "--older-than", "3d", *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        os.close(follower)
+        os.write(leader, answer)
+        _, stderr = process.communicate(timeout=60)
+    os.close(leader)
+    return process.returncode, stderr.decode()
+
+
+def test_prune_asks_on_a_terminal(db: Path) -> None:
+    before = stored_total(db)
+    code, stderr = prune_on_a_terminal(db, b"n\n")
+    assert code == 1, stderr
+    assert "Remove 1 deletion older than " in stderr
+    assert "cancelled; nothing removed" in stderr
+    assert stored_total(db) == before
+    code, stderr = prune_on_a_terminal(db, b"y\n")
+    assert code == 0, stderr
+    assert "removed 1 deletion" in stderr
+    assert stored_total(db) == before - 1
+
+
+def test_prune_yes_does_not_ask(db: Path) -> None:
+    before = stored_total(db)
+    code, stderr = prune_on_a_terminal(db, b"", "--yes")
+    assert code == 0, stderr
+    assert "Remove " not in stderr
+    assert stored_total(db) == before - 1

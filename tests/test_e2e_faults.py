@@ -44,6 +44,9 @@ EXPECTED_ERRORS: dict[str, ErrorKind | None] = {
     "f-garbage-output": ErrorKind.PROTOCOL,
     "f-password-change-prompt": None,
     "f-save-prompt": None,
+    "f-huge-table": ErrorKind.OVERSIZED_OUTPUT,
+    "f-endless-output": ErrorKind.OVERSIZED_OUTPUT,
+    "f-terminal-noise": None,
 }
 
 
@@ -284,7 +287,15 @@ def test_valid_peer_reads_only_that_peer(env: Env) -> None:
 
 def test_json_shape(env: Env) -> None:
     document = env.collect("--host", "ok-*", "--host", "f-port-closed", "--format", "json").json()
-    assert set(document) == {"generated_at", "times", "window", "devices", "summary"}
+    assert set(document) == {
+        "schema_version",
+        "generated_at",
+        "times",
+        "window",
+        "devices",
+        "summary",
+    }
+    assert document["schema_version"] == 1
     for device in document["devices"]:
         assert {"name", "hostname", "status", "error", "records"} <= set(device)
         assert device["status"] in ("ok", "failed")
@@ -334,8 +345,31 @@ def test_vv_shows_the_conversation_but_never_the_password(env: Env) -> None:
     assert PASSWORD not in run.stderr + run.stdout
 
 
-def test_quiet_prints_only_the_report(env: Env) -> None:
+def test_quiet_prints_the_report_and_one_summary_line(env: Env) -> None:
+    """--quiet (the README's cron line): no warnings, but a run that did not go well says
+    so in one line, so cron mails it."""
     run = env.collect("--host", "ok-router", "--host", "f-port-closed", "--quiet")
     assert run.code == 1
-    assert run.stderr == ""
+    assert run.stderr.splitlines() == [
+        "collect-ike-offline: error: 1 of 2 devices could not be read (unreachable 1);"
+        " see the report"
+    ]
     assert "Fleet report generated" in run.stdout
+
+
+def test_quiet_is_silent_only_when_the_run_is_clean(env: Env) -> None:
+    clean = env.collect("--host", "ok-router", "--quiet")
+    assert clean.code == 0
+    assert clean.stderr == ""
+    # Every device failing (a wrong password): never silent.
+    wrong = env.collect("--host", "ok-*", "--quiet", password="not-the-password")
+    assert wrong.code == 3
+    assert wrong.stderr.splitlines()[-1] == (
+        "collect-ike-offline: error: 2 of 2 devices could not be read (auth 2); see the report"
+    )
+    # A breached threshold.
+    breach = env.collect("--host", "ok-router", "--quiet", "--fail-on", "failed>=0")
+    assert breach.code == 4
+    assert breach.stderr.splitlines() == [
+        "collect-ike-offline: error: --fail-on failed>=0 breached: 0; see the report"
+    ]

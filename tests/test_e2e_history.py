@@ -253,7 +253,58 @@ def test_output_file_is_written_atomically(history: History, tmp_path: Path) -> 
     missing = tmp_path / "no-such-dir" / "report.json"
     failed = history.collect("--output", str(missing))
     assert failed.code == 2
-    assert f"cannot write {missing}" in failed.stderr
+    # Found before collecting (preflight), not after the whole fleet was read and stored.
+    assert f"--output {missing}: directory {missing.parent} does not exist" in failed.stderr
+
+
+def test_temp_files_of_a_killed_write_are_removed_by_the_next(
+    history: History, tmp_path: Path
+) -> None:
+    """SIGKILL a process inside write_atomic (after the temp file is written, before the
+    rename): the next collect --output/--prometheus to the same files removes its leftover
+    once it is older than a minute, and leaves a young one (a write in progress) and files
+    that are not ours alone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    code = (
+        "import os, sys, time\n"
+        "from collector import render\n"
+        "def stuck(src, dst):\n"
+        "    print('written', flush=True)\n"
+        "    time.sleep(600)\n"
+        "render.os.replace = stuck\n"
+        "render.write_atomic(sys.argv[1], 'x' * 100000)\n"
+    )
+    leftovers = []
+    for name in ("ike.json", "ike.prom"):
+        victim = subprocess.Popen(
+            [sys.executable, "-c", code, str(out / name)], stdout=subprocess.PIPE, text=True
+        )
+        assert victim.stdout is not None and victim.stdout.readline() == "written\n"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        (left,) = out.glob(f".{name}.*.tmp")
+        leftovers.append(left)
+    stale = time.time() - 120
+    for left in leftovers:
+        os.utime(left, (stale, stale))
+    young = out / ".ike.json.young123.tmp"
+    young.write_text("another writer, in progress")
+    theirs = out / ".other.json.abc.tmp"
+    theirs.write_text("not ours")
+    os.utime(theirs, (stale, stale))
+
+    run = history.collect("--output", str(out / "ike.json"), "--prometheus", str(out / "ike.prom"))
+    assert run.code == 0, run.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["ike.json", "ike.prom", young.name, theirs.name]
+    )
+    assert json.loads((out / "ike.json").read_text())["summary"]["totals"]["devices"] == 2
 
 
 DATED = {

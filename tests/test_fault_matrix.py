@@ -103,6 +103,21 @@ MATRIX: tuple[Case, ...] = (
     Case("garbage_output", ErrorKind.PROTOCOL, rf"unexpected answer to {_TABLE}", 3, "failure"),
     Case("password_change_prompt", None, "", 0, "records"),
     Case("save_prompt", None, "", 0, "records"),
+    Case(
+        "huge_table",
+        ErrorKind.OVERSIZED_OUTPUT,
+        rf"{_TABLE}: 'Current info Num' says 60000, more than the 1000 rows one table may hold",
+        3,
+        "failure",
+    ),
+    Case(
+        "endless_output",
+        ErrorKind.OVERSIZED_OUTPUT,
+        rf"{_TABLE}: more than 4 MB of output \(the cap is 4 MB\)",
+        3,
+        "failure",
+    ),
+    Case("terminal_noise", None, "", 0, "records"),
 )
 
 
@@ -240,6 +255,16 @@ def test_the_documented_table_matches_the_tests() -> None:
     }
     expected["device vanishes mid-run"] = (ErrorKind.PROTOCOL.value, "1")
     expected["collector killed mid-run"] = ("-", "137")
+    expected["wrong password on a fleet"] = (ErrorKind.SKIPPED_AUTH.value, "3")  # e2e_auth_breaker
+    expected["hang_no_banner with --connect-timeout 1"] = (ErrorKind.TIMEOUT.value, "1")
+    for preflight in (  # tests/test_e2e_preflight.py
+        "--output into a missing directory",
+        "foreign SQLite file as --db",
+        "known_hosts with a bad line",
+    ):
+        expected[preflight] = ("-", "2")
+    expected["PostgreSQL stopped mid-run"] = ("-", "5")  # tests/test_e2e_db_failure.py
+    expected["host key changed"] = (ErrorKind.HOST_KEY_CHANGED.value, "3")  # security_hostkeys
     assert documented == expected
 
 

@@ -110,7 +110,7 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
 
     result = NetmikoTransport(KnownHosts(path)).collect(as_device(state), CREDENTIALS, timeout=15)
 
-    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED
     message = result.error.message
     assert "edge-1" in message and "CHANGED" in message
     assert old in message and new in message
@@ -126,7 +126,7 @@ def test_changed_key_is_refused_within_the_same_run(fleet: FleetThread, tmp_path
     assert transport.collect(as_device(state), CREDENTIALS).ok
     fleet.update_device("edge-2", host_key_seed="impostor")
     result = transport.collect(as_device(state), CREDENTIALS, timeout=15)
-    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED
 
 
 def test_strict_refuses_unknown_hosts_before_login(fleet: FleetThread, tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_hashed_entry_with_another_key_is_a_change(fleet: FleetThread, tmp_path:
         f"{paramiko.HostKeys.hash_host(entry(state))} {other.get_name()} {other.get_base64()}\n"
     )
     result = NetmikoTransport(KnownHosts(path)).collect(as_device(state), CREDENTIALS, timeout=15)
-    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED
     assert fingerprint(other) in result.error.message
     assert mock_fingerprint(state) in result.error.message
 
@@ -174,7 +174,7 @@ def test_known_key_of_another_type_is_a_change(fleet: FleetThread, tmp_path: Pat
     path = tmp_path / "known_hosts"
     path.write_text(f"{entry(state)} {rsa.get_name()} {rsa.get_base64()}\n")
     result = NetmikoTransport(KnownHosts(path)).collect(as_device(state), CREDENTIALS, timeout=15)
-    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED
     assert fingerprint(rsa) in result.error.message
 
 
@@ -209,7 +209,7 @@ def test_wildcard_entry_with_another_key_is_a_change(fleet: FleetThread, tmp_pat
     pattern = "*" if state.port == 22 else f"[*]:{state.port}"
     path.write_text(f"{pattern} {other.get_name()} {other.get_base64()}\n")
     result = NetmikoTransport(KnownHosts(path)).collect(as_device(state), CREDENTIALS, timeout=15)
-    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY
+    assert result.error is not None and result.error.kind is ErrorKind.HOST_KEY_CHANGED
     assert fingerprint(other) in result.error.message
     assert logins(state) == 0  # refused before the password is sent
 

@@ -284,3 +284,19 @@ def test_authorized_keys_from_a_file(tmp_path: Path) -> None:
     missing = {"devices": [{"name": "k", "authorized_keys_file": str(tmp_path / "nope")}]}
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(missing, "pw")
+
+
+def test_a_shipped_scenario_name_wins_over_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mock-huawei-fleet --scenario fleet`` with a directory ``fleet`` here: the shipped one."""
+    from mock_devices.scenario import SCENARIO_DIR, resolve_scenario_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fleet").mkdir()
+    (tmp_path / "demo").write_text("not: a scenario\n")
+    assert resolve_scenario_path("fleet") == SCENARIO_DIR / "fleet.yaml"
+    assert resolve_scenario_path("demo") == SCENARIO_DIR / "demo.yaml"
+    (tmp_path / "mine.yaml").write_text("devices: []\n")
+    assert resolve_scenario_path("mine.yaml") == Path("mine.yaml")
+    assert resolve_scenario_path("./demo") == Path("./demo")

@@ -116,7 +116,15 @@ def test_records_unknown_format() -> None:
 
 def test_report_json_exact_shape(report: FleetReport) -> None:
     document = json.loads(render_report(report, "json"))
-    assert list(document) == ["generated_at", "times", "window", "devices", "summary"]
+    assert list(document) == [
+        "schema_version",
+        "generated_at",
+        "times",
+        "window",
+        "devices",
+        "summary",
+    ]
+    assert document["schema_version"] == 1
     assert document["generated_at"] == "2024-03-02T08:00:00+00:00"
     assert document["window"] == {"since": None, "until": None}
     devices = {device["name"]: device for device in document["devices"]}
@@ -277,7 +285,7 @@ def test_csv_cells_are_neutralised_against_formulas() -> None:
 def test_report_table_has_the_numbers(report: FleetReport) -> None:
     text = render_report(report, "table")
     assert "Totals: 5 devices (3 ok, 2 failed), 7 disruptive deletions, 4 peers" in text
-    assert "Routine: 1 deletions (ha, rekey: SAs renewed, not tunnels down;" in text
+    assert "Routine: 1 deletion (ha, rekey: SAs renewed, not tunnels down;" in text
     for title in (
         "Devices",
         "Deletions by reason",

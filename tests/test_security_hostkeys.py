@@ -113,12 +113,23 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
     for state in fleet.devices:
         state.clear_journal()
 
-    run = collect(fleet, known_hosts)
+    metrics = tmp_path / "ike.prom"
+    run = collect(fleet, known_hosts, "--prometheus", str(metrics))
     assert run.code == 1  # edge-a still read
     error = run.errors()["edge-b"]
-    assert error is not None and error["kind"] == "host-key"
+    # Counted apart from unknown keys and ordinary failures: its own kind, an error line.
+    assert error is not None and error["kind"] == "host-key-changed"
     for text in (error["message"], run.stderr):
         assert "edge-b" in text and old in text and new in text and "CHANGED" in text
+    assert f"collect-ike-offline: error: edge-b: host-key-changed: {error['message']}" in (
+        run.stderr
+    )
+    assert (
+        "collect-ike-offline: error: host key CHANGED on 1 device (edge-b): possible"
+        " interception; nothing was sent to them." in run.stderr
+    )
+    assert 'ike_offline_device_errors{kind="host-key-changed"} 1.0' in metrics.read_text()
+    assert 'ike_offline_device_errors{kind="host-key"} 0.0' in metrics.read_text()
     assert "ssh-keygen -R" in error["message"]
     assert run.errors()["edge-a"] is None
     assert not logged_in(replaced), "credentials were offered to an impostor"

@@ -241,3 +241,66 @@ def test_reprs_results_and_library_logs_hold_no_canary(
     assert handler.texts
     for text in handler.texts:
         assert CANARY not in text
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_forked_processes_have_no_password_in_their_environment(tmp_path: Path) -> None:
+    """``--processes 2``: neither the collector nor its forked children show the password
+    in ``/proc/<pid>/environ`` (the children inherit it in memory, not in an environment),
+    and the run still logs in everywhere."""
+    spec = {
+        "defaults": {
+            "username": "admin",
+            "latency_ms": 150,
+            "records": {"generate": {"count": 3, "seed": 4}},
+        },
+        "devices": [{"name": f"env-{n:02d}"} for n in range(60)],
+    }
+    with start_fleet(spec, password=CANARY, inventory=tmp_path / "inv") as fleet:
+        assert fleet.inventory_path is not None
+        process = subprocess.Popen(
+            [
+                *collector_command(),
+                "collect",
+                "--inventory",
+                str(fleet.inventory_path),
+                "--known-hosts",
+                str(tmp_path / "known_hosts"),
+                "--no-store",
+                "--processes",
+                "2",
+                "--workers",
+                "4",
+                "--format",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "IKE_COLLECTOR_PASSWORD": CANARY, "NO_COLOR": "1"},
+        )
+        environs: dict[int, bytes] = {}
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            children = _children(process.pid)
+            for pid in [process.pid, *children]:
+                with contextlib.suppress(OSError):
+                    environs[pid] = (Path("/proc") / str(pid) / "environ").read_bytes()
+            if len(children) >= 2 and len(environs) >= 3:
+                break
+            time.sleep(0.05)
+        _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr.decode()
+    assert len(environs) >= 3, "the collector and its two children were seen"
+    for pid, environ in environs.items():
+        assert CANARY.encode() not in environ, pid
+        assert b"PATH=" in environ  # the rest of the environment is there
