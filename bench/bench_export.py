@@ -26,7 +26,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.bench_history import ingest
-from collector.store import open_store
+from collector.history.store import open_store
 
 PER_DEVICE = 200
 
@@ -47,7 +47,7 @@ def _command() -> list[str]:
     script = Path(sys.executable).with_name("collect-ike-offline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def run_child(args: list[str]) -> tuple[float, float, int]:

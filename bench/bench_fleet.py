@@ -62,7 +62,7 @@ import yaml
 from tabulate import tabulate
 
 from bench.fleet_clients import PASSWORD_ENV
-from collector.options import DEFAULT_WORKERS
+from collector.core.options import DEFAULT_WORKERS
 from mock_devices.loadcheck import cpu_seconds
 from mock_devices.process import FleetProcess, start_fleet_process
 from mock_devices.scenario import SCENARIO_DIR
@@ -277,7 +277,7 @@ def run_collect(
     report.unlink(missing_ok=True)
     new_expected = 0 if repeat else records
     command = [
-        *_script("collect-ike-offline", "collector.cli"),
+        *_script("collect-ike-offline", "collector.cli.main"),
         "collect",
         "--inventory",
         str(hosts),

@@ -28,9 +28,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from collector.records import REASONS, Device, DeviceResult, DeviceStatus, OfflineRecord
-from collector.report import FleetReport
-from collector.store import Store, open_store
+from collector.core.aggregate import FleetReport
+from collector.core.records import REASONS, Device, DeviceResult, DeviceStatus, OfflineRecord
+from collector.history.store import Store, open_store
 
 NOW = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
 """A fixed "now", so every run builds the same data; records span the week before it."""

@@ -1,4 +1,4 @@
-"""Benchmark: collector.parse against compiled TextFSM templates on the same output.
+"""Benchmark: collector.core.parse against compiled TextFSM templates on the same output.
 
 Builds a router-layout ``display ike offline-info`` output of ``--rows`` rows (three
 in ten with reasons longer than their column, i.e. the single-space layout) through
@@ -7,7 +7,7 @@ times them in the same run with :mod:`timeit` (process CPU time): ``--repeat``
 rounds, each running every parser ``--number`` times in turn (interleaved, so a busy
 machine slows all of them alike), keeping each parser's best round.
 
-* ``collector.parse``: the full job: typed ``OfflineRecord`` objects with reason
+* ``collector.core.parse``: the full job: typed ``OfflineRecord`` objects with reason
   codes and categories, ``datetime`` offline times, address validation, the
   ``Current info Num`` cross-check.
 * TextFSM, compiled once outside the loop, ``Reset()`` + ``ParseText()`` per parse.
@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 import textfsm
 from tabulate import tabulate
 
-from collector.parse import parse
+from collector.core.parse import parse
 from mock_devices.tables import Row, render_output
 
 # The TextFSM template a netmiko user would write for this output, top to bottom. The
@@ -105,7 +105,7 @@ def check_same_rows(text: str, fsms: Sequence[textfsm.TextFSM]) -> int:
     """All parsers read the same rows; returns how many rows have the single-space layout."""
     result = parse(text)
     if not result.complete:
-        raise SystemExit(f"collector.parse found problems: {result.problems}")
+        raise SystemExit(f"collector.core.parse found problems: {result.problems}")
     ours = [
         (r.peer, r.reason, f"v{r.ike_version}", r.offline_time.strftime("%Y-%m-%d %H:%M:%S"))
         for r in result.records
@@ -146,7 +146,7 @@ def textfsm_parser(template: str) -> tuple[textfsm.TextFSM, Callable[[str], obje
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_parser",
-        description="Time collector.parse against compiled TextFSM on one output.",
+        description="Time collector.core.parse against compiled TextFSM on one output.",
     )
     parser.add_argument("--rows", type=int, default=200, help="table rows (default 200)")
     parser.add_argument(
@@ -169,12 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         {
             baseline: lambda: natural(text),
             "textfsm, tuned template": lambda: tuned(text),
-            "collector.parse (typed records)": lambda: parse(text),
+            "collector.core.parse (typed records)": lambda: parse(text),
         },
         args.repeat,
         args.number,
     )
-    ours = timings["collector.parse (typed records)"]
+    ours = timings["collector.core.parse (typed records)"]
     table = [
         (
             name,
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         tabulate(
             table,
-            headers=["parser", "CPU us per parse", "rows/s", "time / collector.parse"],
+            headers=["parser", "CPU us per parse", "rows/s", "time / collector.core.parse"],
             colalign=("left", "right", "right", "right"),
         )
     )

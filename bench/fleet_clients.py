@@ -226,10 +226,10 @@ def run_paramiko_loop(hosts_file: Path, password: str, limit: int) -> dict[str, 
 
 def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -> dict[str, Any]:
     """One device, ``repeat`` times in a row, with our transport (after one warm-up)."""
-    from collector.credentials import Credentials, Secret
-    from collector.hostkeys import KnownHosts
-    from collector.inventory import load_inventory
-    from collector.transport import NetmikoTransport
+    from collector.inventory.loading import load_inventory
+    from collector.ssh.credentials import Credentials, Secret
+    from collector.ssh.hostkeys import KnownHosts
+    from collector.ssh.transport import NetmikoTransport
 
     device = load_inventory(hosts_file).devices[0]
     transport = NetmikoTransport(KnownHosts(known_hosts))
@@ -282,13 +282,13 @@ def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -
 
     from datetime import UTC, datetime
 
-    from collector.credentials import Credentials, Secret
-    from collector.hostkeys import KnownHosts
-    from collector.inventory import load_inventory
-    from collector.report import aggregate
-    from collector.run import collect_fleet
-    from collector.store import open_store
-    from collector.transport import NetmikoTransport
+    from collector.core.aggregate import aggregate
+    from collector.fleet.run import collect_fleet
+    from collector.history.store import open_store
+    from collector.inventory.loading import load_inventory
+    from collector.ssh.credentials import Credentials, Secret
+    from collector.ssh.hostkeys import KnownHosts
+    from collector.ssh.transport import NetmikoTransport
 
     lap("imports (collector, netmiko, paramiko)")
     devices = load_inventory(hosts_file).devices

@@ -29,15 +29,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector import __version__
-from collector import collect as _collect
-from collector import run as _run
-from collector.collect import Collection
-from collector.credentials import Credentials, Secret
-from collector.hostkeys import KnownHosts
-from collector.inventory import Inventory, InventoryError, load_inventory, select
-from collector.options import DEFAULT_WORKERS
-from collector.parse import CommandRejected, ParseError, ParseResult, parse
-from collector.records import (
+from collector.core.aggregate import FleetReport, GroupBy
+from collector.core.options import DEFAULT_WORKERS
+from collector.core.parse import CommandRejected, ParseError, ParseResult, parse
+from collector.core.records import (
     Category,
     Device,
     DeviceError,
@@ -46,10 +41,15 @@ from collector.records import (
     ErrorKind,
     OfflineRecord,
 )
-from collector.render import render_prometheus, render_report, report_dict
-from collector.report import FleetReport, GroupBy
-from collector.store import Store, StoreError, open_store
-from collector.transport import Transport, TransportUnavailable, make_transport
+from collector.fleet import collect as _collect
+from collector.fleet import run as _run
+from collector.fleet.collect import Collection
+from collector.history.store import Store, StoreError, open_store
+from collector.inventory.loading import Inventory, InventoryError, load_inventory, select
+from collector.output.render import render_prometheus, render_report, report_dict
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import Transport, TransportUnavailable, make_transport
 
 __all__ = [
     "Category",
@@ -141,7 +141,7 @@ def collect_fleet(
 
     Raises:
         TransportUnavailable: ``"napalm"`` without napalm-huawei-vrp installed.
-        collector.commands.InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address.
+        collector.core.commands.InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address.
     """
     return _run.collect_fleet(
         devices,

@@ -17,28 +17,28 @@ How a host is reached: from its ``netmiko`` connection parameters, exactly as
 nornir_netmiko's connection plugin would read them (``hostname``, ``port``, ``username``,
 ``password``, ``platform`` and ``connection_options.netmiko.extras``, inherited from groups
 and defaults the Nornir way; Nornir's ``ssh.config_file`` when that file exists). The
-session itself is :class:`~collector.vrp_session.ReadOnlyHuaweiSSH` through
-:class:`~collector.transport.NetmikoTransport`, not nornir_netmiko's stock
+session itself is :class:`~collector.ssh.vrp_session.ReadOnlyHuaweiSSH` through
+:class:`~collector.ssh.transport.NetmikoTransport`, not nornir_netmiko's stock
 ``ConnectHandler``: netmiko's Huawei class answers ``Y`` to the "save the configuration?"
 question some devices ask after login, ours answers ``N`` and sends only display commands.
 So the task neither opens nor reuses ``host.connections["netmiko"]``: it opens its own
 session, with a hard ``timeout`` for the whole of it, and closes it before it returns (the
 same as one device of ``collect-ike-offline collect``). Extras other than key, agent and
-ssh_config settings are ignored (see :data:`~collector.transport.PASSTHROUGH_EXTRAS`):
+ssh_config settings are ignored (see :data:`~collector.ssh.transport.PASSTHROUGH_EXTRAS`):
 host-key settings and session logs in particular, because host keys are checked against
 ``known_hosts`` (trust on first use unless ``strict``) and a session log would write the
 conversation to a file.
 
 What comes back is a Nornir ``Result``:
 
-* read: ``result`` is the list of :class:`~collector.records.OfflineRecord` (named tuples;
+* read: ``result`` is the list of :class:`~collector.core.records.OfflineRecord` (named tuples;
   ``record.to_dict()`` for JSON), ``failed`` False;
 * not read: ``failed`` True, ``exception`` a :class:`DeviceReadError` whose ``kind`` is the
-  :class:`~collector.records.ErrorKind` (``auth``, ``timeout``, ``incomplete-output``, ...),
+  :class:`~collector.core.records.ErrorKind` (``auth``, ``timeout``, ``incomplete-output``, ...),
   ``result`` its one-line message. Nothing is raised, so Nornir logs no traceback, and the
   host lands in ``nr.data.failed_hosts`` as for any failed task;
-* always: ``device_result`` (the :class:`~collector.records.DeviceResult`) and ``outcome``
-  (the :class:`~collector.store.DeviceOutcome` when recorded into a history, else None).
+* always: ``device_result`` (the :class:`~collector.core.records.DeviceResult`) and ``outcome``
+  (the :class:`~collector.history.store.DeviceOutcome` when recorded into a history, else None).
 
 What ``collect`` warns about (a wrapped buffer, a skewed device clock) is logged the same
 way, through Python logging (``collector.*`` loggers), not printed.
@@ -63,21 +63,26 @@ from typing import TYPE_CHECKING, Any
 
 from nornir.core.task import Result, Task
 
-from collector.collect import _warn_gap, _warn_skew
-from collector.commands import (
+from collector.core.commands import (
     InvalidDeviceSetting,
     InvalidPeer,
     check_device_settings,
     offline_info_command,
 )
-from collector.credentials import Credentials, Secret
-from collector.hostkeys import KnownHosts
-from collector.inventory import DEFAULT_PLATFORM, DEFAULT_PORT, PLATFORMS, _with_platform_command
-from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord
-from collector.transport import NetmikoTransport
+from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord
+from collector.fleet.collect import _warn_gap, _warn_skew
+from collector.inventory.loading import (
+    DEFAULT_PLATFORM,
+    DEFAULT_PORT,
+    PLATFORMS,
+    _with_platform_command,
+)
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import NetmikoTransport
 
 if TYPE_CHECKING:
-    from collector.store import DeviceOutcome, RunId, Store
+    from collector.history.store import DeviceOutcome, RunId, Store
 
 __all__ = [
     "CONNECTION_OPTIONS",
@@ -98,7 +103,7 @@ class DeviceReadError(Exception):
 
     Attributes:
         device: The Nornir host name.
-        kind: Why, one of :class:`~collector.records.ErrorKind`.
+        kind: Why, one of :class:`~collector.core.records.ErrorKind`.
         message: One line for the operator (never contains a secret).
     """
 
@@ -144,7 +149,7 @@ class HistoryRun:
     transaction per device), so one ``HistoryRun`` serves every thread of ``nr.run``.
 
     Args:
-        store: An open history (:func:`collector.store.open_store`); the caller closes it.
+        store: An open history (:func:`collector.history.store.open_store`); the caller closes it.
         inventory: Recorded with the run (a path or a name such as ``"nornir"``).
     """
 
@@ -195,7 +200,7 @@ class HistoryRun:
 
 
 def device_from_host(host: Any) -> Device:
-    """The collector's :class:`~collector.records.Device` for one Nornir host.
+    """The collector's :class:`~collector.core.records.Device` for one Nornir host.
 
     Hostname, port, username, platform and extras come from the host's ``netmiko``
     connection parameters (inherited from groups and defaults); ``data`` is the host's
@@ -270,7 +275,7 @@ def ike_offline_info(
         task: Nornir's task (``nr.run(task=ike_offline_info, ...)``).
         peer: Only this peer's deletions (dotted-decimal IPv4), as ``collect --peer``.
         store: A :class:`HistoryRun` to record the result into, or None.
-        known_hosts: A known_hosts path or :class:`~collector.hostkeys.KnownHosts`;
+        known_hosts: A known_hosts path or :class:`~collector.ssh.hostkeys.KnownHosts`;
             ``~/.ssh/known_hosts`` when None. Unknown devices are trusted on first use
             and recorded, changed keys are refused (``host-key``).
         strict_host_keys: Refuse devices whose key is not in ``known_hosts``.
@@ -305,9 +310,9 @@ def ike_offline_info(
     device_result = transport.collect(
         device, credentials, peer=peer, timeout=timeout, clock=clock_from_device
     )
-    _warn_skew(device_result)  # logged as collect logs them (logger collector.collect)
+    _warn_skew(device_result)  # logged as collect logs them (logger collector.fleet.collect)
     if store is not None:
-        from collector.store import StoreError
+        from collector.history.store import StoreError
 
         try:
             outcome = store.record(device_result)

@@ -46,7 +46,7 @@ def _collector_command() -> list[str]:
     script = Path(sys.executable).with_name("collect-ike-offline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def _parser() -> argparse.ArgumentParser:

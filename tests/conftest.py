@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import Store, open_store
+from collector.history.store import Store, open_store
 
 pytest_plugins = ["mock_devices.pytest_plugin", "pg_server", "sshd_server"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store_v2" / "store_v2.json"
 BASE = datetime(2026, 3, 1)
@@ -125,8 +125,8 @@ def report_numbers(report: Any) -> dict[str, Any]:
 
 
 def _dump(out: Path) -> None:  # pragma: no cover - run by hand with the v2 collector
-    from collector.store import open_store
-    from collector.store_schema import SCHEMA, SCHEMA_VERSION, Dialect, ddl
+    from collector.history.schema import SCHEMA, SCHEMA_VERSION, Dialect, ddl
+    from collector.history.store import open_store
 
     assert SCHEMA_VERSION == 2, "run this with the version 2 collector"
     with tempfile.TemporaryDirectory() as scratch, open_store(f"{scratch}/h.sqlite3") as store:

@@ -45,7 +45,7 @@ def test_bench_parser_runs_as_documented_with_tiny_numbers() -> None:
     assert completed.returncode == 0, completed.stderr
     out = completed.stdout
     assert "12 rows" in out
-    assert "collector.parse (typed records)" in out
+    assert "collector.core.parse (typed records)" in out
     assert "textfsm, template in output order" in out
     assert "textfsm, tuned template" in out
 

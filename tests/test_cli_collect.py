@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import collector.report
-from collector.cli import main
-from collector.logs import cli_logging, color_enabled
-from collector.options import (
+import collector.core.aggregate
+from collector.cli.main import main
+from collector.core.options import (
     breached,
     format_duration,
     parse_duration,
@@ -24,8 +23,9 @@ from collector.options import (
     parse_threshold,
     threshold_counts,
 )
-from collector.progress import ProgressBar, progress_line
-from collector.run import Progress
+from collector.fleet.run import Progress
+from collector.output.logs import cli_logging, color_enabled
+from collector.output.progress import ProgressBar, progress_line
 
 PASSWORD = "canary-Cli-pw-5150"
 
@@ -146,7 +146,7 @@ def test_internal_error_is_one_masked_line_exit_70(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"boom with {PASSWORD} inside")
 
-    monkeypatch.setattr(collector.report, "aggregate", broken)
+    monkeypatch.setattr(collector.core.aggregate, "aggregate", broken)
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), "--retries", "0")
     assert result.exit_code == 70
     assert "internal error: RuntimeError: boom with ******** inside" in result.stderr

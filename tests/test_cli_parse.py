@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.records import RECORD_FIELDS
+from collector.cli.main import main
+from collector.core.records import RECORD_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
 RECORD_CASES = sorted(

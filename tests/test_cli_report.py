@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.cli import main
-from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
-from collector.render import DEVICE_CSV_FIELDS
-from collector.store import open_store
+from collector.cli.main import main
+from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.history.store import open_store
+from collector.output.render import DEVICE_CSV_FIELDS
 
 NOW = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
 

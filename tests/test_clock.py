@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from collector import clock
-from collector.clock import (
+from collector.core import clock
+from collector.core.clock import (
     ClockParseError,
     DeviceClock,
     ZoneError,

@@ -1,4 +1,4 @@
-"""``collector.collect.run_collection`` from Python, without click, over real SSH."""
+"""``collector.fleet.collect.run_collection`` from Python, without click, over real SSH."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from collector.collect import run_collection
-from collector.credentials import Credentials, Secret
-from collector.hostkeys import KnownHosts
-from collector.inventory import load_inventory
-from collector.records import DeviceStatus
-from collector.store import open_store
-from collector.transport import NetmikoTransport
+from collector.core.records import DeviceStatus
+from collector.fleet.collect import run_collection
+from collector.history.store import open_store
+from collector.inventory.loading import load_inventory
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import NetmikoTransport
 
 PASSWORD = "run-collection-pw"
 FLEET = {

@@ -11,11 +11,11 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.compare import Dimension, compare, parse_window, previous_window
-from collector.records import Device, DeviceResult, DeviceStatus, OfflineRecord
-from collector.report import aggregate
-from collector.store import open_store
+from collector.cli.main import main
+from collector.core.aggregate import aggregate
+from collector.core.compare import Dimension, compare, parse_window, previous_window
+from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
+from collector.history.store import open_store
 
 NOW = datetime(2026, 3, 8, tzinfo=UTC)
 

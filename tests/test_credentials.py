@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from collector.credentials import (
+from collector.ssh.credentials import (
     DEFAULT_PASSWORD_ENV,
     MASK,
     Credentials,

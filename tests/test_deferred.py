@@ -22,7 +22,7 @@ def test_importing_the_transport_does_not_run_invoke() -> None:
     out = run_python(
         """
         import sys
-        import collector.transport  # netmiko, paramiko
+        import collector.ssh.transport  # netmiko, paramiko
         print(type(sys.modules["invoke"]).__name__, "invoke.tasks" in sys.modules)
         """
     )
@@ -33,7 +33,7 @@ def test_ssh_config_match_exec_still_runs_through_invoke() -> None:
     out = run_python(
         """
         import sys
-        import collector.transport
+        import collector.ssh.transport
         from paramiko import SSHConfig
 
         config = SSHConfig.from_text(
@@ -57,3 +57,16 @@ def test_other_imports_of_invoke_get_the_real_module() -> None:
         """
     )
     assert out == "module invoke.tasks True"
+
+
+def test_importing_the_core_leaves_sys_modules_alone() -> None:
+    out = run_python(
+        """
+        import sys
+        import collector
+        import collector.core.aggregate
+        import collector.core.records
+        print("invoke" in sys.modules, "paramiko" in sys.modules)
+        """
+    )
+    assert out == "False False"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.records import ErrorKind
+from collector.cli.main import main
+from collector.core.records import ErrorKind
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "breaker-Right-Pw-77"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from mock_devices.fleet import start_fleet
 
 PASSWORD = "connect-timeout-Pw-9"

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.cli import main
-from collector.lock import RunLock, default_lock_path
-from collector.records import normalize_reason
-from collector.store import open_store
+from collector.cli.lock import RunLock, default_lock_path
+from collector.cli.main import main
+from collector.core.records import normalize_reason
+from collector.history.store import open_store
 from mock_devices.fleet import FleetThread
 from mock_devices.tables import Row
 
@@ -273,7 +273,7 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next(
     out.mkdir()
     code = (
         "import os, sys, time\n"
-        "from collector import render\n"
+        "from collector.output import render\n"
         "def stuck(src, dst):\n"
         "    print('written', flush=True)\n"
         "    time.sleep(600)\n"

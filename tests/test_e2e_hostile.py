@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collector.records import ErrorKind, normalize_reason
+from collector.core.records import ErrorKind, normalize_reason
 from mock_devices.fleet import start_fleet
 
 PASSWORD = "hostile-Pw-5521"
@@ -46,7 +46,7 @@ def collector_command() -> list[str]:
     script = Path(sys.executable).with_name("collect-ike-offline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def run_measured(args: list[str]) -> tuple[int, str, int]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from mock_devices.fleet import FleetThread
 
 PASSWORD = "canary-Inc-pw-4410"

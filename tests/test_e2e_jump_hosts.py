@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from sshd_server import Bastion
 from test_e2e_faults import assert_matches_mock
 
-from collector.cli import main
+from collector.cli.main import main
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.pytest_plugin import FleetFactory
 

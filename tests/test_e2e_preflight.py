@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "preflight-Pw-31"

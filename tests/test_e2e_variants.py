@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.records import EXTRA_REASONS, normalize_reason
+from collector.cli.main import main
+from collector.core.records import EXTRA_REASONS, normalize_reason
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread
 

@@ -13,10 +13,10 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.export import EXPORT_FIELDS
-from collector.records import Device, DeviceResult, DeviceStatus, OfflineRecord
-from collector.store import open_store
+from collector.cli.main import main
+from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
+from collector.history.store import open_store
+from collector.output.export import EXPORT_FIELDS
 
 BASE = datetime(2026, 3, 1, 10, 0)  # device-local
 

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.records import ErrorKind, normalize_reason
+from collector.cli.main import main
+from collector.core.records import ErrorKind, normalize_reason
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.server import Fleet
@@ -147,7 +147,7 @@ def collector_command() -> list[str]:
     script = Path(sys.executable).with_name("collect-ike-offline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def row_key(row: Any) -> tuple[Any, ...]:

@@ -6,11 +6,11 @@ mutated the way a broken session or a hostile device mangles them (ANSI sequence
 remnants, CRLF, random insertions, deletions, truncation, random bytes decoded with
 ``errors='replace'``, as the transport decodes). Whatever comes in:
 
-* nothing but :class:`collector.parse.ParseError` (or its ``CommandRejected``) escapes;
+* nothing but :class:`collector.core.parse.ParseError` (or its ``CommandRejected``) escapes;
 * what does come out is well formed: valid addresses, versions 1/2, real datetimes, and no
   terminal control character in any text the reports print (a device must not be able to
   drive the operator's terminal through a reason text);
-* the transport's output check (:func:`collector.transport.result_from_output`) never
+* the transport's output check (:func:`collector.ssh.transport.result_from_output`) never
   raises and always names an error kind for a failed result;
 * valid rows surrounded by noise still parse to exactly the rendered records.
 """
@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.parse import ParseError, ParseResult, parse
-from collector.records import Device, DeviceStatus, OfflineRecord
-from collector.transport import result_from_output
+from collector.core.parse import ParseError, ParseResult, parse
+from collector.core.records import Device, DeviceStatus, OfflineRecord
+from collector.ssh.transport import result_from_output
 from mock_devices.tables import LAYOUTS, Layout, Row, firewall_reason, render_output
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

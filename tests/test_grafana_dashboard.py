@@ -18,7 +18,7 @@ import promql_parser
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.cli import main
+from collector.cli.main import main
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "ike-offline.json"
 PASSWORD = "grafana-dash-pw"

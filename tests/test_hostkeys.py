@@ -15,16 +15,16 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from collector.credentials import Credentials, Secret
-from collector.hostkeys import (
+from collector.core.records import Device, ErrorKind
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.hostkeys import (
     HostKeyError,
     HostKeyProblem,
     KnownHosts,
     fingerprint,
     host_entry_name,
 )
-from collector.records import Device, ErrorKind
-from collector.transport import NetmikoTransport
+from collector.ssh.transport import NetmikoTransport
 from mock_devices.device import DeviceState, host_key_for
 from mock_devices.fleet import FleetThread
 

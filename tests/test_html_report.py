@@ -22,10 +22,10 @@ from chromium import open_page, screenshot
 from click.testing import CliRunner
 from test_e2e_incidents import OUTAGE, PASSWORD
 
-from collector.cli import main
-from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
-from collector.render import render_report
-from collector.report import aggregate
+from collector.cli.main import main
+from collector.core.aggregate import aggregate
+from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.output.render import render_report
 
 ROOT = Path(__file__).resolve().parent.parent
 

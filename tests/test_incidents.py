@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
-from collector.incidents import (
+from collector.core.incidents import (
     Event,
     IncidentKind,
     Thresholds,
@@ -19,7 +19,7 @@ from collector.incidents import (
     pair_tunnels,
     run_events,
 )
-from collector.records import (
+from collector.core.records import (
     Category,
     Device,
     DeviceResult,
@@ -170,7 +170,7 @@ def test_run_events_are_utc_and_disruptive_only(zone: str) -> None:
             OfflineRecord.build("10.0.0.2", "phase2 sa replace", 2, local),
         ),
     )
-    from collector.report import device_zone
+    from collector.core.aggregate import device_zone
 
     zones = [device_zone(result)]
     assert run_events([result], zones) == []  # one deletion can make no incident: not built
@@ -182,8 +182,8 @@ def test_run_events_are_utc_and_disruptive_only(zone: str) -> None:
 def test_run_report_shows_incidents_in_table_and_json() -> None:
     import json
 
-    from collector.render import render_report
-    from collector.report import aggregate
+    from collector.core.aggregate import aggregate
+    from collector.output.render import render_report
 
     local = datetime(2026, 11, 30, 11, 12, 0)  # +08:00: 03:12 UTC
     results = [
@@ -212,8 +212,8 @@ def test_run_report_shows_incidents_in_table_and_json() -> None:
 @pytest.mark.parametrize("name", ["Europe/Berlin", "America/New_York", "+05:30", "UTC"])
 def test_event_times_equal_the_stores_conversion(name: str) -> None:
     """run_events' fast conversion equals clock.to_utc (the store's), DST edges included."""
-    from collector.clock import parse_zone, to_utc
-    from collector.incidents import _epoch_seconds
+    from collector.core.clock import parse_zone, to_utc
+    from collector.core.incidents import _epoch_seconds
 
     zone = parse_zone(name)
     convert = _epoch_seconds(zone)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.inventory import (
+from collector.core.records import Device
+from collector.inventory.loading import (
     Inventory,
     InventoryError,
     Shard,
@@ -20,7 +21,6 @@ from collector.inventory import (
     username_problem,
     valid_hostname,
 )
-from collector.records import Device
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventory"
 
@@ -738,7 +738,7 @@ def test_shard_stable_across_processes(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "from collector.inventory import Shard;"
+        "from collector.inventory.loading import Shard;"
         "print([k for n in ['a','bb','r1','dev-0042'] for k in range(1,6) if Shard(k,5).holds(n)])"
     )
     outputs = {

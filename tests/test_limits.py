@@ -1,10 +1,10 @@
-"""collector.limits: the caps of one answer, counted chunk by chunk as the session reads."""
+"""collector.core.limits: the caps of one answer, counted chunk by chunk as the session reads."""
 
 from __future__ import annotations
 
 import pytest
 
-from collector.limits import OutputGuard, OutputLimits, OutputTooLarge
+from collector.core.limits import OutputGuard, OutputLimits, OutputTooLarge
 
 
 def test_a_count_line_split_across_chunks_is_seen_once() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.lock import LOCK_HELD_EXIT_CODE, LockHeld, RunLock, default_lock_path
+from collector.cli.lock import LOCK_HELD_EXIT_CODE, LockHeld, RunLock, default_lock_path
 
 HOLDER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from collector.lock import RunLock
+from collector.cli.lock import RunLock
 lock = RunLock({path!r})
 lock.acquire()
 print("held", flush=True)

@@ -15,10 +15,10 @@ from nornir import InitNornir
 from nornir.core import Nornir
 from nornir.core.task import AggregatedResult
 
-from collector import commands
+from collector.core import commands
+from collector.core.records import ErrorKind, OfflineRecord, classify_reason
+from collector.history.store import open_store
 from collector.nornir import DeviceReadError, HistoryRun, IkeOfflineResult, ike_offline_info
-from collector.records import ErrorKind, OfflineRecord, classify_reason
-from collector.store import open_store
 
 PASSWORD = "nornir-task-pw"
 FLEET = {

@@ -1,4 +1,4 @@
-"""Tests of collector.parse: one fixture per device case, with golden expected records.
+"""Tests of collector.core.parse: one fixture per device case, with golden expected records.
 
 Each ``tests/fixtures/offline_info/<case>.txt`` is device output, byte for byte; its
 ``<case>.json`` holds what ``parse --format json`` prints for it
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-import collector.parse
-from collector.parse import (
+import collector.core.parse
+from collector.core.parse import (
     CommandRejected,
     ParseError,
     ParseResult,
@@ -29,7 +29,7 @@ from collector.parse import (
     parse,
     strip_terminal_noise,
 )
-from collector.records import Category, OfflineRecord
+from collector.core.records import Category, OfflineRecord
 from mock_devices.tables import Row, render_output
 
 FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
@@ -406,7 +406,7 @@ def test_strip_terminal_noise_keeps_line_structure() -> None:
 
 
 def test_doctests() -> None:
-    failures, tried = doctest.testmod(collector.parse)
+    failures, tried = doctest.testmod(collector.core.parse)
     assert tried > 0
     assert failures == 0
 

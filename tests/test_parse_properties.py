@@ -1,4 +1,4 @@
-"""Property tests of collector.parse (hypothesis).
+"""Property tests of collector.core.parse (hypothesis).
 
 Random records rendered by ``mock_devices.tables`` in each layout parse back equal,
 with or without device noise around and between the lines; arbitrary text never
@@ -12,8 +12,8 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.parse import ParseError, ProblemKind, parse
-from collector.records import REASONS, OfflineRecord
+from collector.core.parse import ParseError, ProblemKind, parse
+from collector.core.records import REASONS, OfflineRecord
 from mock_devices.tables import (
     LAYOUTS,
     Layout,
@@ -205,7 +205,7 @@ def test_cut_anywhere_is_never_silent(
 @given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
 def test_row_patterns_yield_one_tuple_per_line(text: str) -> None:
     """parse() numbers lines by the position of findall's tuples: one per line, always."""
-    from collector.parse import _FIREWALL_ROW, _ROUTER_ROW
+    from collector.core.parse import _FIREWALL_ROW, _ROUTER_ROW
 
     for shape in (_ROUTER_ROW, _FIREWALL_ROW):
         assert len(shape.findall(text)) == text.count("\n") + 1

@@ -1,4 +1,4 @@
-"""collector.proxy: the proxy child on a socket pair, its stderr, its environment, its end."""
+"""collector.ssh.proxy: the proxy child on a socket pair, its stderr, its environment, its end."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from collector.proxy import (
+from collector.ssh.proxy import (
     MAX_STDERR,
     ProxyProcess,
     ProxyStartError,
     child_environment,
     summarise,
 )
-from collector.ssh_config import Proxy
+from collector.ssh.ssh_config import Proxy
 
 
 def shell(command: str) -> Proxy:

@@ -16,7 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_report import GENERATED, make_results
 
-from collector.records import (
+from collector.core.aggregate import FleetReport, GapSummary, ReasonCount, aggregate
+from collector.core.records import (
     ALL_REASONS,
     RECORD_FIELDS,
     Device,
@@ -25,7 +26,7 @@ from collector.records import (
     ErrorKind,
     OfflineRecord,
 )
-from collector.render import (
+from collector.output.render import (
     DEVICE_CSV_FIELDS,
     RECORD_CSV_FIELDS,
     render_prometheus,
@@ -33,7 +34,6 @@ from collector.render import (
     render_report,
     write_atomic,
 )
-from collector.report import FleetReport, GapSummary, ReasonCount, aggregate
 
 RECORDS = (
     OfflineRecord.build("10.0.0.1", "dpd timeout", 2, datetime(2024, 1, 2, 3, 4, 5)),
@@ -432,7 +432,7 @@ def test_tables_show_values_verbatim() -> None:
     odd = OfflineRecord.build("10.0.0.9", "1e3", 2, datetime(2024, 1, 2, 3, 4, 5))
     assert "1e3" in render_records((odd,), (), "table")
     assert "1000" not in render_records((odd,), (), "table")
-    from collector.records import Device, DeviceResult, DeviceStatus
+    from collector.core.records import Device, DeviceResult, DeviceStatus
 
     result = DeviceResult(Device("007", "10.0.0.7"), DeviceStatus.OK, (odd,))
     text = render_report(aggregate([result], generated_at=GENERATED), "table", records=True)

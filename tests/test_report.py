@@ -7,16 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from collector.clock import parse_display_clock, parse_zone
-from collector.records import (
-    Category,
-    Device,
-    DeviceResult,
-    DeviceStatus,
-    ErrorKind,
-    OfflineRecord,
-)
-from collector.report import (
+from collector.core.aggregate import (
     CategoryCount,
     DeviceFailure,
     GroupBy,
@@ -29,6 +20,15 @@ from collector.report import (
     choose_trend_interval,
     group_breakdown,
     with_local_times,
+)
+from collector.core.clock import parse_display_clock, parse_zone
+from collector.core.records import (
+    Category,
+    Device,
+    DeviceResult,
+    DeviceStatus,
+    ErrorKind,
+    OfflineRecord,
 )
 
 GENERATED = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)

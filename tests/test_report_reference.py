@@ -1,6 +1,6 @@
 """``aggregate`` against a record-by-record reference, over random fleets.
 
-``collector.report`` counts through ``Counter.update(map(getter, records))`` so that a
+``collector.core.aggregate`` counts through ``Counter.update(map(getter, records))`` so that a
 200,000-record run costs a fraction of a second; this checks that the fast path counts
 exactly what a plain loop over every record counts, ties and all, and that every time
 it shows is the UTC instant of each device's local time (zones fixed, half-hour, DST).
@@ -15,15 +15,15 @@ from types import MappingProxyType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.clock import parse_zone, to_utc
-from collector.records import Device, DeviceResult, DeviceStatus, OfflineRecord
-from collector.report import (
+from collector.core.aggregate import (
     UNKNOWN_REASON_CODE,
     FleetReport,
     TrendInterval,
     aggregate,
     bucket_start,
 )
+from collector.core.clock import parse_zone, to_utc
+from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
 
 NOW = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
 BASE = datetime(2024, 3, 1, 0, 0)

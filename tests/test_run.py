@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector import run
-from collector.cli import main
-from collector.commands import InvalidPeer
-from collector.credentials import Credentials, Secret
-from collector.hostkeys import KnownHosts
-from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind
-from collector.run import Progress, auto_processes, collect_fleet, iter_fleet
-from collector.transport import NetmikoTransport
+from collector.cli.main import main
+from collector.core.commands import InvalidPeer
+from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
+from collector.fleet import run
+from collector.fleet.run import Progress, auto_processes, collect_fleet, iter_fleet
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import NetmikoTransport
 from mock_devices.fleet import start_fleet
 
 CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))

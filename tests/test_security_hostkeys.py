@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.hostkeys import host_entry_name
+from collector.cli.main import main
+from collector.ssh.hostkeys import host_entry_name
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 

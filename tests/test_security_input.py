@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "hostile-input-Pw-7710"

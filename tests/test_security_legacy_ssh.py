@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import mock_devices.server
-from collector.cli import main
-from collector.ssh_errors import legacy_kex_available
+from collector.cli.main import main
+from collector.ssh.errors import legacy_kex_available
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "legacy-ssh-Pw-6120"

@@ -5,7 +5,7 @@ The fleet mixes routers, firewalls, an HA firewall, a device that refuses
 that ask ``[Y/N]`` after login (password change, "save the configuration now?"). The real
 CLI collects from it with the netmiko and the napalm transport, with ``--clock-from-device``
 and with ``--peer``; then every journal entry of every device is checked against the closed
-list in :mod:`collector.commands`: commands are on the list, answers are ``N``, keys are the
+list in :mod:`collector.core.commands`: commands are on the list, answers are ``N``, keys are the
 pager's space, and nothing was ever saved or changed.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector import commands
-from collector.cli import main
+from collector.cli.main import main
+from collector.core import commands
 from mock_devices.device import DeviceState, JournalEntry
 from mock_devices.fleet import FleetThread, start_fleet
 

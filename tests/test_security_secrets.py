@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.credentials import Credentials, Secret, load_credentials
-from collector.hostkeys import KnownHosts
-from collector.records import Device, DeviceResult
-from collector.transport import NapalmTransport, NetmikoTransport
+from collector.core.records import Device, DeviceResult
+from collector.ssh.credentials import Credentials, Secret, load_credentials
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import NapalmTransport, NetmikoTransport
 from mock_devices.fleet import FleetThread, start_fleet
 
 CANARY = f"Canary-{uuid.uuid4()}"
@@ -62,7 +62,7 @@ def collector_command() -> list[str]:
     script = Path(sys.executable).with_name("collect-ike-offline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from collector.cli import main; main()"]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def process_tree(root: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""collector.ssh_config: ProxyJump forms, the ssh command built for them, ProxyCommand
+"""collector.ssh.ssh_config: ProxyJump forms, the ssh command built for them, ProxyCommand
 tokens, and how the inventory and the ssh_config combine. The built ``ssh`` command
 lines are also handed to OpenSSH's own ``ssh -G`` (parse and print, no connection) to
 prove OpenSSH reads them as meant."""
@@ -13,9 +13,9 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.records import Device
-from collector.ssh_config import (
+from collector.cli.main import main
+from collector.core.records import Device
+from collector.ssh.ssh_config import (
     Hop,
     SshConfigError,
     expand_tokens,

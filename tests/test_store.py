@@ -17,7 +17,8 @@ from types import MappingProxyType
 
 import pytest
 
-from collector.records import (
+from collector.core.aggregate import GroupBy, TrendInterval
+from collector.core.records import (
     Category,
     Device,
     DeviceResult,
@@ -25,9 +26,8 @@ from collector.records import (
     ErrorKind,
     OfflineRecord,
 )
-from collector.report import GroupBy, TrendInterval
-from collector.store import FULL_BUFFER, Store, StoreError, open_store
-from collector.store_schema import Dialect
+from collector.history.schema import Dialect
+from collector.history.store import FULL_BUFFER, Store, StoreError, open_store
 
 BASE = datetime(2026, 3, 1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,7 +287,7 @@ WRITER = """
 import sys, time
 sys.path[:0] = [{root!r}, {tests!r}]
 from test_store import big_run_results
-from collector.store import open_store
+from collector.history.store import open_store
 store = open_store({target!r})
 run = store.start_run(host="victim")
 print("started", flush=True)

@@ -12,11 +12,11 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_store import BASE, make_device, ok
 
-from collector.cli import main
-from collector.clock import DeviceClock
-from collector.parse import parse_offline_history
-from collector.records import DeviceResult, ErrorKind, OfflineRecord
-from collector.store import FULL_BUFFER, Store, open_store
+from collector.cli.main import main
+from collector.core.clock import DeviceClock
+from collector.core.parse import parse_offline_history
+from collector.core.records import DeviceResult, ErrorKind, OfflineRecord
+from collector.history.store import FULL_BUFFER, Store, open_store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "offline_info"
 HISTORY = "display ike offline history"

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from store_v2_fleet import FIXTURE, REPORT_AT, fleet_runs, ingest, report_numbers, rows_of
 
-from collector.report import FleetReport
-from collector.store import Store, StoreError, is_postgres_url, open_store
-from collector.store_schema import NO_TEXT, SCHEMA_VERSION, TABLES, Dialect
+from collector.core.aggregate import FleetReport
+from collector.history.schema import NO_TEXT, SCHEMA_VERSION, TABLES, Dialect
+from collector.history.store import Store, StoreError, is_postgres_url, open_store
 
 
 def _load() -> dict[str, Any]:

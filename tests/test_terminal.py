@@ -1,4 +1,4 @@
-"""collector.terminal: every terminal control sequence out, the text and its lines kept."""
+"""collector.core.terminal: every terminal control sequence out, the text and its lines kept."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.parse import parse, strip_terminal_noise
-from collector.terminal import has_controls, strip_controls
-from collector.vrp_session import clean_output
+from collector.core.parse import parse, strip_terminal_noise
+from collector.core.terminal import has_controls, strip_controls
+from collector.ssh.vrp_session import clean_output
 from mock_devices.tables import Row, render_table
 
 SETTINGS = settings(max_examples=300, deadline=None)

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
-from collector import commands
-from collector.commands import (
+from collector.core import commands
+from collector.core.commands import (
     CommandNotAllowed,
     InvalidPeer,
     check_command,
@@ -29,18 +29,18 @@ from collector.commands import (
     offline_info_command,
     validate_peer,
 )
-from collector.credentials import Credentials, Secret, SecretMasker
-from collector.deadline import Deadline
-from collector.hostkeys import KnownHosts
-from collector.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
-from collector.ssh_errors import LEGACY_KEX, SessionError, classify_error, legacy_kex_available
-from collector.transport import (
+from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
+from collector.ssh.credentials import Credentials, Secret, SecretMasker
+from collector.ssh.deadline import Deadline
+from collector.ssh.errors import LEGACY_KEX, SessionError, classify_error, legacy_kex_available
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.transport import (
     NapalmTransport,
     NetmikoTransport,
     make_transport,
     result_from_output,
 )
-from collector.vrp_session import clean_output, client_transport, legacy_transport
+from collector.ssh.vrp_session import clean_output, client_transport, legacy_transport
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.tables import Row, render_table

@@ -1,0 +1,1 @@
+"""The click command line (:mod:`collector.cli.main`), its lock, and its entry point ``main``."""

@@ -1,0 +1,1 @@
+"""The fan-out over the fleet (threads, processes) and one collection run."""

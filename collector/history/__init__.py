@@ -1,0 +1,1 @@
+"""The history: SQLite/PostgreSQL store, schema and migrations, ingest, maintenance, reports."""

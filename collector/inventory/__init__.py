@@ -1,0 +1,1 @@
+"""The inventory: Nornir YAML (with line marks) and CSV loading, the device builder, selection."""

@@ -1,0 +1,687 @@
+"""Device transports: one call reads one device and returns a checked result.
+
+One call, :meth:`Transport.collect`, logs in to one device, runs ``display ike
+offline-info`` (optionally ``display clock`` first), checks what came back with
+:func:`collector.core.parse.parse` and returns a
+:class:`~collector.core.records.DeviceResult`. Every
+failure becomes an :class:`~collector.core.records.ErrorKind` and one line of text; nothing is
+raised for a device problem.
+
+:class:`NetmikoTransport` (the default) logs in with
+:class:`~collector.ssh.vrp_session.ReadOnlyHuaweiSSH` (read-only, host keys checked, fast,
+deadline-bound: see :mod:`collector.ssh.vrp_session`).
+
+:class:`NapalmTransport` runs the same command through napalm-huawei-vrp's ``VRPDriver``
+(``open()``, ``cli([...])``, ``close()``). That driver logs in with netmiko's ``huawei``
+class through ``NetworkDriver._netmiko_open``; our subclass of the driver overrides
+``_netmiko_open`` to build ``ReadOnlyHuaweiSSH`` instead, so the same read-only login,
+host key checks and deadline apply, and ``cli()`` ends up in our ``send_command``
+(allowed commands only).
+
+Output checks: a refused command (``Error: ...``) is ``command-rejected`` with the
+device's line; output that is not this command's at all (garbage, another prompt) is
+``protocol``; a table whose ``Current info Num`` does not match its rows, or a session
+closed by the device while the table was printing, is ``incomplete-output``; an answer over
+the byte or row caps of :mod:`collector.core.limits` is ``oversized-output``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from collector.core import commands
+from collector.core.clock import ClockParseError, DeviceClock, parse_display_clock
+from collector.core.limits import OutputGuard, OutputTooLarge
+from collector.core.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
+from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.ssh.credentials import Credentials
+from collector.ssh.deadline import Deadline, watched
+from collector.ssh.errors import SessionError, classify_error, one_line
+from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.ssh_config import SshConfigError, SshTarget, resolve_device
+from collector.ssh.vrp_session import ReadOnlyHuaweiSSH, Stage
+
+__all__ = [
+    "PASSTHROUGH_EXTRAS",
+    "SUPPORTED_PLATFORMS",
+    "TRANSPORTS",
+    "NapalmTransport",
+    "NetmikoTransport",
+    "Transport",
+    "TransportUnavailable",
+    "current_phase",
+    "make_transport",
+    "result_from_output",
+    "result_from_outputs",
+]
+
+log = logging.getLogger("collector.ssh.transport")
+
+SUPPORTED_PLATFORMS = frozenset({"huawei", "huawei_vrpv8"})
+
+# netmiko extras from a Nornir inventory that may pass through. Host-key settings
+# (ssh_strict, system_host_keys, alt_host_keys), session logs (they write the whole
+# conversation to a file) and secrets in the inventory are not among them.
+PASSTHROUGH_EXTRAS = frozenset(
+    {
+        "use_keys",
+        "key_file",
+        "allow_agent",
+        "ssh_config_file",
+        "disabled_algorithms",
+        "disable_sha2_fix",
+        "encoding",
+    }
+)
+
+
+# --- output checks --------------------------------------------------------------------
+
+
+def _truncation_reason(result: ParseResult) -> str:
+    for problem in result.problems:
+        if problem.kind.truncation:
+            return problem.message
+    for problem in result.problems:
+        if problem.kind is ProblemKind.UNPARSED_ROW:
+            line = f" (line {problem.line})" if problem.line else ""
+            return f"{problem.message}{line}"
+    return f"'Current info Num' says {result.declared_count} but {len(result.records)} rows parsed"
+
+
+Output = tuple[str, commands.Spu | None, str]
+"""One command's output: the command line, the SPU it read (multi-SPU firewalls), the text."""
+
+
+def result_from_output(
+    device: Device,
+    command: str,
+    text: str,
+    *,
+    started: datetime,
+    keep_raw: bool = False,
+    device_clock: DeviceClock | None = None,
+) -> DeviceResult:
+    """Check one command output and turn it into a result (:func:`result_from_outputs`)."""
+    return result_from_outputs(
+        device,
+        [(command, None, text)],
+        started=started,
+        keep_raw=keep_raw,
+        device_clock=device_clock,
+    )
+
+
+def result_from_outputs(
+    device: Device,
+    outputs: Sequence[Output],
+    *,
+    started: datetime,
+    keep_raw: bool = False,
+    device_clock: DeviceClock | None = None,
+) -> DeviceResult:
+    """Check a device's command outputs (one, or one per SPU) and turn them into a result.
+
+    Text over the caps of :mod:`collector.core.limits` -> ``oversized-output`` (our session
+    stops reading there already; this covers text read another way).
+    ``CommandRejected`` -> ``command-rejected`` with the device's line; other parse errors
+    (not this command's output) -> ``protocol``; an incomplete table -> ``incomplete-output``
+    with the reason. Any output failing fails the device (naming that command): a device
+    is stored whole or not at all. Records of an SPU's output carry its slot and cpu.
+    Lines the parser did not recognise in an otherwise complete table are logged as
+    warnings.
+    """
+    raw = "\n".join(text for _, _, text in outputs) if keep_raw else None
+    finished = datetime.now(UTC)
+    common: dict[str, Any] = {
+        "started": started,
+        "finished": finished,
+        "raw": raw,
+        "device_clock": device_clock,
+        "command": _base_command(outputs[0][0]) if outputs else None,
+    }
+    records: list[OfflineRecord] = []
+    for command, spu, text in outputs:
+        try:
+            # Our session stopped reading at the caps already; this covers text read
+            # another way (each table's count, the lines, the bytes).
+            OutputGuard().feed(text)
+            result = parse(text)
+        except OutputTooLarge as exc:
+            return DeviceResult.failure(
+                device, ErrorKind.OVERSIZED_OUTPUT, one_line(f"'{command}': {exc}"), **common
+            )
+        except CommandRejected as exc:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.COMMAND_REJECTED,
+                one_line(f"'{command}' refused: {exc.message}"),
+                **common,
+            )
+        except ParseError as exc:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.PROTOCOL,
+                one_line(f"unexpected answer to '{command}': {exc.message}"),
+                **common,
+            )
+        if not result.complete:
+            return DeviceResult.failure(
+                device,
+                ErrorKind.INCOMPLETE_OUTPUT,
+                one_line(f"'{command}': {_truncation_reason(result)}"),
+                **common,
+            )
+        for problem in result.problems:
+            log.warning("%s: %s: %s", device.name, problem.message, one_line(problem.text or ""))
+        if spu is None:
+            records.extend(result.records)
+        else:
+            records.extend(record._replace(slot=spu.slot, cpu=spu.cpu) for record in result.records)
+    return DeviceResult(device, DeviceStatus.OK, records=tuple(records), **common)
+
+
+def _base_command(command: str) -> str:
+    """The command without its peer or slot arguments (what the store remembers)."""
+    return next((name for name in commands.IKE_COMMANDS if command.startswith(name)), command)
+
+
+# --- transports -----------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    """How the runner reads one device."""
+
+    name: str
+
+    def collect(
+        self,
+        device: Device,
+        credentials: Credentials,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
+    ) -> DeviceResult:
+        """Log in, run the command, check the output; never raises for a device problem."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """Everything needed to build one connection (no secret in repr: Credentials masks)."""
+
+    device: Device
+    credentials: Credentials
+    username: str
+    deadline: Deadline
+    stage: Stage
+    target: SshTarget
+    """Where to connect and how (the inventory and its ssh_config, resolved)."""
+    connect_deadline: Deadline
+    """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
+
+
+_STAGES: dict[int, Stage] = {}
+"""The session stage of the device each thread is reading now (thread id -> stage)."""
+
+
+def current_phase(thread: int) -> str | None:
+    """What the device that thread ``thread`` reads is waiting for (``login``, a command),
+    or None when that thread reads none through :class:`_SessionTransport`."""
+    stage = _STAGES.get(thread)
+    return None if stage is None else stage.phase
+
+
+class _SessionTransport:
+    """What both transports share: :meth:`collect` is one flow over each one's :meth:`session`."""
+
+    name: str
+    known_hosts: KnownHosts
+    connect_timeout: float | None = None
+    """Seconds from the start of an attempt to the device's prompt; None: the deadline."""
+
+    def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
+        """A logged-in session yielding ``run(command) -> output``; closed on exit."""
+        raise NotImplementedError
+
+    def collect(
+        self,
+        device: Device,
+        credentials: Credentials,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
+    ) -> DeviceResult:
+        """Read one device (see :class:`Transport`): login, optional clock, the command.
+
+        ``timeout`` bounds the whole attempt; :attr:`connect_timeout` (when shorter) the
+        part up to the device's prompt (TCP, SSH banner, key exchange, login).
+        """
+        stage = Stage()
+        thread = threading.get_ident()
+        _STAGES[thread] = stage  # for a progress display: what this device waits for
+        try:
+            return _collect(
+                self,
+                device,
+                credentials,
+                peer,
+                timeout,
+                clock,
+                keep_raw,
+                self.connect_timeout,
+                stage,
+            )
+        finally:
+            _STAGES.pop(thread, None)
+
+
+class NetmikoTransport(_SessionTransport):
+    """The default transport: :class:`ReadOnlyHuaweiSSH` over paramiko.
+
+    Args:
+        known_hosts: Host key store; ``~/.ssh/known_hosts`` with trust on first use if None.
+        allow_sha1_kex: Allow the SHA-1 key exchanges of older VRP releases, if the
+            installed paramiko has them (paramiko < 5, ``netmiko[par4]``). Off by default:
+            they are disabled even where paramiko still offers them.
+        connect_timeout: Seconds from the start of an attempt to the device's prompt
+            (``--connect-timeout``); None: the attempt's deadline alone.
+    """
+
+    name = "netmiko"
+
+    def __init__(
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
+        self.allow_sha1_kex = allow_sha1_kex
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.known_hosts!r})"
+
+    def connection(self, login: _Login) -> ReadOnlyHuaweiSSH:
+        """An unconnected :class:`ReadOnlyHuaweiSSH` for one device."""
+        device, credentials = login.device, login.credentials
+        kwargs: dict[str, Any] = {}
+        target = login.target
+        for key, value in device.netmiko_extras.items():
+            if key == "ssh_config_file":
+                continue  # resolved by collector.ssh.ssh_config (login.target), not by netmiko
+            if key in PASSTHROUGH_EXTRAS:
+                kwargs[key] = value
+            else:
+                log.debug("%s: netmiko extra %r ignored", device.name, key)
+        if credentials.key_file is not None:
+            kwargs["use_keys"] = True
+            kwargs["key_file"] = str(credentials.key_file)
+        if credentials.use_agent:
+            kwargs["allow_agent"] = True
+        if credentials.passphrase is not None:
+            kwargs["passphrase"] = credentials.passphrase.reveal()
+        if kwargs.get("key_file") and "use_keys" not in kwargs:
+            kwargs["use_keys"] = True
+        seconds = max(0.1, login.deadline.remaining())
+        return ReadOnlyHuaweiSSH(
+            host=target.hostname,
+            port=target.port,
+            username=login.username,
+            password=credentials.password.reveal() if credentials.password else None,
+            device_type=device.platform,
+            conn_timeout=seconds,
+            auth_timeout=seconds,
+            banner_timeout=seconds,
+            blocking_timeout=seconds,
+            deadline=login.deadline,
+            known_hosts=self.known_hosts,
+            device_name=device.name,
+            masker=credentials.masker(),
+            allow_sha1_kex=self.allow_sha1_kex,
+            stage=login.stage,
+            proxy=target.proxy,
+            identity_files=target.identity_files,
+            connect_timeout=target.connect_timeout,
+            keepalive=target.server_alive_interval or 0,  # netmiko's: ServerAliveInterval
+            connect_deadline=login.connect_deadline,
+            **kwargs,
+        )
+
+    @contextlib.contextmanager
+    def session(self, login: _Login) -> Iterator[Callable[[str], str]]:
+        """A logged-in session: yields ``run(command) -> output``; closes on exit."""
+        connection = self.connection(login)
+        with watched(login.deadline, connection.abort):
+            try:
+                with watched(login.connect_deadline, connection.abort):
+                    connection.connect()
+                yield connection.run_command
+            finally:
+                connection.close()
+
+
+def _read_clock(device: Device, run: Callable[[str], str]) -> DeviceClock | None:
+    """``display clock``, whole: the local time and the offset and zone it printed
+    (the store and the skew check need the offset; the local time alone is UTC-less)."""
+    output = run(commands.CLOCK)
+    try:
+        return parse_display_clock(output)
+    except ClockParseError as exc:
+        log.warning("%s: display clock not understood: %s", device.name, exc)
+        return None
+
+
+def _collect(
+    factory: _SessionTransport,
+    device: Device,
+    credentials: Credentials,
+    peer: str | None,
+    timeout: float,
+    clock: bool,
+    keep_raw: bool,
+    connect_timeout: float | None = None,
+    stage: Stage | None = None,
+) -> DeviceResult:
+    """The flow shared by both transports: login, optional clock, the command, the checks."""
+    started = datetime.now(UTC)
+    if peer is not None:
+        commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
+    masker = credentials.masker()
+    deadline = Deadline(timeout)
+    connect_deadline = Deadline(
+        timeout if connect_timeout is None else min(timeout, connect_timeout)
+    )
+    username: str | None = None
+    stage = stage if stage is not None else Stage()
+    target = SshTarget(device.hostname, device.port, device.username)
+    try:
+        if device.platform not in SUPPORTED_PLATFORMS:
+            raise SessionError(
+                ErrorKind.PROTOCOL,
+                f"platform {device.platform!r} is not supported"
+                f" (use one of: {', '.join(sorted(SUPPORTED_PLATFORMS))})",
+            )
+        try:
+            target = resolve_device(device, credentials.ssh_config_file, credentials.username)
+        except SshConfigError as exc:  # the CLI checks this before connecting
+            raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
+        username = credentials.username_for(target.user)
+        login = _Login(device, credentials, username, deadline, stage, target, connect_deadline)
+        device_clock: DeviceClock | None = None
+        stage.phase = "SSH connect"
+        with factory.session(login) as run:
+            if clock:
+                device_clock = _read_clock(device, run)
+            outputs = _read_offline_tables(device, run, peer)
+    except Exception as exc:
+        connecting_too_long = connect_deadline.fired and not deadline.expired
+        kind, message = classify_error(
+            exc,
+            deadline=connect_deadline if connecting_too_long else deadline,
+            phase=stage.phase,
+            username=username,
+            host=target.hostname,
+            port=target.port,
+            known_hosts=factory.known_hosts,
+            device_name=device.name,
+            masker=masker,
+        )
+        if connecting_too_long and kind is ErrorKind.TIMEOUT:
+            message = (
+                f"no prompt within {connect_deadline.seconds:g} s of connecting"
+                f" (--connect-timeout; during {stage.phase})"
+            )
+        log.info("%s: %s: %s", device.name, kind.value, message)
+        if log.isEnabledFor(logging.DEBUG):
+            detail = "".join(traceback.format_exception(exc))
+            log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
+        return DeviceResult.failure(
+            device,
+            kind,
+            message,
+            phase=stage.phase,
+            started=started,
+            finished=datetime.now(UTC),
+        )
+    return result_from_outputs(
+        device, outputs, started=started, keep_raw=keep_raw, device_clock=device_clock
+    )
+
+
+def _read_offline_tables(
+    device: Device, run: Callable[[str], str], peer: str | None
+) -> list[Output]:
+    """Run the device's command(s) for its deleted tunnels, in the open session.
+
+    The command comes from ``data.ike_command`` (the inventory), else it is found out:
+    ``display ike offline-info`` first, and when a device refuses it as unrecognised
+    (NE40E / NetEngine 8000), ``display ike offline history`` once; a device the history
+    remembers answering offline history (``data[LEARNED_COMMAND]``, set by the run) is
+    asked that first. ``data.ike_spus`` runs ``display ike
+    offline-info ... slot S cpu C`` once per SPU (each SPU keeps its own buffer).
+    Both settings were validated when the inventory was loaded.
+    """
+    chosen = commands.ike_command_setting(device.data.get("ike_command", "auto"))
+    if chosen == commands.OFFLINE_HISTORY:
+        command = commands.offline_history_command(peer)
+        return [(command, None, run(command))]
+    if chosen is None and device.data.get(LEARNED_COMMAND) == commands.OFFLINE_HISTORY:
+        # The history says this device answered offline history last time: ask it first,
+        # and fall back to offline-info if it no longer knows it (a replaced device).
+        history = commands.offline_history_command(peer)
+        answer = run(history)
+        if not _unrecognized(answer):
+            return [(history, None, answer)]
+        log.info("%s: '%s' unrecognised now; trying '%s'", device.name, history, OFFLINE_INFO)
+    spus: Sequence[commands.Spu | None] = (None,)
+    if device.data.get("ike_spus") is not None:
+        spus = commands.parse_spus(device.data["ike_spus"])
+    outputs: list[Output] = []
+    for spu in spus:
+        command = commands.offline_info_command(peer, spu)
+        text = run(command)
+        if chosen is None and not outputs and _unrecognized(text):
+            log.info(
+                "%s: '%s' unrecognised; trying '%s'", device.name, command, commands.OFFLINE_HISTORY
+            )
+            history = commands.offline_history_command(peer)
+            answer = run(history)
+            if _unrecognized(answer):
+                # Neither is known: report the first refusal, the usual command's.
+                log.info("%s: '%s' unrecognised too", device.name, history)
+                return [(command, spu, text)]
+            return [(history, None, answer)]
+        outputs.append((command, spu, text))
+    return outputs
+
+
+LEARNED_COMMAND = "_ike_command_learned"
+"""``Device.data`` key the run sets from the history: the command the device answered last."""
+OFFLINE_INFO = commands.OFFLINE_INFO
+
+
+def with_learned_commands(devices: Sequence[Device], known: Mapping[str, str]) -> list[Device]:
+    """The devices, those without an inventory ``ike_command`` told what they answered last.
+
+    Examples:
+        >>> from collector.core.records import Device
+        >>> [d.data.get(LEARNED_COMMAND) for d in with_learned_commands(
+        ...     [Device("ne1", "192.0.2.1")], {"ne1": "display ike offline history"})]
+        ['display ike offline history']
+    """
+    updated = []
+    for device in devices:
+        learned = known.get(device.name)
+        if learned is None or "ike_command" in device.data:
+            updated.append(device)
+        else:
+            data = MappingProxyType({**device.data, LEARNED_COMMAND: learned})
+            updated.append(dataclasses.replace(device, data=data))
+    return updated
+
+
+def _unrecognized(text: str) -> bool:
+    """Whether an output is VRP's refusal of an unknown command (not any other error)."""
+    if "Unrecognized command" not in text:
+        return False
+    try:
+        parse(text)
+    except CommandRejected as exc:
+        return "Unrecognized command" in exc.message
+    except ParseError:
+        return False
+    return False
+
+
+# --- NAPALM ---------------------------------------------------------------------------
+
+
+def _read_only_vrp_driver() -> type[Any]:
+    """napalm-huawei-vrp's ``VRPDriver`` with our netmiko class under it (imported lazily:
+    napalm is an optional extra)."""
+    from napalm_huawei_vrp.huawei_vrp import VRPDriver
+
+    class ReadOnlyVRPDriver(VRPDriver):
+        """``VRPDriver`` whose netmiko connection is :class:`ReadOnlyHuaweiSSH`.
+
+        napalm's ``NetworkDriver._netmiko_open`` calls netmiko's ``ConnectHandler`` with
+        ``device_type="huawei"`` (stock ``HuaweiSSH``: AutoAddPolicy, answers ``Y`` to
+        the save question). Overriding it here is the one seam: ``open()``, ``cli()`` and
+        ``close()`` stay napalm's.
+        """
+
+        def __init__(
+            self, *args: Any, connection_factory: Callable[[], ReadOnlyHuaweiSSH], **kwargs: Any
+        ) -> None:
+            super().__init__(*args, **kwargs)
+            self._connection_factory = connection_factory
+
+        def _netmiko_open(
+            self, device_type: str, netmiko_optional_args: dict[str, Any] | None = None
+        ) -> ReadOnlyHuaweiSSH:
+            connection = self._connection_factory()
+            self._netmiko_device = connection
+            connection.connect()
+            return connection
+
+    return ReadOnlyVRPDriver
+
+
+class NapalmTransport(_SessionTransport):
+    """``--transport napalm``: napalm-huawei-vrp's driver, ``open()`` + ``cli()`` + ``close()``.
+
+    Same read-only login, host keys, deadline and error kinds as :class:`NetmikoTransport`
+    (the driver's netmiko connection is a :class:`ReadOnlyHuaweiSSH`).
+
+    Raises:
+        ImportError: napalm-huawei-vrp is not installed (the ``napalm`` extra).
+    """
+
+    name = "napalm"
+
+    def __init__(
+        self,
+        known_hosts: KnownHosts | None = None,
+        *,
+        allow_sha1_kex: bool = False,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self._netmiko = NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+        self.connect_timeout = connect_timeout
+        self.known_hosts = self._netmiko.known_hosts
+        self._driver_class = _read_only_vrp_driver()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.known_hosts!r})"
+
+    @contextlib.contextmanager
+    def session(self, login: _Login) -> Iterator[Callable[[str], str]]:
+        """A napalm driver session: yields ``run(command)`` through ``driver.cli()``."""
+        device = login.device
+        holder: list[ReadOnlyHuaweiSSH] = []
+
+        def factory() -> ReadOnlyHuaweiSSH:
+            connection = self._netmiko.connection(login)
+            holder.append(connection)
+            return connection
+
+        def abort() -> None:
+            for connection in holder:
+                connection.abort()
+
+        driver = self._driver_class(
+            login.target.hostname,
+            login.username,
+            "",  # the password goes to the connection factory, never into napalm's state
+            timeout=max(1, int(login.deadline.seconds)),
+            optional_args={"port": login.target.port},
+            connection_factory=factory,
+        )
+
+        def run(command: str) -> str:
+            output = driver.cli([command])
+            return str(output[command])
+
+        with watched(login.deadline, abort):
+            try:
+                with watched(login.connect_deadline, abort):
+                    driver.open()
+                yield run
+            finally:
+                if holder:
+                    try:
+                        # napalm's close(): _netmiko_close() -> our disconnect() (quit, close).
+                        driver.close()
+                    except Exception as exc:  # closing must not hide the real outcome
+                        log.debug("%s: napalm close failed: %s", device.name, exc)
+                    finally:
+                        holder[0].close()  # idempotent; also shuts our socket
+
+
+TRANSPORTS = ("netmiko", "napalm")
+"""The names ``--transport`` accepts."""
+
+
+class TransportUnavailable(Exception):
+    """A transport whose library is not installed; the message says what to install."""
+
+
+def make_transport(
+    name: str = "netmiko",
+    *,
+    known_hosts: KnownHosts | None = None,
+    allow_sha1_kex: bool = False,
+) -> Transport:
+    """The transport called ``name`` (``netmiko`` or ``napalm``).
+
+    Raises:
+        TransportUnavailable: ``napalm`` without napalm-huawei-vrp installed.
+        ValueError: an unknown name.
+    """
+    if name == "netmiko":
+        return NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+    if name == "napalm":
+        try:
+            return NapalmTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
+        except ImportError:
+            raise TransportUnavailable(
+                "--transport napalm needs napalm-huawei-vrp:"
+                " pip install 'collect-ike-offline[napalm]'"
+            ) from None
+    raise ValueError(f"unknown transport {name!r} (use one of: {', '.join(TRANSPORTS)})")
