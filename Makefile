@@ -35,6 +35,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 test: venv system-deps lint
 	$(BIN)/pytest
@@ -52,4 +53,4 @@ demo: venv
 	$(BIN)/python -m mock_devices.demo
 
 clean:
-	rm -rf $(VENV) $(LEGACY_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LEGACY_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 from collector.core.aggregate import FleetReport
 from collector.core.records import REASONS, Device, DeviceResult, DeviceStatus, OfflineRecord
+from collector.history.report import history_report
 from collector.history.store import Store, open_store
 
 NOW = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
@@ -183,10 +184,12 @@ def measure(
         ingest_s, ingest_cpu, written = ingest(store, devices, records, peers)
         assert written == devices * records, f"{backend}: wrote {written} rows"
         total = store.count_deletions()
-        full_s, full = best_of(repeat, lambda: store.report(generated_at=NOW))
+        full_s, full = best_of(repeat, lambda: history_report(store, generated_at=NOW))
         check(store, full, None)
         since = NOW - timedelta(hours=24)
-        since_s, since_report = best_of(repeat, lambda: store.report(since=since, generated_at=NOW))
+        since_s, since_report = best_of(
+            repeat, lambda: history_report(store, since=since, generated_at=NOW)
+        )
         check(store, since_report, since)
         recollect_s, _, rewritten = ingest(store, devices, records, peers)
         assert rewritten == 0 and store.count_deletions() == total, "re-collection wrote rows"

@@ -44,12 +44,14 @@ from collector.core.records import (
 from collector.fleet import collect as _collect
 from collector.fleet import run as _run
 from collector.fleet.collect import Collection
+from collector.history.report import history_report as _history_report
 from collector.history.store import Store, StoreError, open_store
 from collector.inventory.loading import Inventory, InventoryError, load_inventory, select
 from collector.output.render import render_prometheus, render_report, report_dict
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.transport import Transport, TransportUnavailable, make_transport
+from collector.ssh.protocol import Transport
+from collector.ssh.transport import TransportUnavailable, make_transport
 
 __all__ = [
     "Category",
@@ -230,7 +232,8 @@ def history_report(
     """
     now = datetime.now(UTC)
     start = now - since if isinstance(since, timedelta) else since
-    return store.report(
+    return _history_report(
+        store,
         since=start,
         until=until,
         generated_at=now,

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.history.report import history_report
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store_v2" / "store_v2.json"
 BASE = datetime(2026, 3, 1)
@@ -140,7 +141,9 @@ def _dump(out: Path) -> None:  # pragma: no cover - run by hand with the v2 coll
             "made_by": "tests/store_v2_fleet.py at commit 72e7f11 (schema version 2)",
             "ddl": {dialect.value: ddl(dialect) for dialect in Dialect},
             "tables": tables,
-            "report": report_numbers(store.report(generated_at=REPORT_AT, trend_interval="hour")),
+            "report": report_numbers(
+                history_report(store, generated_at=REPORT_AT, trend_interval="hour")
+            ),
         }
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 

@@ -23,7 +23,7 @@ from collector.core.options import (
     parse_threshold,
     threshold_counts,
 )
-from collector.fleet.run import Progress
+from collector.core.protocols import Progress
 from collector.output.logs import cli_logging, color_enabled
 from collector.output.progress import ProgressBar, progress_line
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli.main import main
-from collector.core.aggregate import aggregate
-from collector.core.compare import Dimension, compare, parse_window, previous_window
+from collector.core.aggregate import Dimension, aggregate
+from collector.core.compare import compare, parse_window, previous_window
 from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
 from collector.history.store import open_store
 

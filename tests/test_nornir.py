@@ -17,6 +17,7 @@ from nornir.core.task import AggregatedResult
 
 from collector.core import commands
 from collector.core.records import ErrorKind, OfflineRecord, classify_reason
+from collector.history.report import history_report
 from collector.history.store import open_store
 from collector.nornir import DeviceReadError, HistoryRun, IkeOfflineResult, ike_offline_info
 
@@ -151,7 +152,7 @@ def test_nornir_task_records_into_the_history(mock_fleet: Any, tmp_path: Path) -
             "fw-1": 0,
         }
         assert store.count_deletions() == 64
-        report = store.report()
+        report = history_report(store)
         assert report.totals.devices_ok == 2
         assert report.last_success is not None
 

@@ -95,7 +95,12 @@ def reference(results: list[DeviceResult], interval: TrendInterval) -> dict[str,
             last_seen[rec.peer] = max(last_seen.get(rec.peer, utc), utc)
     return {
         "by_reason": sorted(
-            (code, n, texts[code].most_common(1)[0][0], len(code_devices[code]))
+            (
+                code,
+                n,
+                min(texts[code].items(), key=lambda i: (-i[1], i[0]))[0],
+                len(code_devices[code]),
+            )
             for code, n in counts.items()
         ),
         "by_category": dict(categories),
@@ -161,7 +166,7 @@ def test_aggregate_counts_what_a_plain_loop_counts(
     assert report.totals.peers == len({rec.peer for records in fleet for rec in records})
 
 
-def test_most_frequent_text_wins_and_a_tie_keeps_the_first_seen() -> None:
+def test_most_frequent_text_wins_and_a_tie_takes_the_first_alphabetically() -> None:
     at = BASE
     fleet = [
         [
@@ -176,3 +181,6 @@ def test_most_frequent_text_wins_and_a_tie_keeps_the_first_seen() -> None:
     ]
     tie = aggregate(results_of(fleet[:1]), generated_at=NOW)
     assert tie.by_reason[0].example == "DPD timeout"
+    # Whatever order the device printed them in (the history cannot know it).
+    reverse = aggregate(results_of([fleet[0][::-1]]), generated_at=NOW)
+    assert reverse.by_reason[0].example == "DPD timeout"

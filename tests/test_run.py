@@ -18,9 +18,10 @@ from click.testing import CliRunner
 
 from collector.cli.main import main
 from collector.core.commands import InvalidPeer
+from collector.core.protocols import Progress
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
 from collector.fleet import run
-from collector.fleet.run import Progress, auto_processes, collect_fleet, iter_fleet
+from collector.fleet.run import auto_processes, collect_fleet, iter_fleet
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.transport import NetmikoTransport
@@ -38,6 +39,7 @@ class FakeTransport:
     """
 
     name = "fake"
+    known_hosts: KnownHosts | None = None
 
     def __init__(self, script: dict[str, list[str | ErrorKind]]) -> None:
         self.script = script

@@ -26,6 +26,7 @@ from collector.core.records import (
     ErrorKind,
     OfflineRecord,
 )
+from collector.history.report import history_report
 from collector.history.schema import Dialect
 from collector.history.store import FULL_BUFFER, Store, StoreError, open_store
 
@@ -380,7 +381,7 @@ def _known_fleet(store: Store) -> int:
 def test_report_over_known_data(store: Store) -> None:
     _known_fleet(store)
     now = datetime(2026, 3, 2, tzinfo=UTC)
-    report = store.report(generated_at=now, group_by="site", trend_interval="hour")
+    report = history_report(store, generated_at=now, group_by="site", trend_interval="hour")
     totals = report.totals
     assert (totals.devices, totals.devices_ok, totals.devices_failed) == (3, 2, 1)
     assert (totals.records, totals.peers, totals.unknown_reasons) == (8, 3, 1)
@@ -404,7 +405,7 @@ def test_report_over_known_data(store: Store) -> None:
         ("10.0.0.1", 5, 3, ("dpd_timeout", "heartbeat_timeout"))
     ]
     assert (totals.routine, totals.disruptive, totals.new_routine) == (1, 7, 0)
-    every = store.report(generated_at=now, include_routine=True)
+    every = history_report(store, generated_at=now, include_routine=True)
     assert [(p.peer, p.deletions, p.devices, p.reasons) for p in every.top_peers] == [
         ("10.0.0.1", 6, 3, ("dpd_timeout", "heartbeat_timeout", "phase2_sa_replace"))
     ]
@@ -434,7 +435,9 @@ def test_report_window_and_dimensions(store: Store) -> None:
     now = datetime(2026, 3, 2, tzinfo=UTC)
     since = datetime(2026, 3, 1, 0, 20, tzinfo=UTC)
     until = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
-    report = store.report(since=since, until=until, generated_at=now, group_by=GroupBy.GROUP)
+    report = history_report(
+        store, since=since, until=until, generated_at=now, group_by=GroupBy.GROUP
+    )
     # In [00:20, 01:00): r1 20, 30; r2 25 (kick old sa); fw1 00:40.
     assert report.totals.records == 4
     assert report.window_since == since and report.window_until == until
@@ -445,7 +448,9 @@ def test_report_window_and_dimensions(store: Store) -> None:
         ("edge", 1),
         (None, 1),
     ]
-    by_peer = store.report(since=since, generated_at=now, group_by="peer", flap_threshold=3)
+    by_peer = history_report(
+        store, since=since, generated_at=now, group_by="peer", flap_threshold=3
+    )
     assert by_peer.by_group is not None
     assert [(g.key, g.deletions, g.devices) for g in by_peer.by_group.counts] == [
         ("10.0.0.1", 4, 2),
@@ -453,7 +458,7 @@ def test_report_window_and_dimensions(store: Store) -> None:
         ("10.0.0.3", 1, 1),
     ]
     assert [p.peer for p in by_peer.top_peers] == ["10.0.0.1"]
-    by_reason = store.report(generated_at=now, group_by="category", trend_interval="day")
+    by_reason = history_report(store, generated_at=now, group_by="category", trend_interval="day")
     assert by_reason.by_group is not None
     assert by_reason.by_group.counts[0].key == "liveness"
     assert [(b.start, b.count) for b in by_reason.trend] == [(datetime(2026, 3, 1, tzinfo=UTC), 8)]
@@ -463,19 +468,19 @@ def test_report_lists_gaps(store: Store) -> None:
     device = make_device("r1")
     store.record_device(store.start_run(), ok(device, window(200, FULL_BUFFER)))
     store.record_device(store.start_run(), ok(device, window(1000, FULL_BUFFER)))
-    report = store.report(generated_at=datetime(2026, 3, 2, tzinfo=UTC))
+    report = history_report(store, generated_at=datetime(2026, 3, 2, tzinfo=UTC))
     assert [(g.device, g.missing_since, g.missing_until) for g in report.gaps] == [
         ("r1", datetime(2026, 3, 1, 3, 20, tzinfo=UTC), datetime(2026, 3, 1, 13, 21, tzinfo=UTC))
     ]
     assert report.totals.gaps == 1
-    later = store.report(
-        since=datetime(2026, 3, 2, tzinfo=UTC), generated_at=datetime(2026, 3, 3, tzinfo=UTC)
+    later = history_report(
+        store, since=datetime(2026, 3, 2, tzinfo=UTC), generated_at=datetime(2026, 3, 3, tzinfo=UTC)
     )
     assert later.gaps == () and later.totals.records == 0
 
 
 def test_empty_store_report(store: Store) -> None:
-    report = store.report(generated_at=datetime(2026, 3, 2, tzinfo=UTC))
+    report = history_report(store, generated_at=datetime(2026, 3, 2, tzinfo=UTC))
     assert report.totals.devices == 0 and report.devices == () and report.trend == ()
     assert report.run_started is None and store.last_run_id() is None
 
@@ -558,7 +563,8 @@ def _brute_force(store: Store, since: datetime | None, until: datetime | None) -
 
 
 def _seen(store: Store, since: datetime | None, until: datetime | None) -> dict[str, object]:
-    report = store.report(
+    report = history_report(
+        store,
         since=since,
         until=until,
         generated_at=datetime(2026, 4, 1, tzinfo=UTC),
@@ -568,8 +574,8 @@ def _seen(store: Store, since: datetime | None, until: datetime | None) -> dict[
         trend_interval="day",
     )
     assert report.by_group is not None
-    hourly = store.report(
-        since=since, until=until, generated_at=report.generated_at, trend_interval="hour"
+    hourly = history_report(
+        store, since=since, until=until, generated_at=report.generated_at, trend_interval="hour"
     )
     return {
         "hours": {int(b.start.timestamp()) // 3600: b.count for b in hourly.trend},
@@ -648,7 +654,7 @@ def test_report_finds_a_hub_incident_with_both_ends(store: Store) -> None:
         ),
     )
     store.finish_run(run)
-    report = store.report(generated_at=outage + timedelta(days=1))
+    report = history_report(store, generated_at=outage + timedelta(days=1))
     (incident,) = report.incidents
     assert incident.kind.value == "hub"
     assert (incident.subject, incident.subject_device) == ("192.0.2.1", "hub")
@@ -658,5 +664,7 @@ def test_report_finds_a_hub_incident_with_both_ends(store: Store) -> None:
     (pair,) = report.pairs
     assert (pair.device, pair.other, pair.initiator) == ("s3", "hub", "s3")
     # Addresses from an inventory instead of the stored hostnames: s3 is not in it.
-    no_pairs = store.report(generated_at=outage + timedelta(days=1), addresses={"192.0.2.1": "hub"})
+    no_pairs = history_report(
+        store, generated_at=outage + timedelta(days=1), addresses={"192.0.2.1": "hub"}
+    )
     assert no_pairs.pairs == ()

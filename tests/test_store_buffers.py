@@ -16,6 +16,7 @@ from collector.cli.main import main
 from collector.core.clock import DeviceClock
 from collector.core.parse import parse_offline_history
 from collector.core.records import DeviceResult, ErrorKind, OfflineRecord
+from collector.history.report import history_report
 from collector.history.store import FULL_BUFFER, Store, open_store
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "offline_info"
@@ -98,7 +99,7 @@ def test_rows_without_ike_version_are_their_own_rows(store: Store) -> None:
     utc = store.fetch("SELECT min(t_utc) FROM deletions")[0][0]
     assert utc == int((BASE + timedelta(minutes=1)).replace(tzinfo=UTC).timestamp()) - 8 * 3600
     assert store.record_device(store.start_run(), ok(device, records)).new_records == 0
-    report = store.report(generated_at=datetime(2026, 3, 2, tzinfo=UTC))
+    report = history_report(store, generated_at=datetime(2026, 3, 2, tzinfo=UTC))
     assert [(r.reason_code, r.count) for r in report.by_reason] == [("peer_phase1_delete", 3)]
 
 
@@ -135,7 +136,7 @@ def test_full_slot_that_shares_nothing_is_a_gap_of_that_slot(store: Store) -> No
     others = tuple(row(minute, "3", peer="10.99.0.1") for minute in range(700, 500, -1))
     outcome = store.record_device(third, ok(device, (*section(300, FULL_BUFFER, "1"), *others)))
     assert [(g.slot, g.missing_since_local) for g in outcome.gaps] == [("3", "2026-03-01 10:00:00")]
-    report = store.report(generated_at=datetime(2026, 3, 2, tzinfo=UTC))
+    report = history_report(store, generated_at=datetime(2026, 3, 2, tzinfo=UTC))
     assert [(g.device, g.buffer) for g in report.gaps] == [("ne1", "slot 3"), ("ne1", "slot 3")]
     assert report.totals.gaps == 2
 
@@ -313,7 +314,7 @@ def test_ne40e_sample_same_row_in_two_slots_is_stored_twice(store: Store) -> Non
     ]
     again = store.record_device(store.start_run(), ok(device, parsed.records))
     assert again.new_records == 0 and store.count_deletions() == 3
-    report = store.report(generated_at=datetime(2021, 7, 24, tzinfo=UTC))
+    report = history_report(store, generated_at=datetime(2021, 7, 24, tzinfo=UTC))
     assert [(r.reason_code, r.count) for r in report.by_reason] == [
         ("peer_phase1_delete", 2),
         ("dpd_timeout", 1),

@@ -17,6 +17,7 @@ import pytest
 from store_v2_fleet import FIXTURE, REPORT_AT, fleet_runs, ingest, report_numbers, rows_of
 
 from collector.core.aggregate import FleetReport
+from collector.history.report import history_report
 from collector.history.schema import NO_TEXT, SCHEMA_VERSION, TABLES, Dialect
 from collector.history.store import Store, StoreError, is_postgres_url, open_store
 
@@ -61,7 +62,7 @@ def _fresh_report(tmp_path: Path) -> FleetReport:
     """The same fleet collected into a new (version 3) database."""
     with open_store(str(tmp_path / "fresh.sqlite3")) as fresh:
         ingest(fresh)
-        return fresh.report(generated_at=REPORT_AT, trend_interval="hour")
+        return history_report(fresh, generated_at=REPORT_AT, trend_interval="hour")
 
 
 def _columns(store: Store) -> dict[str, list[tuple[str, bool]]]:
@@ -135,7 +136,7 @@ def test_v2_database_is_carried_forward(db_target: str, tmp_path: Path) -> None:
         assert store.integrity_check() == []
 
         # The report: the numbers v2 printed, with the unknown split into its new codes.
-        report = store.report(generated_at=REPORT_AT, trend_interval="hour")
+        report = history_report(store, generated_at=REPORT_AT, trend_interval="hour")
         expected = copy.deepcopy(data["report"])
         assert expected["by_reason"].pop("unknown") == [6, 1]
         expected["by_reason"].update(

@@ -1068,8 +1068,11 @@ def report_command(
         "thresholds": _thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
         "addresses": addresses,
     }
+    from collector.history.report import history_report
+
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
-        report = store.report(
+        report = history_report(
+            store,
             since=window_since,
             until=window_until,
             group_by=group_by,
@@ -1079,7 +1082,7 @@ def report_command(
         if other_window is not None:
             from collector.core.compare import compare
 
-            other = store.report(since=other_window[0], until=other_window[1], **options)
+            other = history_report(store, since=other_window[0], until=other_window[1], **options)
             report = dataclasses.replace(report, comparison=compare(report, other))
         if local_times:
             report = with_local_times(report, store.device_zones())

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 from collector.core.clock import ZoneError, resolve_zone, to_utc
 from collector.core.incidents import (
@@ -29,9 +28,6 @@ from collector.core.incidents import (
     run_events,
     sort_events,
 )
-
-if TYPE_CHECKING:
-    from collector.core.compare import Comparison
 from collector.core.records import (
     UNKNOWN_REASON_CODE,
     Category,
@@ -232,6 +228,51 @@ class Totals:
         return self.new_records - (self.new_routine or 0)
 
 
+class Dimension(StrEnum):
+    REASON = "reason"
+    CATEGORY = "category"
+    SITE = "site"
+    DEVICE = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    dimension: Dimension
+    key: str | None
+    """Reason code, category, site (None: no site) or device name."""
+    before: int
+    now: int
+    routine: bool = False
+    """A routine reason or category (rekeys, HA): a rise there is not an outage."""
+
+    @property
+    def change(self) -> int:
+        return self.now - self.before
+
+    @property
+    def percent(self) -> float | None:
+        """The change relative to before; None when there was nothing before."""
+        if self.before == 0:
+            return None
+        return 100.0 * self.change / self.before
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    since: datetime | None
+    until: datetime | None
+    """The other window (UTC)."""
+    before: int
+    """Headline deletions in the other window (disruptive unless --include-routine)."""
+    now: int
+    changes: tuple[Change, ...]
+    """Every dimension's rows, disruptive ones that got worse first (see :func:`compare`)."""
+
+    @property
+    def change(self) -> int:
+        return self.now - self.before
+
+
 @dataclass(frozen=True, slots=True)
 class FleetReport:
     """Everything the fleet report shows, from one run or from history."""
@@ -408,26 +449,52 @@ def disruptive_only(results: Sequence[DeviceResult]) -> list[DeviceResult]:
     ]
 
 
-def _by_reason(tally: _Tally) -> tuple[ReasonCount, ...]:
+def reason_counts(
+    tallies: Iterable[tuple[str, Category, str, int]], devices: Mapping[str, int]
+) -> tuple[ReasonCount, ...]:
+    """Deletions per reason code, most first (ties: the code alphabetically).
+
+    ``tallies`` holds ``(code, category, text as printed, count)``; ``devices`` the
+    devices per code. ``example`` is the code's most frequent text; on a tie the first
+    alphabetically. The one rule for a single run (:func:`aggregate`) and for the history
+    (:func:`collector.history.report.history_report`, which cannot know which text a device
+    printed first), so ``collect`` and ``report`` print the same text for the same data.
+
+    Examples:
+        >>> rows = reason_counts(
+        ...     [("dpd_timeout", Category.LIVENESS, "dpd-timeout", 2),
+        ...      ("dpd_timeout", Category.LIVENESS, "dpd timeout", 2)],
+        ...     {"dpd_timeout": 1},
+        ... )
+        >>> [(row.reason_code, row.count, row.example, row.devices) for row in rows]
+        [('dpd_timeout', 4, 'dpd timeout', 1)]
+    """
     counts: Counter[str] = Counter()
-    examples: dict[str, tuple[int, str]] = {}
+    texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
     categories: dict[str, Category] = {}
-    for (code, category, text), count in tally.reasons.items():
+    for code, category, text, count in tallies:
+        if not count:
+            continue
         counts[code] += count
+        texts[code][text] += count
         categories[code] = category
-        # The most frequent text of the code; on a tie the one seen first.
-        if code not in examples or count > examples[code][0]:
-            examples[code] = (count, text)
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(
         ReasonCount(
             reason_code=code,
             category=categories[code],
             count=count,
-            example=examples[code][1],
-            devices=tally.reason_devices[code],
+            example=min(texts[code].items(), key=lambda item: (-item[1], item[0]))[0],
+            devices=devices.get(code, 0),
         )
         for code, count in ordered
+    )
+
+
+def _by_reason(tally: _Tally) -> tuple[ReasonCount, ...]:
+    return reason_counts(
+        ((code, category, text, count) for (code, category, text), count in tally.reasons.items()),
+        tally.reason_devices,
     )
 
 

@@ -11,60 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from collector.core.aggregate import DeviceSummary, FleetReport
+from collector.core.aggregate import Change, Comparison, DeviceSummary, Dimension, FleetReport
 
 PREVIOUS = "previous"
 """``--compare-to previous``: the window of the same length just before this one."""
-
-
-class Dimension(StrEnum):
-    REASON = "reason"
-    CATEGORY = "category"
-    SITE = "site"
-    DEVICE = "device"
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    dimension: Dimension
-    key: str | None
-    """Reason code, category, site (None: no site) or device name."""
-    before: int
-    now: int
-    routine: bool = False
-    """A routine reason or category (rekeys, HA): a rise there is not an outage."""
-
-    @property
-    def change(self) -> int:
-        return self.now - self.before
-
-    @property
-    def percent(self) -> float | None:
-        """The change relative to before; None when there was nothing before."""
-        if self.before == 0:
-            return None
-        return 100.0 * self.change / self.before
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    since: datetime | None
-    until: datetime | None
-    """The other window (UTC)."""
-    before: int
-    """Headline deletions in the other window (disruptive unless --include-routine)."""
-    now: int
-    changes: tuple[Change, ...]
-    """Every dimension's rows, disruptive ones that got worse first (see :func:`compare`)."""
-
-    @property
-    def change(self) -> int:
-        return self.now - self.before
 
 
 def previous_window(

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collector.history.store import DeviceOutcome, Gap, Store
     from collector.inventory.loading import Shard
     from collector.ssh.credentials import Credentials
-    from collector.ssh.transport import Transport
+    from collector.ssh.protocol import Transport
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +236,10 @@ def _warn_tripped(
 
 
 def _warn_trusted(transport: Transport) -> None:
-    known_hosts = getattr(transport, "known_hosts", None)
-    trusted = getattr(known_hosts, "trusted", [])
-    if not trusted:
+    known_hosts = transport.known_hosts
+    if known_hosts is None or not known_hosts.trusted:
         return
+    trusted = known_hosts.trusted
     names = ", ".join(device for device, _, _ in trusted[:5])
     more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
     log.warning(
@@ -248,7 +248,7 @@ def _warn_trusted(transport: Transport) -> None:
         plural(len(trusted), "new device"),
         names,
         more,
-        getattr(known_hosts, "path", "known_hosts"),
+        known_hosts.path,
     )
 
 

@@ -53,17 +53,17 @@ from multiprocessing.connection import Connection, wait
 
 from collector.core.commands import validate_peer
 from collector.core.options import DEFAULT_WORKERS, plural
+from collector.core.protocols import STRAGGLERS, Progress
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.fleet.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
-from collector.ssh.transport import Transport, current_phase
+from collector.ssh.protocol import Transport, current_phase
 
 __all__ = [
     "DEFAULT_RETRY_ON",
     "DEFAULT_WORKERS",
     "MAX_BACKOFF",
     "MIN_DEVICES_PER_PROCESS",
-    "Progress",
     "auto_processes",
     "collect_fleet",
     "iter_fleet",
@@ -79,8 +79,6 @@ MIN_DEVICES_PER_PROCESS = 25
 """Fewer devices per process than this and a run stays in one process (forking a child
 and its pipe costs more than the CPU it would spread)."""
 MAX_AUTO_PROCESSES = 4
-STRAGGLERS = 5
-"""With this many devices left or fewer, :class:`Progress` names them."""
 
 
 def auto_processes(devices: int) -> int:
@@ -103,36 +101,6 @@ def _effective_processes(processes: int, workers: int, devices: int) -> int:
         (2, 1)
     """
     return max(1, min(processes, workers, devices // MIN_DEVICES_PER_PROCESS))
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Where a run stands, for a progress bar."""
-
-    total: int
-    done: int
-    failed: int
-    elapsed: float
-    """Seconds since the run started."""
-    left: tuple[tuple[str, float | None, str | None], ...] = ()
-    """When at most :data:`STRAGGLERS` devices are left: each one's name, the seconds its
-    current attempt has run and what it waits for (None: unknown, e.g. another process)."""
-
-    @property
-    def ok(self) -> int:
-        return self.done - self.failed
-
-    @property
-    def rate(self) -> float:
-        """Devices finished per second so far."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at the current rate (None before the first device finishes)."""
-        if self.done == 0 or self.rate == 0:
-            return None
-        return (self.total - self.done) / self.rate
 
 
 def _backoff_delay(backoff: float, attempt: int) -> float:
@@ -472,8 +440,8 @@ def _child_main(
         # any; an idle transport watchdog thread left by an earlier run waits with its lock
         # released, and the child starts its own (a thread's copy is never alive).
         _exit_with_parent()
-        known = getattr(transport, "known_hosts", None)
-        trusted: list[tuple[str, str, str]] = getattr(known, "trusted", [])
+        known = transport.known_hosts
+        trusted: list[tuple[str, str, str]] = [] if known is None else known.trusted
         seen = len(trusted)  # the parent's own, inherited: not ours to report
         for shard_index, result in _iter_indexed(
             [devices[position] for position in positions],
@@ -509,8 +477,8 @@ def _iter_processes(
     """Like :func:`_iter_indexed`, the devices split over ``processes`` forked children."""
     context = multiprocessing.get_context("fork")
     child_options = dict(options, workers=max(1, workers // processes))
-    known = getattr(transport, "known_hosts", None)
-    trusted: list[tuple[str, str, str]] | None = getattr(known, "trusted", None)
+    known = transport.known_hosts
+    trusted: list[tuple[str, str, str]] | None = None if known is None else known.trusted
     total = len(devices)
     children: list[_Child] = []
     began = time.monotonic()

@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from collector.core.aggregate import (
+    DEFAULT_FLAP_THRESHOLD,
     CategoryCount,
     DeviceFailure,
     DeviceSummary,
@@ -33,6 +34,7 @@ from collector.core.aggregate import (
     TrendBucket,
     TrendInterval,
     UnknownReason,
+    reason_counts,
     series_of,
 )
 from collector.core.incidents import (
@@ -54,7 +56,7 @@ from collector.core.records import (
     ErrorKind,
 )
 from collector.history.schema import REASON_CODE_BITS, json_entries
-from collector.history.store import _MAX_OFFSET, buffer_label
+from collector.history.store import MAX_OFFSET, buffer_label
 
 if TYPE_CHECKING:
     from collector.history.store import Store
@@ -135,30 +137,13 @@ def _devices(store: Store) -> list[_Device]:
 def _by_code(
     per_text: Counter[int], reasons: dict[int, _ReasonInfo], devices: Counter[str]
 ) -> tuple[ReasonCount, ...]:
-    """Fold counts per reason text into ReasonCounts per code (most deletions first).
-
-    ``example`` is the code's most frequent text (ties: the first alphabetically).
-    """
-    counts: Counter[str] = Counter()
-    texts: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
-    categories: dict[str, Category] = {}
-    for reason_id, count in per_text.items():
-        if not count:
-            continue
-        info = reasons[reason_id]
-        counts[info.code] += count
-        texts[info.code].append((-count, info.text))
-        categories[info.code] = info.category
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return tuple(
-        ReasonCount(
-            reason_code=code,
-            category=categories[code],
-            count=count,
-            example=min(texts[code])[1],
-            devices=devices[code],
-        )
-        for code, count in ordered
+    """Fold counts per reason text into ReasonCounts per code (:func:`reason_counts`)."""
+    return reason_counts(
+        (
+            (reasons[reason_id].code, reasons[reason_id].category, reasons[reason_id].text, count)
+            for reason_id, count in per_text.items()
+        ),
+        devices,
     )
 
 
@@ -273,10 +258,10 @@ def _raw_range(
         clauses.append("device_id IN (SELECT id FROM devices)")
     if low is not None:
         clauses += ["t_local >= ?", "t_utc >= ?"]
-        params += [low - _MAX_OFFSET, low]
+        params += [low - MAX_OFFSET, low]
     if high is not None:
         clauses += ["t_local < ?", "t_utc < ?"]
-        params += [high + _MAX_OFFSET, high]
+        params += [high + MAX_OFFSET, high]
     return " AND ".join(clauses) or "1 = 1", tuple(params)
 
 
@@ -620,15 +605,15 @@ def _gaps(store: Store, since: datetime | None, until: datetime | None) -> tuple
 def history_report(
     store: Store,
     *,
-    since: datetime | None,
-    until: datetime | None,
-    generated_at: datetime,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    generated_at: datetime | None = None,
     group_by: GroupBy | str | None = None,
-    flap_threshold: int = 2,
+    flap_threshold: int | None = None,
     top: int | None = 10,
     trend_interval: TrendInterval | str | None = None,
     include_routine: bool = False,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: Thresholds | None = None,
     addresses: Mapping[str, str] | None = None,
     series: bool = False,
 ) -> FleetReport:
@@ -655,6 +640,9 @@ def history_report(
         the window, those new in its latest run), by reason/category/dimension, flapping
         peers, trend, gaps overlapping the window, devices whose latest collection failed.
     """
+    generated_at = datetime.now(UTC) if generated_at is None else generated_at
+    flap_threshold = DEFAULT_FLAP_THRESHOLD if flap_threshold is None else flap_threshold
+    thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     since_s = None if since is None else int(since.timestamp())
     until_s = None if until is None else int(until.timestamp())
     plan = _Plan.of(since_s, until_s)

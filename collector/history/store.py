@@ -75,8 +75,7 @@ from collector.history.schema import (
 )
 
 if TYPE_CHECKING:
-    from collector.core.aggregate import FleetReport, GroupBy, TrendInterval
-    from collector.core.incidents import Thresholds
+    pass
 
 RunId = NewType("RunId", int)
 
@@ -89,7 +88,7 @@ DB_FILE = "history.sqlite3"
 
 _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
-_MAX_OFFSET = 15 * 3600
+MAX_OFFSET = 15 * 3600
 """Largest |local - UTC| accepted; window edges widen their local-time range by it."""
 _NO_SHIFT = 1 << 40
 _FIRST = itemgetter(0)
@@ -883,7 +882,7 @@ class Store:
         if not keys:
             return 0, (), None, 0
         offsets = [key[0] - utc for key, utc in zip(keys, utcs, strict=True)]
-        if max(offsets) > _MAX_OFFSET or min(offsets) < -_MAX_OFFSET:
+        if max(offsets) > MAX_OFFSET or min(offsets) < -MAX_OFFSET:
             raise StoreError(f"device {device_name}: UTC offset beyond +-15 hours is not supported")
         # Exact multiset de-dup: the k-th copy of a row in the snapshot (occurrence k) is
         # new when fewer than k + 1 copies are stored. Every stored copy of a key the
@@ -1291,41 +1290,6 @@ class Store:
             )
             for name, run, since, until, since_local, until_local, slot, cpu in rows
         ]
-
-    def report(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        generated_at: datetime | None = None,
-        group_by: GroupBy | str | None = None,
-        flap_threshold: int | None = None,
-        top: int | None = 10,
-        trend_interval: TrendInterval | str | None = None,
-        include_routine: bool = False,
-        thresholds: Thresholds | None = None,
-        addresses: Mapping[str, str] | None = None,
-        series: bool = False,
-    ) -> FleetReport:
-        """The fleet report over history; see :func:`collector.history.report.history_report`."""
-        from collector.core.aggregate import DEFAULT_FLAP_THRESHOLD
-        from collector.core.incidents import DEFAULT_THRESHOLDS
-        from collector.history.report import history_report
-
-        return history_report(
-            self,
-            since=since,
-            until=until,
-            generated_at=generated_at or datetime.now(UTC),
-            group_by=group_by,
-            flap_threshold=DEFAULT_FLAP_THRESHOLD if flap_threshold is None else flap_threshold,
-            top=top,
-            trend_interval=trend_interval,
-            include_routine=include_routine,
-            thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
-            addresses=addresses,
-            series=series,
-        )
 
 
 def _fixed_shift(zone: tzinfo) -> int | None:

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import TextIO
 
 from collector.core.options import format_duration
-from collector.fleet.run import Progress
+from collector.core.protocols import Progress
 from collector.output.logs import set_overlay
 
 __all__ = ["ProgressBar", "progress_line"]

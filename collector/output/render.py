@@ -49,13 +49,13 @@ if TYPE_CHECKING:
     from prometheus_client import Gauge
 
 from collector.core.aggregate import (
+    Comparison,
     DeviceSummary,
     FleetReport,
     GroupBreakdown,
     ReasonCount,
     TrendInterval,
 )
-from collector.core.compare import Comparison
 from collector.core.incidents import Incident, TunnelPair
 from collector.core.options import plural
 from collector.core.records import (

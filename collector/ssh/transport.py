@@ -30,13 +30,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from collector.core import commands
 from collector.core.clock import ClockParseError, DeviceClock, parse_display_clock
@@ -47,8 +46,9 @@ from collector.ssh.credentials import Credentials
 from collector.ssh.deadline import Deadline, watched
 from collector.ssh.errors import SessionError, classify_error, one_line
 from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.protocol import Stage, Transport, published
 from collector.ssh.ssh_config import SshConfigError, SshTarget, resolve_device
-from collector.ssh.vrp_session import ReadOnlyHuaweiSSH, Stage
+from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
 
 __all__ = [
     "PASSTHROUGH_EXTRAS",
@@ -56,9 +56,7 @@ __all__ = [
     "TRANSPORTS",
     "NapalmTransport",
     "NetmikoTransport",
-    "Transport",
     "TransportUnavailable",
-    "current_phase",
     "make_transport",
     "result_from_output",
     "result_from_outputs",
@@ -198,25 +196,6 @@ def _base_command(command: str) -> str:
 # --- transports -----------------------------------------------------------------------
 
 
-class Transport(Protocol):
-    """How the runner reads one device."""
-
-    name: str
-
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
-    ) -> DeviceResult:
-        """Log in, run the command, check the output; never raises for a device problem."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Login:
     """Everything needed to build one connection (no secret in repr: Credentials masks)."""
@@ -230,17 +209,6 @@ class _Login:
     """Where to connect and how (the inventory and its ssh_config, resolved)."""
     connect_deadline: Deadline
     """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
-
-
-_STAGES: dict[int, Stage] = {}
-"""The session stage of the device each thread is reading now (thread id -> stage)."""
-
-
-def current_phase(thread: int) -> str | None:
-    """What the device that thread ``thread`` reads is waiting for (``login``, a command),
-    or None when that thread reads none through :class:`_SessionTransport`."""
-    stage = _STAGES.get(thread)
-    return None if stage is None else stage.phase
 
 
 class _SessionTransport:
@@ -271,9 +239,7 @@ class _SessionTransport:
         part up to the device's prompt (TCP, SSH banner, key exchange, login).
         """
         stage = Stage()
-        thread = threading.get_ident()
-        _STAGES[thread] = stage  # for a progress display: what this device waits for
-        try:
+        with published(stage):  # for a progress display: what this device waits for
             return _collect(
                 self,
                 device,
@@ -285,8 +251,6 @@ class _SessionTransport:
                 self.connect_timeout,
                 stage,
             )
-        finally:
-            _STAGES.pop(thread, None)
 
 
 class NetmikoTransport(_SessionTransport):

@@ -44,7 +44,6 @@ import re
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import paramiko
@@ -67,13 +66,13 @@ from collector.ssh.errors import (
     target_answered,
 )
 from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.protocol import Stage
 from collector.ssh.proxy import ProxyProcess, ProxyStartError
 from collector.ssh.ssh_config import Proxy
 
 __all__ = [
     "AEAD_CIPHERS",
     "ReadOnlyHuaweiSSH",
-    "Stage",
     "clean_output",
     "client_transport",
     "legacy_transport",
@@ -176,13 +175,6 @@ _PROMPT_AT_END = re.compile(
     r"(?:^|[\r\n])[ \t]*(?:HRP_[MS])?[<\[]~?\*?(?P<name>[^<>\[\]\r\n]{1,80})[>\]][ \t]*$"
 )
 _MORE_AT_END = re.compile(r"-{2,}[ \t]*More[ \t]*-{2,}[ \t]*$")
-
-
-@dataclass(slots=True)
-class Stage:
-    """Where a session is (for timeout messages); shared by the connection and the caller."""
-
-    phase: str = "setup"
 
 
 class ReadOnlyHuaweiSSH(HuaweiSSH):

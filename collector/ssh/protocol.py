@@ -1,0 +1,74 @@
+"""What the fleet runner needs of a transport, without loading netmiko or paramiko.
+
+:class:`Transport` is the whole interface a runner, the CLI and the API use; the
+transports of :mod:`collector.ssh.transport` implement it. :class:`Stage` is where one
+session stands, and :func:`current_phase` lets a progress display read it per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collector.core.records import Device, DeviceResult
+    from collector.ssh.credentials import Credentials
+    from collector.ssh.hostkeys import KnownHosts
+
+__all__ = ["Stage", "Transport", "current_phase", "published"]
+
+
+@dataclass(slots=True)
+class Stage:
+    """Where a session is (for timeout messages); shared by the connection and the caller."""
+
+    phase: str = "setup"
+
+
+class Transport(Protocol):
+    """How the runner reads one device."""
+
+    name: str
+
+    @property
+    def known_hosts(self) -> KnownHosts | None:
+        """The host keys it checks (and the keys it trusted on first use); None: none."""
+        ...
+
+    def collect(
+        self,
+        device: Device,
+        credentials: Credentials,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
+    ) -> DeviceResult:
+        """Log in, run the command, check the output; never raises for a device problem."""
+        ...
+
+
+_STAGES: dict[int, Stage] = {}
+"""The session stage of the device each thread is reading now (thread id -> stage)."""
+
+
+@contextlib.contextmanager
+def published(stage: Stage) -> Iterator[None]:
+    """Let :func:`current_phase` read ``stage`` for the calling thread while inside."""
+    thread = threading.get_ident()
+    _STAGES[thread] = stage
+    try:
+        yield
+    finally:
+        _STAGES.pop(thread, None)
+
+
+def current_phase(thread: int) -> str | None:
+    """What the device that thread ``thread`` reads is waiting for (``login``, a command),
+    or None when that thread reads none through a published :class:`Stage`."""
+    stage = _STAGES.get(thread)
+    return None if stage is None else stage.phase
