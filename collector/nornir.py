@@ -59,7 +59,7 @@ import os
 import threading
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nornir.core.task import Result, Task
 
@@ -70,7 +70,8 @@ from collector.core.commands import (
     offline_info_command,
 )
 from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord
-from collector.fleet.collect import _warn_gap, _warn_skew
+from collector.fleet.collect import warn_gap, warn_skew
+from collector.history.store import DeviceOutcome, RunId, Store, StoreError
 from collector.inventory.loading import (
     DEFAULT_PLATFORM,
     DEFAULT_PORT,
@@ -80,9 +81,6 @@ from collector.inventory.loading import (
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.transport import NetmikoTransport
-
-if TYPE_CHECKING:
-    from collector.history.store import DeviceOutcome, RunId, Store
 
 __all__ = [
     "CONNECTION_OPTIONS",
@@ -310,15 +308,13 @@ def ike_offline_info(
     device_result = transport.collect(
         device, credentials, peer=peer, timeout=timeout, clock=clock_from_device
     )
-    _warn_skew(device_result)  # logged as collect logs them (logger collector.fleet.collect)
     if store is not None:
-        from collector.history.store import StoreError
-
         try:
             outcome = store.record(device_result)
             for gap in outcome.gaps:
-                _warn_gap(gap, device_result)
+                warn_gap(gap, device_result)
         except StoreError as error:
+            warn_skew(device_result, None)
             return IkeOfflineResult(
                 host,
                 result=f"not stored: {error}",
@@ -327,6 +323,7 @@ def ike_offline_info(
                 device_result=device_result,
                 outcome=None,
             )
+    warn_skew(device_result, outcome)  # logged as collect logs them (collector.fleet.collect)
     if device_result.ok:
         records: list[OfflineRecord] = list(device_result.records)
         return IkeOfflineResult(host, result=records, device_result=device_result, outcome=outcome)

@@ -13,10 +13,13 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from collector import PROGRAM
+from collector.history.paths import default_db_path
+
 LOCK_HELD_EXIT_CODE = 75
 """EX_TEMPFAIL from sysexits.h: try again later."""
 
-LOCK_FILE_NAME = "collect-ike-offline.lock"
+LOCK_FILE_NAME = f"{PROGRAM}.lock"
 
 
 class LockHeld(Exception):
@@ -27,7 +30,7 @@ class LockHeld(Exception):
         self.pid = pid
         holder = f"process {pid}" if pid else "another process"
         super().__init__(
-            f"another collect-ike-offline run ({holder}) holds the lock {path}; "
+            f"another {PROGRAM} run ({holder}) holds the lock {path}; "
             "this run exits without collecting"
         )
 
@@ -38,9 +41,6 @@ def default_lock_path(db: str | None = None) -> Path:
     For a PostgreSQL URL (several hosts may share the database, each runs its own
     lock) the lock is per host: ``$XDG_RUNTIME_DIR`` or the per-user data directory.
     """
-    # Imported here: the store is heavier and the lock must not need it to load.
-    from collector.history.store import default_db_path
-
     if db is None:
         db = str(default_db_path())
     if "://" not in db:

@@ -280,6 +280,31 @@ def clock_skew(
     return to_utc(device_clock, zone) - collector_utc
 
 
+def session_skew(
+    device_clock: datetime | DeviceClock | None,
+    zone: tzinfo,
+    started: datetime | None,
+    finished: datetime | None,
+) -> timedelta | None:
+    """The skew of a clock read during a session (:func:`clock_skew` at its middle).
+
+    None when no clock was read or the session has no times. The one rule: the store
+    keeps it (``DeviceOutcome.skew``), ``collect`` warns about it.
+
+    Examples:
+        >>> at = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+        >>> session_skew(datetime(2026, 1, 1, 0, 1), UTC, at, at + timedelta(seconds=20))
+        datetime.timedelta(seconds=50)
+    """
+    if device_clock is None:
+        return None
+    moments = [moment for moment in (started, finished) if moment]
+    if not moments:
+        return None
+    # The clock is read somewhere inside the session: take its middle.
+    return clock_skew(device_clock, zone, moments[0] + (moments[-1] - moments[0]) / 2)
+
+
 def skew_exceeds(skew: timedelta, threshold: timedelta = DEFAULT_SKEW_THRESHOLD) -> bool:
     """True when the skew (either direction) is above the threshold.
 

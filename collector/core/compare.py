@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from collector.core.aggregate import Change, Comparison, DeviceSummary, Dimension, FleetReport
+from collector.core.options import parse_moment
 
 PREVIOUS = "previous"
 """``--compare-to previous``: the window of the same length just before this one."""
@@ -43,8 +44,6 @@ def parse_window(
     Raises:
         ValueError: neither form, or an empty window.
     """
-    from collector.core.options import parse_moment
-
     if text.strip().lower() == PREVIOUS:
         return previous_window(since, until, now)
     low, separator, high = text.partition("..")

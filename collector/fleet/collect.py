@@ -19,6 +19,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from collector.core.aggregate import (
+    FleetReport,
+    GapSummary,
+    ReasonCount,
+    aggregate,
+    device_zone,
+    with_local_times,
+)
+from collector.core.clock import ZoneError, resolve_zone, session_skew, skew_exceeds
+from collector.core.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.core.options import (
     DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_WORKERS,
@@ -26,15 +36,16 @@ from collector.core.options import (
     plural,
 )
 from collector.core.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
+from collector.fleet.breaker import AuthBreaker
+from collector.fleet.run import auto_processes, collect_fleet
+from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_database_error
+from collector.output.progress import ProgressBar
+from collector.ssh.credentials import Credentials
+from collector.ssh.protocol import Transport
+from collector.ssh.transport import with_learned_commands
 
 if TYPE_CHECKING:
-    from collector.core.aggregate import FleetReport, ReasonCount
-    from collector.core.incidents import Thresholds
-    from collector.fleet.breaker import AuthBreaker
-    from collector.history.store import DeviceOutcome, Gap, Store
     from collector.inventory.loading import Shard
-    from collector.ssh.credentials import Credentials
-    from collector.ssh.protocol import Transport
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +112,6 @@ def run_collection(
     Returns:
         The report, the per-device results and the new deletions by reason.
     """
-    from collector.core.aggregate import aggregate, device_zone, with_local_times
-    from collector.core.incidents import DEFAULT_THRESHOLDS
-    from collector.fleet.breaker import AuthBreaker
-    from collector.fleet.run import auto_processes, collect_fleet
-    from collector.history.store import StoreError, is_database_error
-    from collector.output.progress import ProgressBar
-    from collector.ssh.transport import with_learned_commands
 
     run_started = datetime.now(UTC)
     failure: list[str] = []
@@ -200,10 +204,10 @@ def run_collection(
         _warn_tripped(breaker, results, credentials)
     by_name = {result.device.name: result for result in results}
     for result in results:
-        _warn_skew(result)
+        warn_skew(result, outcomes.get(result.device.name))
     for outcome in outcomes.values():
         for gap in outcome.gaps:
-            _warn_gap(gap, by_name.get(outcome.device))
+            warn_gap(gap, by_name.get(outcome.device))
     return Collection(
         report,
         results,
@@ -257,8 +261,6 @@ def _new_reason_counts(new_by_reason: Mapping[str, int]) -> tuple[ReasonCount, .
 
     ``devices`` stays 0: the store counts new deletions per reason, not per device.
     """
-    from collector.core.aggregate import ReasonCount
-
     counts = []
     for code, count in new_by_reason.items():
         reason = REASON_BY_CODE.get(code)
@@ -275,8 +277,6 @@ def _with_history(
     run_started: datetime,
 ) -> FleetReport:
     """The run's report with what the store learnt: new deletions per device, gaps."""
-    from collector.core.aggregate import GapSummary
-
     devices = tuple(
         dataclasses.replace(
             device,
@@ -300,7 +300,7 @@ def _with_history(
     )
 
 
-def _warn_gap(gap: Gap, result: DeviceResult | None) -> None:
+def warn_gap(gap: Gap, result: DeviceResult | None) -> None:
     since = gap.missing_since_local or "-"
     until = gap.missing_until_local or "-"
     advice = "collect more often"
@@ -327,18 +327,21 @@ def _warn_gap(gap: Gap, result: DeviceResult | None) -> None:
     )
 
 
-def _warn_skew(result: DeviceResult) -> None:
-    from collector.core.clock import ZoneError, clock_skew, resolve_zone, skew_exceeds
-
-    if result.device_clock is None or result.started is None or result.finished is None:
+def warn_skew(result: DeviceResult, outcome: DeviceOutcome | None) -> None:
+    """Warn when the device clock is off; the skew the store computed when it stored it."""
+    if outcome is not None:
+        skew = outcome.skew
+    else:
+        zone_text = result.device.data.get("timezone")
+        try:
+            zone, _ = resolve_zone(
+                None if zone_text is None else str(zone_text), result.device_clock
+            )
+        except ZoneError:
+            return
+        skew = session_skew(result.device_clock, zone, result.started, result.finished)
+    if skew is None or result.device_clock is None:
         return
-    zone_text = result.device.data.get("timezone")
-    try:
-        zone, _ = resolve_zone(None if zone_text is None else str(zone_text), result.device_clock)
-    except ZoneError:
-        return
-    middle = result.started + (result.finished - result.started) / 2
-    skew = clock_skew(result.device_clock, zone, middle)
     if skew_exceeds(skew):
         direction = "ahead of" if skew > timedelta(0) else "behind"
         log.warning(

@@ -240,7 +240,7 @@ class _Plan:
         return cls(" AND ".join(clauses) or "1 = 1", tuple(params), tuple(edges), middle)
 
 
-def _raw_range(
+def raw_range(
     low: int | None, high: int | None, devices: Sequence[int] | None = None
 ) -> tuple[str, tuple[int, ...]]:
     """SQL over ``deletions`` for ``low <= t_utc < high``, using the clustered key.
@@ -269,7 +269,7 @@ def _edge_rows(store: Store, plan: _Plan) -> list[tuple[int, int, int, int]]:
     """(device_id, peer_id, reason_id, t_utc) of every deletion in the plan's edges."""
     rows: list[tuple[int, int, int, int]] = []
     for low, high in plan.edges:
-        where, params = _raw_range(low, high)
+        where, params = raw_range(low, high)
         rows += store.fetch(
             f"SELECT device_id, peer_id, reason_id, t_utc FROM deletions WHERE {where}", params
         )
@@ -331,7 +331,7 @@ def _trend(
         for *_, moment in edges:
             counts[moment // _HOUR] += 1
         if plan.middle is not None:
-            where, params = _raw_range(*plan.middle)
+            where, params = raw_range(*plan.middle)
             for hour, count in store.fetch(
                 f"SELECT t_utc / {_HOUR} AS hour, count(*) FROM deletions WHERE {where} "
                 "GROUP BY hour",
@@ -358,7 +358,7 @@ def disruptive_rows(
     wanted = sorted(rid for rid, info in reasons.items() if not info.category.routine)
     if not wanted:
         return []
-    where, params = _raw_range(since, until)
+    where, params = raw_range(since, until)
     marks = ", ".join("?" * len(wanted))
     rows = store.fetch(
         f"SELECT device_id, peer_id, reason_id, t_utc FROM deletions WHERE {where} "
@@ -500,7 +500,7 @@ def _series(
             by_device[(device_id, moment // _DAY)] += 1
             by_category[(moment // _DAY, reasons[reason_id].category)] += 1
     else:
-        where, params = _raw_range(since, until)
+        where, params = raw_range(since, until)
         for hour, device_id, reason_id, count in store.fetch(
             f"SELECT t_utc / {_HOUR} AS hour, device_id, reason_id, count(*) FROM deletions "
             f"WHERE {where} GROUP BY hour, device_id, reason_id",
@@ -561,7 +561,7 @@ def _peers(
         # Reasons and last deletion of the few listed peers: from the raw rows of the
         # devices that saw them (known from the roll-up), through (device, time) ranges.
         seen_by = sorted(set().union(*(devices[peer_id] for peer_id in candidates)))
-        where, params = _raw_range(since, until, seen_by)
+        where, params = raw_range(since, until, seen_by)
         marks = ", ".join("?" * len(candidates))
         for peer_id, reason_id, count, moment in store.fetch(
             "SELECT peer_id, reason_id, count(*), max(t_utc) FROM deletions "

@@ -50,13 +50,15 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NewType
 
-from collector.core.clock import ZoneError, clock_skew, parse_zone, resolve_zone
+from collector import PROGRAM
+from collector.core.clock import ZoneError, parse_zone, resolve_zone, session_skew
 from collector.core.records import (
     UNKNOWN_REASON_CODE,
     DeviceResult,
     OfflineRecord,
     classify_reason,
 )
+from collector.history.paths import default_db_path
 from collector.history.schema import (
     DEDUP_KEY,
     MIGRATIONS,
@@ -83,8 +85,6 @@ FULL_BUFFER = 200
 """A device keeps its latest 200 deletions (command reference: display ike offline-info)."""
 DEFAULT_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite writer waits for another writer's transaction (WAL allows one writer)."""
-APP_DIR = "collect-ike-offline"
-DB_FILE = "history.sqlite3"
 
 _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
@@ -165,17 +165,6 @@ class DeviceOutcome:
         return self.gaps[0] if self.gaps else None
 
 
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/collect-ike-offline`` or ``~/.local/share/collect-ike-offline``."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / APP_DIR
-
-
-def default_db_path() -> Path:
-    """The per-user SQLite history used when ``--db`` is not given."""
-    return default_data_dir() / DB_FILE
-
-
 def is_postgres_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
@@ -189,7 +178,7 @@ def is_database_error(error: BaseException) -> bool:
     return psycopg is not None and isinstance(error, psycopg.Error)
 
 
-APPLICATION = "collect-ike-offline"
+APPLICATION = PROGRAM
 """The schema marker: ``meta`` row ``application`` (with ``schema_version``)."""
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -758,7 +747,7 @@ class Store:
                 )
         except ZoneError as zone_error:
             raise StoreError(f"device {device.name}: {zone_error}") from None
-        skew = self._skew(result, tz)
+        skew = session_skew(result.device_clock, tz, result.started, result.finished)
         records = result.records
         # Which buffers are full is only asked when rows were new (a gap is possible).
         full = partial(_full_buffers, records, declared_count)
@@ -844,17 +833,6 @@ class Store:
                 ],
             )
         return DeviceOutcome(device.name, len(records), new_records, gaps, skew, zone_source)
-
-    @staticmethod
-    def _skew(result: DeviceResult, zone: tzinfo) -> timedelta | None:
-        if result.device_clock is None:
-            return None
-        moments = [moment for moment in (result.started, result.finished) if moment]
-        if not moments:
-            return None
-        # The clock is read somewhere inside the session: take its middle.
-        collector_utc = moments[0] + (moments[-1] - moments[0]) / 2
-        return clock_skew(result.device_clock, zone, collector_utc)
 
     def _insert_snapshot(
         self,

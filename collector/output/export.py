@@ -17,7 +17,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TextIO
 
 from collector.core.records import Category
+from collector.history.report import raw_range
 from collector.history.schema import DEDUP_KEY, Dialect
+from collector.output.render import csv_cell, csv_writer
 
 if TYPE_CHECKING:
     from collector.history.store import Store
@@ -89,11 +91,9 @@ def iter_events(
     store: Store, since: datetime | None = None, until: datetime | None = None
 ) -> Iterator[dict[str, Any]]:
     """The stored deletions with ``since <= UTC time < until``, one dict per deletion."""
-    from collector.history.report import _raw_range
-
     low = None if since is None else int(since.timestamp())
     high = None if until is None else int(until.timestamp())
-    where, params = _raw_range(low, high)
+    where, params = raw_range(low, high)
     if store.dialect is Dialect.SQLITE:
         # One sequential pass gains nothing from the store's 64 MB page cache or its 256 MB
         # mmap window, which would show as memory growing with the file up to their size.
@@ -153,8 +153,6 @@ def write_export(
 ) -> int:
     """Write the events to ``out`` as NDJSON (one object a line) or CSV (a header row, then
     one row an event, cells neutralised against formula injection). Returns the count."""
-    from collector.output.render import csv_cell, csv_writer
-
     chosen = ExportFormat(fmt)
     count = 0
     if chosen is ExportFormat.CSV:

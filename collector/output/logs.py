@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from typing import Protocol, TextIO
 
+from collector import PROGRAM
 from collector.ssh.credentials import MaskingFilter, SecretMasker
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "set_overlay",
 ]
 
-PROGRAM = "collect-ike-offline"
 
 _COLORS = {logging.WARNING: "\x1b[33m", logging.ERROR: "\x1b[31m", logging.CRITICAL: "\x1b[31m"}
 _RESET = "\x1b[0m"
