@@ -141,3 +141,20 @@ def test_bad_window_is_one_line(db: str) -> None:
     result = CliRunner().invoke(main, ["export", "--db", db, "--since", "yesterday"])
     assert result.exit_code == 2
     assert "--since" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_removes_what_a_killed_export_left(db: str, tmp_path: Path) -> None:
+    """A temp file of an interrupted export (ours, over a minute old) goes; a young one stays."""
+    import os
+    import time
+
+    out = tmp_path / "siem.ndjson"
+    stale = tmp_path / ".siem.ndjson.k1ll3d.tmp"
+    young = tmp_path / ".siem.ndjson.inprog.tmp"
+    for path in (stale, young):
+        path.write_text("partial")
+    old = time.time() - 120
+    os.utime(stale, (old, old))
+    export(db, "--since", "2026-02-01", "--output", str(out))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".siem")) == [young.name]
+    assert out.read_text()

@@ -1158,8 +1158,10 @@ def _export_to_file(
     import tempfile
 
     from collector.output.export import write_export
+    from collector.output.render import remove_stale_temps
 
     directory = output.parent if str(output.parent) else Path(".")
+    remove_stale_temps(directory, output.name)  # what a killed export left behind
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
     except OSError as error:

@@ -241,7 +241,7 @@ STALE_TEMP_SECONDS = 60.0
 (a write takes milliseconds; a younger one may be another process's, in progress)."""
 
 
-def _remove_stale_temps(directory: Path, name: str) -> None:
+def remove_stale_temps(directory: Path, name: str) -> None:
     """Remove ``.NAME.*.tmp`` files older than :data:`STALE_TEMP_SECONDS` in ``directory``."""
     now = time.time()
     with contextlib.suppress(OSError):
@@ -271,7 +271,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    _remove_stale_temps(directory, target.name)
+    remove_stale_temps(directory, target.name)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
