@@ -47,7 +47,9 @@ from collector.fleet.collect import Collection
 from collector.history.report import history_report as _history_report
 from collector.history.store import Store, StoreError, open_store
 from collector.inventory.loading import Inventory, InventoryError, load_inventory, select
-from collector.output.render import render_prometheus, render_report, report_dict
+from collector.output.machine import report_dict
+from collector.output.prometheus import render_prometheus
+from collector.output.render import render_report
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Transport

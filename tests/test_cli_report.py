@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.cli.main import main
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.history.store import open_store
-from collector.output.render import DEVICE_CSV_FIELDS
+from collector.output.machine import DEVICE_CSV_FIELDS
 
 NOW = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
 

@@ -21,7 +21,7 @@ from collector.cli.main import main
 from collector.core import commands
 from collector.core.commands import check_command
 from collector.core.records import RECORD_FIELDS, ErrorKind, normalize_reason
-from collector.output.render import DEVICE_CSV_FIELDS, RECORD_CSV_FIELDS
+from collector.output.machine import DEVICE_CSV_FIELDS, RECORD_CSV_FIELDS
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 

@@ -273,12 +273,12 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next(
     out.mkdir()
     code = (
         "import os, sys, time\n"
-        "from collector.output import render\n"
+        "from collector.output import atomic\n"
         "def stuck(src, dst):\n"
         "    print('written', flush=True)\n"
         "    time.sleep(600)\n"
-        "render.os.replace = stuck\n"
-        "render.write_atomic(sys.argv[1], 'x' * 100000)\n"
+        "atomic.os.replace = stuck\n"
+        "atomic.write_atomic(sys.argv[1], 'x' * 100000)\n"
     )
     leftovers = []
     for name in ("ike.json", "ike.prom"):

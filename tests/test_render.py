@@ -26,14 +26,10 @@ from collector.core.records import (
     ErrorKind,
     OfflineRecord,
 )
-from collector.output.render import (
-    DEVICE_CSV_FIELDS,
-    RECORD_CSV_FIELDS,
-    render_prometheus,
-    render_records,
-    render_report,
-    write_atomic,
-)
+from collector.output.atomic import write_atomic
+from collector.output.machine import DEVICE_CSV_FIELDS, RECORD_CSV_FIELDS
+from collector.output.prometheus import render_prometheus
+from collector.output.render import render_records, render_report
 
 RECORDS = (
     OfflineRecord.build("10.0.0.1", "dpd timeout", 2, datetime(2024, 1, 2, 3, 4, 5)),

@@ -20,7 +20,8 @@ from collector.core.aggregate import FleetReport, aggregate
 from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
 from collector.history.report import history_report
 from collector.history.store import open_store
-from collector.output.render import render_report, summary_dict
+from collector.output.machine import summary_dict
+from collector.output.render import render_report
 
 BASE = datetime(2026, 3, 1, 8, 0)
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -370,7 +370,9 @@ def _emit(
     report: FleetReport, fmt: str, records: bool, output: Path | None, prometheus: Path | None
 ) -> None:
     """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
-    from collector.output.render import render_prometheus, render_report, write_atomic
+    from collector.output.atomic import write_atomic
+    from collector.output.prometheus import render_prometheus
+    from collector.output.render import render_report
 
     width = None
     if output is None and sys.stdout.isatty():  # a person reads it: fit their terminal
@@ -1157,8 +1159,8 @@ def _export_to_file(
     import os
     import tempfile
 
+    from collector.output.atomic import remove_stale_temps
     from collector.output.export import write_export
-    from collector.output.render import remove_stale_temps
 
     directory = output.parent if str(output.parent) else Path(".")
     remove_stale_temps(directory, output.name)  # what a killed export left behind

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from collector.core.records import Category
 from collector.history.report import raw_range
 from collector.history.schema import DEDUP_KEY, Dialect
-from collector.output.render import csv_cell, csv_writer
+from collector.output.machine import csv_cell, csv_writer
 
 if TYPE_CHECKING:
     from collector.history.store import Store

@@ -21,7 +21,7 @@ from typing import Any
 
 from collector.core.aggregate import FleetReport
 from collector.core.records import ROUTINE_CATEGORIES, Category, reason_text
-from collector.output.render import report_dict
+from collector.output.machine import report_dict
 
 ASSETS = ("chart.umd.min.js", "chartjs-chart-matrix.min.js")
 
