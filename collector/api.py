@@ -46,7 +46,9 @@ from collector.fleet import run as _run
 from collector.fleet.collect import Collection
 from collector.history.report import history_report as _history_report
 from collector.history.store import Store, StoreError, open_store
-from collector.inventory.loading import Inventory, InventoryError, load_inventory, select
+from collector.inventory.loading import load_inventory
+from collector.inventory.model import Inventory, InventoryError
+from collector.inventory.selection import select
 from collector.output.machine import report_dict
 from collector.output.prometheus import render_prometheus
 from collector.output.render import render_report

@@ -72,11 +72,11 @@ from collector.core.commands import (
 from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord
 from collector.fleet.collect import warn_gap, warn_skew
 from collector.history.store import DeviceOutcome, RunId, Store, StoreError
-from collector.inventory.loading import (
+from collector.inventory.model import (
     DEFAULT_PLATFORM,
     DEFAULT_PORT,
     PLATFORMS,
-    _with_platform_command,
+    with_platform_command,
 )
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.hostkeys import KnownHosts
@@ -208,7 +208,7 @@ def device_from_host(host: Any) -> Device:
     platform = str(params.platform or DEFAULT_PLATFORM)
     # The platform names our inventory loader takes (huawei_vrp, ne40e, ...), and what
     # they imply (NE40E-like: display ike offline history), decided in one place.
-    data = _with_platform_command(dict(host.extended_data()), platform)
+    data = with_platform_command(dict(host.extended_data()), platform)
     return Device(
         name=str(host.name),
         hostname=str(params.hostname or host.name),

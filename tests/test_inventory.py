@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 
 from collector.core.records import Device
-from collector.inventory.loading import (
-    Inventory,
-    InventoryError,
-    Shard,
-    load_inventory,
-    parse_shard,
-    parse_where,
-    select,
-    username_problem,
-    valid_hostname,
-)
+from collector.inventory.loading import load_inventory
+from collector.inventory.model import Inventory, InventoryError
+from collector.inventory.selection import Shard, parse_shard, parse_where, select
+from collector.inventory.validation import username_problem, valid_hostname
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "inventory"
 
@@ -738,7 +731,7 @@ def test_shard_stable_across_processes(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "from collector.inventory.loading import Shard;"
+        "from collector.inventory.selection import Shard;"
         "print([k for n in ['a','bb','r1','dev-0042'] for k in range(1,6) if Shard(k,5).holds(n)])"
     )
     outputs = {

@@ -48,7 +48,7 @@ from collector.ssh.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 if TYPE_CHECKING:
     from collector.core.aggregate import FleetReport
     from collector.history.store import Store
-    from collector.inventory.loading import Shard
+    from collector.inventory.selection import Shard
 
 log = logging.getLogger("collector.cli.main")
 
@@ -420,7 +420,7 @@ def _peer_value(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def _shard_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
-    from collector.inventory.loading import parse_shard
+    from collector.inventory.selection import parse_shard
 
     if value is None:
         return None
@@ -446,7 +446,7 @@ def _processes_value(ctx: click.Context, param: click.Parameter, value: str) -> 
 def _where_values(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[tuple[str, str], ...]:
-    from collector.inventory.loading import parse_where
+    from collector.inventory.selection import parse_where
 
     try:
         return tuple(parse_where(value) for value in values)
@@ -706,7 +706,9 @@ def collect_command(
     from collector.core.clock import ZoneError, parse_zone
     from collector.core.commands import InvalidDeviceSetting, check_device_settings
     from collector.fleet.collect import run_collection
-    from collector.inventory.loading import InventoryError, load_inventory, select
+    from collector.inventory.loading import load_inventory
+    from collector.inventory.model import InventoryError
+    from collector.inventory.selection import select
     from collector.output.preflight import PreflightError, check_output_file
     from collector.ssh.credentials import CredentialsError, load_credentials, scrub_environment
     from collector.ssh.errors import legacy_kex_available
@@ -1055,7 +1057,8 @@ def report_command(
     addresses = None
     if inventory_path is not None:
         from collector.core.incidents import address_book
-        from collector.inventory.loading import InventoryError, load_inventory
+        from collector.inventory.loading import load_inventory
+        from collector.inventory.model import InventoryError
 
         try:
             addresses = address_book(load_inventory(inventory_path).devices)

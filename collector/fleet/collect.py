@@ -45,7 +45,7 @@ from collector.ssh.protocol import Transport
 from collector.ssh.transport import with_learned_commands
 
 if TYPE_CHECKING:
-    from collector.inventory.loading import Shard
+    from collector.inventory.selection import Shard
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from typing import Any
 import paramiko
 
 from collector.core.records import Device
-from collector.inventory.loading import username_problem, valid_hostname
+from collector.inventory.validation import username_problem, valid_hostname
 
 __all__ = [
     "DEFAULT_PORT",
