@@ -69,6 +69,7 @@ from collector.core.commands import (
     check_device_settings,
     offline_info_command,
 )
+from collector.core.errors import CollectorError
 from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord
 from collector.fleet.collect import warn_gap, warn_skew
 from collector.history.store import DeviceOutcome, RunId, Store, StoreError
@@ -96,7 +97,7 @@ CONNECTION_OPTIONS = "netmiko"
 """Whose ``connection_options`` (and parameters) the task reads: nornir_netmiko's."""
 
 
-class DeviceReadError(Exception):
+class DeviceReadError(CollectorError):
     """A device that could not be read: the ``exception`` of a failed ``Result``.
 
     Attributes:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli.lock import LOCK_HELD_EXIT_CODE, LockHeld, RunLock, default_lock_path
+from collector.cli.exitcodes import EXIT_LOCKED
+from collector.cli.lock import LockHeld, RunLock, default_lock_path
 
 HOLDER = """
 import sys, time
@@ -45,7 +46,7 @@ def test_second_holder_fails_at_once_with_pid(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
-    assert LOCK_HELD_EXIT_CODE == 75
+    assert EXIT_LOCKED == 75
 
 
 def test_lock_dies_with_its_process(tmp_path: Path) -> None:

@@ -14,15 +14,13 @@ from pathlib import Path
 from types import TracebackType
 
 from collector import PROGRAM
+from collector.core.errors import CollectorError
 from collector.history.paths import default_db_path
-
-LOCK_HELD_EXIT_CODE = 75
-"""EX_TEMPFAIL from sysexits.h: try again later."""
 
 LOCK_FILE_NAME = f"{PROGRAM}.lock"
 
 
-class LockHeld(Exception):
+class LockHeld(CollectorError):
     """Another run holds the lock."""
 
     def __init__(self, path: Path, pid: int | None) -> None:

@@ -27,6 +27,23 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from collector import __version__
+from collector.cli.exitcodes import (
+    EXIT_ALL_FAILED,
+    EXIT_CODES_HELP,
+    EXIT_DATABASE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_THRESHOLD,
+    EXIT_USAGE,
+    EXPORT_EXIT_CODES_HELP,
+    PRUNE_EXIT_CODES_HELP,
+    REPORT_EXIT_CODES_HELP,
+    exit_code_for,
+)
+from collector.core.errors import CollectorError
 from collector.core.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.core.options import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -51,46 +68,6 @@ if TYPE_CHECKING:
     from collector.inventory.selection import Shard
 
 log = logging.getLogger("collector.cli.main")
-
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_ALL_FAILED = 3
-EXIT_THRESHOLD = 4
-EXIT_DATABASE = 5
-EXIT_INTERNAL = 70
-EXIT_LOCKED = 75
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0   every device was read
-  1   some devices could not be read (named on stderr and in the report)
-  2   usage or configuration error (options, inventory, credentials, database)
-  3   every device failed
-  4   a --fail-on threshold was breached (wins over 0 and 1)
-  5   the history database failed during the run: the report was written, the
-      devices named on stderr were not stored (wins over 0, 1, 3 and 4)
-  70  internal error (a bug: please report it with the -vv output)
-  75  another run holds the lock (--lock-file); nothing was collected
-  130 interrupted (Ctrl-C); devices already read are stored
-"""
-
-EXPORT_EXIT_CODES_HELP = """\b
-Exit codes:
-  0   the deletions of the window were written
-  2   usage or configuration error (options, database, output path)
-  70  internal error (a bug: please report it with the -vv output)
-  130 interrupted (Ctrl-C)
-"""
-
-REPORT_EXIT_CODES_HELP = """\b
-Exit codes:
-  0   the report was written
-  2   usage or configuration error (options, database, output path)
-  70  internal error (a bug: please report it with the -vv output)
-  130 interrupted (Ctrl-C)
-"""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -185,7 +162,7 @@ def parse_command(files: tuple[str, ...], fmt: str) -> None:
 # --- shared plumbing for collect, report and prune -------------------------------------------
 
 
-class CommandError(Exception):
+class CommandError(CollectorError):
     """Ends a command with one line on stderr and ``code``."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
@@ -216,6 +193,9 @@ def guarded(func: F) -> Callable[..., NoReturn]:
             except CommandError as error:
                 _say_error(masker.mask(str(error)))
                 code = error.code
+            except CollectorError as error:  # one no command turned into its own line
+                _say_error(masker.mask(" ".join(str(error).split())))
+                code = exit_code_for(error)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
             except KeyboardInterrupt:
@@ -1185,16 +1165,6 @@ def _export_to_file(
             raise CommandError(f"cannot write {output}: {error.strerror or error}") from None
         raise
     return count
-
-
-PRUNE_EXIT_CODES_HELP = """\b
-Exit codes:
-  0   removed (or, with --dry-run, counted) the old deletions
-  1   cancelled at the confirmation question; nothing removed
-  2   usage or configuration error (options, database)
-  70  internal error (a bug: please report it with the -vv output)
-  130 interrupted (Ctrl-C)
-"""
 
 
 @main.command("prune", epilog=PRUNE_EXIT_CODES_HELP)

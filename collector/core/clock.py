@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.core.errors import CollectorError
+
 DEFAULT_SKEW_THRESHOLD = timedelta(seconds=60)
 """Clock skew above this is reported (collection itself takes a second or two)."""
 
@@ -24,11 +26,11 @@ _OFFSET = re.compile(
 _UTC_NAMES = frozenset({"utc", "gmt", "z", "zulu", "utc+0", "utc-0", "utc+00:00"})
 
 
-class ZoneError(ValueError):
+class ZoneError(CollectorError, ValueError):
     """A time zone text that is neither an IANA name nor a UTC offset."""
 
 
-class ClockParseError(ValueError):
+class ClockParseError(CollectorError, ValueError):
     """``display clock`` output in a form we do not know."""
 
 

@@ -22,6 +22,8 @@ import re
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from collector.core.errors import CollectorError
+
 if TYPE_CHECKING:
     from collector.core.records import Device
 
@@ -89,11 +91,11 @@ _PEER_FORM = re.compile(
 )
 
 
-class CommandNotAllowed(ValueError):
+class CommandNotAllowed(CollectorError, ValueError):
     """A line that is not on the allowed list (the collector never sends it)."""
 
 
-class InvalidPeer(ValueError):
+class InvalidPeer(CollectorError, ValueError):
     """A ``--peer`` value that is not a dotted-decimal IPv4 address."""
 
 
@@ -127,7 +129,7 @@ address (like 10.1.1.2)
     return peer
 
 
-class InvalidDeviceSetting(ValueError):
+class InvalidDeviceSetting(CollectorError, ValueError):
     """An inventory ``data.ike_command`` or ``data.ike_spus`` the collector cannot use."""
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from collector.core.errors import CollectorError
+
 __all__ = [
     "MAX_OUTPUT_BYTES",
     "MAX_TABLE_ROWS",
@@ -45,7 +47,7 @@ _TAIL = 64
 """Characters kept from the previous chunk, so a count line split across chunks is seen."""
 
 
-class OutputTooLarge(Exception):
+class OutputTooLarge(CollectorError):
     """A device's answer went over a cap; the message says which, for the operator."""
 
 

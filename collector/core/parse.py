@@ -56,6 +56,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from collector.core.errors import CollectorError
 from collector.core.records import OfflineRecord, classify_reason
 from collector.core.terminal import has_controls, strip_controls
 
@@ -147,7 +148,7 @@ class ParseResult:
         }
 
 
-class ParseError(Exception):
+class ParseError(CollectorError):
     """The text is not usable ``display ike offline-info`` output (the parser's only error)."""
 
     def __init__(self, message: str, line: int | None = None) -> None:

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, NewType
 
 from collector import PROGRAM
 from collector.core.clock import ZoneError, parse_zone, resolve_zone, session_skew
+from collector.core.errors import CollectorError
 from collector.core.records import (
     UNKNOWN_REASON_CODE,
     DeviceResult,
@@ -105,7 +106,7 @@ Buffer = tuple[str, str]
 """(slot, cpu) as stored: ``NO_TEXT`` for what the layout does not print."""
 
 
-class StoreError(Exception):
+class StoreError(CollectorError):
     """The store cannot be opened or used; the message is one line for the operator."""
 
 

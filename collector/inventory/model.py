@@ -7,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from collector.core.errors import CollectorError
 from collector.core.records import Device
 
 MAX_INVENTORY_BYTES = 20 * 1024 * 1024
@@ -46,7 +47,7 @@ CSV_COLUMNS: tuple[str, ...] = ("name", "hostname", "port", "platform", "site", 
 """The documented CSV columns; ``username`` is known too, any other column goes to ``data``."""
 
 
-class InventoryError(Exception):
+class InventoryError(CollectorError):
     """The inventory cannot be used; the message is one line naming the file and line."""
 
 

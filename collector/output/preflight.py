@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from collector.core.errors import CollectorError
+
 __all__ = ["PreflightError", "check_output_file"]
 
 
-class PreflightError(Exception):
+class PreflightError(CollectorError):
     """A setting that would fail the run later; the message says which and what to do."""
 
 

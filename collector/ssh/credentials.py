@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.core.errors import CollectorError
+
 __all__ = [
     "DEFAULT_PASSWORD_ENV",
     "MASK",
@@ -41,7 +43,7 @@ DEFAULT_PASSWORD_ENV = "IKE_COLLECTOR_PASSWORD"
 MASK = "********"
 
 
-class CredentialsError(Exception):
+class CredentialsError(CollectorError):
     """No usable credentials; the message says what to set (one line, no secret)."""
 
 

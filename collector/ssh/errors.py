@@ -18,6 +18,7 @@ import paramiko
 from netmiko.exceptions import NetmikoAuthenticationException
 
 from collector.core.commands import CommandNotAllowed
+from collector.core.errors import CollectorError
 from collector.core.records import ErrorKind
 from collector.ssh.credentials import CredentialsError, SecretMasker
 from collector.ssh.deadline import Deadline
@@ -48,7 +49,7 @@ def legacy_kex_available() -> bool:
     return any(name in kex_info for name in LEGACY_KEX)
 
 
-class SessionError(Exception):
+class SessionError(CollectorError):
     """A device problem found by the session code, already classified."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:
@@ -57,11 +58,11 @@ class SessionError(Exception):
         self.message = message
 
 
-class ConnectionDropped(Exception):
+class ConnectionDropped(CollectorError):
     """The channel reached EOF (the device or the network closed the session)."""
 
 
-class DeadlinePassed(Exception):
+class DeadlinePassed(CollectorError):
     """The device's deadline passed while waiting for it."""
 
 

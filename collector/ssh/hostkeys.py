@@ -40,6 +40,8 @@ from pathlib import Path
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
+from collector.core.errors import CollectorError
+
 __all__ = [
     "DEFAULT_KNOWN_HOSTS",
     "HostKeyError",
@@ -78,7 +80,7 @@ class HostKeyProblem(StrEnum):
     REVOKED = "revoked"
 
 
-class HostKeyError(Exception):
+class HostKeyError(CollectorError):
     """A device's host key was refused; ``str()`` is one line for the operator."""
 
     def __init__(
@@ -120,7 +122,7 @@ class HostKeyError(Exception):
         )
 
 
-class KnownHostsFileError(Exception):
+class KnownHostsFileError(CollectorError):
     """A known_hosts file that cannot be used (unreadable, or a malformed line)."""
 
 

@@ -24,6 +24,7 @@ import subprocess
 import threading
 from collections.abc import Iterable, Mapping
 
+from collector.core.errors import CollectorError
 from collector.ssh.ssh_config import Proxy
 
 __all__ = ["MAX_STDERR", "ProxyProcess", "ProxyStartError", "child_environment", "summarise"]
@@ -35,7 +36,7 @@ _NOISE = ("Warning: Permanently added",)
 _PART = 140
 
 
-class ProxyStartError(Exception):
+class ProxyStartError(CollectorError):
     """The proxy command could not be started at all (no such program)."""
 
 

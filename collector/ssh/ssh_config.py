@@ -33,6 +33,7 @@ from typing import Any
 
 import paramiko
 
+from collector.core.errors import CollectorError
 from collector.core.records import Device
 from collector.inventory.validation import username_problem, valid_hostname
 
@@ -55,7 +56,7 @@ DEFAULT_PORT = 22
 SHELL = "/bin/sh"
 
 
-class SshConfigError(ValueError):
+class SshConfigError(CollectorError, ValueError):
     """A setting of the ssh_config that cannot be used; the message names it."""
 
 

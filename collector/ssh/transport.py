@@ -39,6 +39,7 @@ from typing import Any
 
 from collector.core import commands
 from collector.core.clock import ClockParseError, DeviceClock, parse_display_clock
+from collector.core.errors import CollectorError
 from collector.core.limits import OutputGuard, OutputTooLarge
 from collector.core.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
@@ -622,7 +623,7 @@ TRANSPORTS = ("netmiko", "napalm")
 """The names ``--transport`` accepts."""
 
 
-class TransportUnavailable(Exception):
+class TransportUnavailable(CollectorError):
     """A transport whose library is not installed; the message says what to install."""
 
 
