@@ -1,4 +1,5 @@
-"""Terminal control sequences out of device text: one pure function, :func:`strip_controls`.
+"""Terminal control sequences out of device text (:func:`strip_controls`); text as one line
+(:func:`one_line`).
 
 Device output is untrusted and is printed again on the operator's terminal (reports,
 ``-vv``), so nothing that a terminal would act on may survive into a record or a message.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["has_controls", "strip_controls"]
+__all__ = ["has_controls", "one_line", "strip_controls"]
 
 _CSI = r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
 _STRING = r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
@@ -58,3 +59,23 @@ def strip_controls(text: str) -> str:
     if _ANY_CONTROL.search(text) is None:
         return text
     return _SEQUENCE.sub("", text)
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` as one line for the operator: whitespace runs collapsed, control characters
+    replaced with ``?`` (device text must not drive a terminal), cut to ``limit`` characters
+    (ending ``...``). The one "collapse to one line" of the collector.
+
+    Examples:
+        >>> one_line("Error: bad\\n  command\\x1b[2J")
+        'Error: bad command?[2J'
+        >>> one_line("x" * 20, limit=10)
+        'xxxxxxx...'
+    """
+    line = _CONTROL_CHARACTERS.sub("?", " ".join(str(text).split()))
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line

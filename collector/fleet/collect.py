@@ -36,6 +36,7 @@ from collector.core.options import (
     plural,
 )
 from collector.core.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
+from collector.core.terminal import one_line
 from collector.fleet.breaker import AuthBreaker
 from collector.fleet.run import auto_processes, collect_fleet
 from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_database_error
@@ -122,7 +123,7 @@ def run_collection(
         if not is_database_error(error):
             raise error
         log.debug("history database error while %s", doing, exc_info=True)
-        failure.append(" ".join(str(error).split())[:200] or type(error).__name__)
+        failure.append(one_line(error, 200) or type(error).__name__)
 
     run_id = None
     if store is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from collector.core.records import Device
+from collector.core.terminal import one_line
 from collector.inventory.model import (
     CSV_COLUMNS,
     DEFAULT_PLATFORM,
@@ -18,7 +19,7 @@ from collector.inventory.model import (
     InventoryError,
     with_platform_command,
 )
-from collector.inventory.validation import has_control, one_line, username_problem, valid_hostname
+from collector.inventory.validation import has_control, username_problem, valid_hostname
 from collector.inventory.yaml_source import read_text, world_readable
 
 _CSV_KNOWN = frozenset({*CSV_COLUMNS, "username", "password"})

@@ -66,7 +66,3 @@ def username_problem(value: str) -> str | None:
     if bad:
         return f"contains shell metacharacters {''.join(bad)!r}"
     return None
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())

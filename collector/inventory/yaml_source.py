@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
+from collector.core.terminal import one_line
 from collector.inventory.model import MAX_INVENTORY_BYTES, InventoryError
-from collector.inventory.validation import one_line
 
 # ------------------------------------------------------------------------- YAML loading
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 import paramiko
 from netmiko.exceptions import NetmikoAuthenticationException
 
+from collector.core import terminal
 from collector.core.commands import CommandNotAllowed
 from collector.core.errors import CollectorError
 from collector.core.records import ErrorKind
@@ -66,20 +67,14 @@ class DeadlinePassed(CollectorError):
     """The device's deadline passed while waiting for it."""
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-"""Device text (an ``Error:`` line, garbage) must not drive the operator's terminal."""
-
-
 def one_line(text: str, masker: SecretMasker | None = None, limit: int = _MESSAGE_LIMIT) -> str:
-    """``text`` as one line for the operator: whitespace runs collapsed, control characters
-    replaced with ``?``, secrets masked (with ``masker``), cut to ``limit`` characters.
+    """``text`` as one line for the operator (:func:`collector.core.terminal.one_line`),
+    secrets masked (with ``masker``), cut to ``limit`` characters.
     """
-    line = _CONTROL_CHARACTERS.sub("?", " ".join(str(text).split()))
+    line = terminal.one_line(text)
     if masker is not None:
         line = masker.mask(line)
-    if len(line) > limit:
-        line = line[: limit - 3] + "..."
-    return line
+    return terminal.one_line(line, limit)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
