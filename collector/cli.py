@@ -31,6 +31,7 @@ from collector.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 from collector.incidents import DEFAULT_THRESHOLDS, Thresholds
 from collector.logs import PROGRAM, cli_logging
 from collector.options import (
+    DEFAULT_ASYNC_WORKERS,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_WORKERS,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from collector.inventory import Shard
     from collector.report import FleetReport
     from collector.store import Store
+    from collector.transport import Transport
 
 log = logging.getLogger("collector.cli")
 
@@ -510,9 +512,9 @@ def _duration_value(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=DEFAULT_WORKERS,
-    show_default=True,
-    help="Devices read at once.",
+    default=None,
+    help=f"Devices read at once: threads with netmiko/napalm (default {DEFAULT_WORKERS}), "
+    f"sessions in flight with asyncssh (default {DEFAULT_ASYNC_WORKERS}).",
 )
 @click.option(
     "--processes",
@@ -559,10 +561,11 @@ def _duration_value(
 @click.option(
     "--transport",
     "transport_name",
-    type=click.Choice(["netmiko", "napalm"]),
+    type=click.Choice(["netmiko", "napalm", "asyncssh"]),
     default="netmiko",
     show_default=True,
-    help="napalm: napalm-huawei-vrp's driver and cli() (pip install '.[napalm]').",
+    help="napalm: napalm-huawei-vrp's driver and cli() (pip install '.[napalm]'); asyncssh: "
+    "every session of a process in one event loop (large fleets).",
 )
 @click.option(
     "--password-env",
@@ -656,7 +659,7 @@ def collect_command(
     wheres: tuple[tuple[str, str], ...],
     shard: Shard | None,
     peer: str | None,
-    workers: int,
+    workers: int | None,
     processes: int | None,
     timeout: float,
     connect_timeout: float,
@@ -771,7 +774,7 @@ def collect_command(
     # ProxyCommand would inherit and /proc/<pid>/environ shows.
     scrub_environment(password_env)
 
-    if legacy_ssh and not legacy_kex_available():
+    if legacy_ssh and transport_name != "asyncssh" and not legacy_kex_available():
         log.warning(
             "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left "
             "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
@@ -781,8 +784,14 @@ def collect_command(
         host_keys.check()
     except KnownHostsFileError as error:
         raise CommandError(str(error)) from None
-    transport: NetmikoTransport | NapalmTransport
-    if transport_name == "napalm":
+    transport: Transport
+    if transport_name == "asyncssh":
+        from collector.async_transport import AsyncsshTransport
+
+        transport = AsyncsshTransport(
+            host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+        )
+    elif transport_name == "napalm":
         try:
             transport = NapalmTransport(
                 host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
@@ -816,7 +825,7 @@ def collect_command(
             store=store,
             inventory_path=inventory.path,
             shard=shard,
-            workers=workers,
+            workers=workers or int(getattr(transport, "default_workers", DEFAULT_WORKERS)),
             processes=processes,
             timeout=timeout,
             retries=retries,

@@ -343,6 +343,23 @@ def _iter_indexed(
         return
     if timeout <= 0:
         raise ValueError("timeout must be positive")
+    fan_out = getattr(transport, "iter_indexed", None)
+    if fan_out is not None:  # a transport with its own fan-out (asyncssh: one event loop)
+        yield from fan_out(
+            device_list,
+            credentials,
+            workers=workers,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            peer=peer,
+            clock=clock,
+            keep_raw=keep_raw,
+            retry_on=retry_on,
+            on_progress=on_progress,
+            grace=grace,
+        )
+        return
 
     def collect_one(device: Device) -> DeviceResult:
         return transport.collect(

@@ -734,7 +734,7 @@ class NapalmTransport(_SessionTransport):
                         holder[0].close()  # idempotent; also shuts our socket
 
 
-TRANSPORTS = ("netmiko", "napalm")
+TRANSPORTS = ("netmiko", "napalm", "asyncssh")
 """The names ``--transport`` accepts."""
 
 
@@ -748,10 +748,11 @@ def make_transport(
     known_hosts: KnownHosts | None = None,
     allow_sha1_kex: bool = False,
 ) -> Transport:
-    """The transport called ``name`` (``netmiko`` or ``napalm``).
+    """The transport called ``name`` (``netmiko``, ``napalm`` or ``asyncssh``).
 
     Raises:
-        TransportUnavailable: ``napalm`` without napalm-huawei-vrp installed.
+        TransportUnavailable: ``napalm`` without napalm-huawei-vrp installed, ``asyncssh``
+            without asyncssh.
         ValueError: an unknown name.
     """
     if name == "netmiko":
@@ -764,4 +765,12 @@ def make_transport(
                 "--transport napalm needs napalm-huawei-vrp:"
                 " pip install 'collect-ike-offline[napalm]'"
             ) from None
+    if name == "asyncssh":
+        try:
+            from collector.async_transport import AsyncsshTransport
+        except ImportError:
+            raise TransportUnavailable(
+                "--transport asyncssh needs asyncssh: pip install 'collect-ike-offline[asyncssh]'"
+            ) from None
+        return AsyncsshTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
     raise ValueError(f"unknown transport {name!r} (use one of: {', '.join(TRANSPORTS)})")
