@@ -63,6 +63,7 @@ from collector.ssh_errors import (
     ConnectionDropped,
     DeadlinePassed,
     SessionError,
+    one_line,
     target_answered,
 )
 from collector.transport import (
@@ -210,9 +211,11 @@ class _Shell(asyncssh.SSHClientSession[bytes]):
 
 
 def _negotiation_error(exc: asyncssh.Error) -> SessionError:
+    # asyncssh lists every algorithm it sent: the message keeps the first words only.
+    detail = one_line(exc.reason.split(", sent ")[0], limit=80)
     return SessionError(
         ErrorKind.PROTOCOL,
-        f"SSH negotiation failed ({exc.reason}); older VRP releases offer only SHA-1 key"
+        f"SSH negotiation failed ({detail}); older VRP releases offer only SHA-1 key"
         " exchange (diffie-hellman-group14-sha1): allow it with --legacy-ssh"
         " (allow_sha1_kex), or enable a SHA-2 key exchange on the device",
     )

@@ -116,3 +116,33 @@ def test_legacy_ssh_reads_a_sha1_only_device(sha1_only_fleet: FleetThread, tmp_p
     assert code == 0, stderr
     assert device["error"] is None and device["status"] == "ok"
     assert len(device["records"]) == 3  # type: ignore[arg-type]
+
+
+# asyncssh still has SHA-1 key exchange whatever paramiko is installed: off by default,
+# offered with --legacy-ssh.
+
+
+def test_asyncssh_keeps_sha1_off_without_legacy_ssh(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, error, stderr = collect(sha1_only_fleet, tmp_path, "--transport", "asyncssh")
+    assert code == 3
+    assert error["kind"] == "protocol"
+    message = str(error["message"])
+    assert message.startswith("SSH negotiation failed")
+    for advice in ("SHA-1", "diffie-hellman-group14-sha1", "--legacy-ssh"):
+        assert advice in message, advice
+    assert f"old-vrp: protocol: {message}" in stderr
+    assert not any(e.kind == "login" for e in sha1_only_fleet.device("old-vrp").journal())
+
+
+def test_asyncssh_legacy_ssh_reads_a_sha1_only_device(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, device, stderr = read(
+        sha1_only_fleet, tmp_path, "--legacy-ssh", "--transport", "asyncssh"
+    )
+    assert code == 0, stderr
+    assert "installed paramiko" not in stderr  # the paramiko warning is not about asyncssh
+    assert device["error"] is None and device["status"] == "ok"
+    assert len(device["records"]) == 3  # type: ignore[arg-type]
