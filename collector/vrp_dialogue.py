@@ -340,7 +340,9 @@ class VrpDialogue:
 
     def _decline(self, tail: str) -> None:
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        question = " ".join(lines[-2:])
+        # Without the ':' some devices print after the brackets: it may come in the next
+        # chunk, and the question is the same.
+        question = " ".join(lines[-2:]).rstrip(": \t")
         self.declined.append(question)
         log.info("%s: answering N to %r", self.device_name, question)
         self._events.append(Declined(question))
