@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -306,6 +309,57 @@ def test_public_key_login(tmp_path: Path, mock_fleet: object, name: str) -> None
         as_device(state), Credentials("admin", key_file=key_file), timeout=15
     )
     assert_records_match(result, state)
+
+
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_agent_key_login(
+    tmp_path: Path, mock_fleet: object, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--ssh-agent: the key is only in a real ssh-agent (no key file, no password)."""
+    private = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "agent_key"
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    fleet = mock_fleet(  # type: ignore[operator]
+        {
+            "defaults": {"records": {"generate": {"count": 4, "seed": 6}}},
+            "devices": [{"name": "agent-keyed", "authorized_keys": [public]}],
+        },
+        password="not-used-by-the-client",
+    )
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", str(key_file)], env=env, check=True, capture_output=True)
+        key_file.unlink()  # the agent alone has it now
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        state = fleet.device("agent-keyed")
+        transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
+        result = transport.collect(
+            as_device(state), Credentials("admin", use_agent=True), timeout=15
+        )
+        assert_records_match(result, state)
+        without = transport.collect(as_device(state), Credentials("admin"), timeout=15)
+        assert without.error is not None and without.error.kind is ErrorKind.AUTH
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)
 
 
 def test_no_password_key_or_agent_is_an_auth_failure(
