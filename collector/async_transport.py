@@ -558,13 +558,28 @@ class AsyncsshTransport:
             while True:
                 attempt += 1
                 try:
-                    result = await self.collect_async(
+                    # The deadline ends the session; this only catches a bug that would
+                    # outlive it (the thread runner's "stuck; abandoned").
+                    async with asyncio.timeout(timeout + grace):
+                        result = await self.collect_async(
+                            device,
+                            credentials,
+                            peer=peer,
+                            timeout=timeout,
+                            clock=clock,
+                            keep_raw=keep_raw,
+                        )
+                except TimeoutError:
+                    log.warning(
+                        "%s: still busy %.0f s after its deadline; abandoning it",
+                        device.name,
+                        grace,
+                    )
+                    result = DeviceResult.failure(
                         device,
-                        credentials,
-                        peer=peer,
-                        timeout=timeout,
-                        clock=clock,
-                        keep_raw=keep_raw,
+                        ErrorKind.TIMEOUT,
+                        f"no complete answer within {timeout:g} s (stuck; abandoned)",
+                        finished=datetime.now(UTC),
                     )
                 except Exception as exc:  # a bug in one device's path must not end the run
                     log.error(
@@ -625,7 +640,17 @@ class AsyncsshTransport:
         emitted = failed = 0
         try:
             while emitted < total:
-                item = results.get()
+                try:
+                    item = results.get(timeout=1.0)
+                except queue.Empty:
+                    if thread.is_alive():
+                        continue
+                    try:
+                        item = results.get_nowait()
+                    except queue.Empty:
+                        raise RuntimeError(
+                            f"the asyncssh event loop ended with {total - emitted} devices not read"
+                        ) from None
                 if isinstance(item, BaseException):
                     raise item
                 emitted += 1
