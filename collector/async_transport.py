@@ -76,6 +76,7 @@ from collector.transport import (
     result_from_outputs,
 )
 from collector.vrp_dialogue import Output, VrpDialogue
+from collector.vrp_session import AEAD_CIPHERS
 
 __all__ = ["DEFAULT_ASYNC_WORKERS", "AsyncsshTransport"]
 
@@ -97,6 +98,16 @@ def kex_algorithms(allow_sha1: bool) -> list[str]:
     if allow_sha1:
         chosen += list(LEGACY_KEX)
     return chosen
+
+
+def encryption_algorithms() -> list[str]:
+    """asyncssh's default ciphers with the AES-GCM ones first (as the netmiko transport
+    orders them, :data:`collector.vrp_session.AEAD_CIPHERS`): asyncssh's first choice,
+    ChaCha20-Poly1305, builds several cipher contexts in Python for every packet (measured
+    on the mock fleet: ~1.3 of 3.3 ms client CPU a device); AES-GCM is one call."""
+    names = [name.decode("ascii") for name in asyncssh.encryption.get_default_encryption_algs()]
+    first = [name for name in AEAD_CIPHERS if name in names]
+    return first + [name for name in names if name not in first]
 
 
 def _paramiko_key(key: asyncssh.SSHKey) -> paramiko.PKey:
@@ -346,6 +357,7 @@ class _Session:
                     known_hosts=lambda host, addr, port: (recorded, [], []),
                     client_factory=lambda: client,
                     kex_algs=kex_algorithms(self.transport.allow_sha1_kex),
+                    encryption_algs=encryption_algorithms(),
                     config=None,
                     gss_host=None,
                     keepalive_interval=keepalive,
