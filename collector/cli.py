@@ -34,6 +34,7 @@ from collector.options import (
     DEFAULT_ASYNC_WORKERS,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_AUTH_FAILURES,
+    DEFAULT_TRANSPORT,
     DEFAULT_WORKERS,
     Threshold,
     breached,
@@ -561,11 +562,12 @@ def _duration_value(
 @click.option(
     "--transport",
     "transport_name",
-    type=click.Choice(["netmiko", "napalm", "asyncssh"]),
-    default="netmiko",
+    type=click.Choice(["asyncssh", "netmiko", "napalm"]),
+    default=DEFAULT_TRANSPORT,
     show_default=True,
-    help="napalm: napalm-huawei-vrp's driver and cli() (pip install '.[napalm]'); asyncssh: "
-    "every session of a process in one event loop (large fleets).",
+    help="asyncssh: every session of a process in one event loop; netmiko: paramiko, a "
+    "thread per session; napalm: napalm-huawei-vrp's driver and cli() "
+    "(pip install '.[napalm]'). All three say the same to the device.",
 )
 @click.option(
     "--password-env",

@@ -33,6 +33,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_AUTH_FAILURES = 3
 """``--max-auth-failures``: refused logins as one user, before any succeeded, that stop the
 run from logging in as that user (:mod:`collector.breaker`)."""
+DEFAULT_TRANSPORT = "asyncssh"
+"""``collect --transport`` and the API's default: the fastest transport that passes the whole
+fault matrix (docs/BENCHMARKS.md); netmiko and napalm stay selectable."""
 DEFAULT_ASYNC_WORKERS = 200
 """Sessions in flight per process with ``--transport asyncssh`` (one event loop, no threads)."""
 

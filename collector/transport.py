@@ -43,6 +43,7 @@ from collector.credentials import Credentials
 from collector.deadline import Deadline, watched
 from collector.hostkeys import KnownHosts
 from collector.limits import OutputGuard, OutputTooLarge
+from collector.options import DEFAULT_TRANSPORT
 from collector.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.ssh_config import SshConfigError, SshTarget, resolve_device
@@ -743,7 +744,7 @@ class TransportUnavailable(Exception):
 
 
 def make_transport(
-    name: str = "netmiko",
+    name: str = DEFAULT_TRANSPORT,
     *,
     known_hosts: KnownHosts | None = None,
     allow_sha1_kex: bool = False,
