@@ -86,6 +86,10 @@ _NUDGE_AFTER = 2.0
 """Seconds of silence after the shell opens before pressing Enter once."""
 _PROXY_EXIT_WAIT = 1.0
 _TERM_SIZE = (511, 1000)
+_EXTRAS_USED = frozenset({"key_file", "use_keys", "allow_agent", "ssh_config_file"})
+"""The inventory's netmiko extras this transport honours (``ssh_config_file`` is resolved
+by :mod:`collector.ssh_config`); the others (paramiko's ``disabled_algorithms``, ...) are
+logged at ``-vv`` and ignored."""
 _CLOSE_WAIT = 1.0
 """Seconds to wait for a connection to finish closing after ``quit``."""
 
@@ -310,12 +314,18 @@ class _Session:
 
     async def _client_keys(self) -> list[Any] | None:
         credentials, target = self.login.credentials, self.login.target
+        device = self.login.device
+        extras = device.netmiko_extras
+        for key in extras:
+            if key not in _EXTRAS_USED:
+                log.debug(
+                    "%s: netmiko extra %r not used by the asyncssh transport", device.name, key
+                )
         keys: list[Any] = []
         passphrase = credentials.passphrase.reveal() if credentials.passphrase else None
         files = [str(credentials.key_file)] if credentials.key_file is not None else []
-        extra = self.login.device.netmiko_extras.get("key_file")
-        if not files and extra:
-            files = [str(extra)]
+        if not files and extras.get("key_file"):  # as netmiko: a key_file extra means use_keys
+            files = [str(extras["key_file"])]
         if not files:
             files = [path for path in target.identity_files if os.path.isfile(path)]
         for path in files:
@@ -323,7 +333,8 @@ class _Session:
                 keys.append(asyncssh.read_private_key(path, passphrase))
             except (OSError, asyncssh.KeyImportError) as exc:
                 raise SessionError(ErrorKind.AUTH, f"cannot use key {path}: {exc}") from None
-        if credentials.use_agent and os.environ.get("SSH_AUTH_SOCK"):
+        use_agent = credentials.use_agent or bool(extras.get("allow_agent"))
+        if use_agent and os.environ.get("SSH_AUTH_SOCK"):
             with contextlib.suppress(OSError, asyncssh.Error):
                 async with asyncssh.connect_agent() as agent:
                     keys.extend(await agent.get_keys())
