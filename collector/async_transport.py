@@ -566,7 +566,7 @@ class AsyncsshTransport:
         """``(position, result)`` in completion order, ``workers`` sessions at once in one
         event loop (in a background thread), with retries; closing the generator cancels
         the sessions still in flight."""
-        from collector.run import Progress, _backoff_delay
+        from collector.run import Progress, abandoned, internal_error, retry_delay
 
         total = len(devices)
         if total == 0:
@@ -578,8 +578,10 @@ class AsyncsshTransport:
         async def one(index: int) -> DeviceResult:
             device = devices[index]
             attempt = 0
+            timed_out_in: set[str] = set()
             while True:
                 attempt += 1
+                started = datetime.now(UTC)
                 try:
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
@@ -593,44 +595,19 @@ class AsyncsshTransport:
                             keep_raw=keep_raw,
                         )
                 except TimeoutError:
-                    log.warning(
-                        "%s: still busy %.0f s after its deadline; abandoning it",
-                        device.name,
-                        grace,
-                    )
-                    result = DeviceResult.failure(
-                        device,
-                        ErrorKind.TIMEOUT,
-                        f"no complete answer within {timeout:g} s (stuck; abandoned)",
-                        finished=datetime.now(UTC),
-                    )
+                    result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
-                    log.error(
-                        "%s: internal error: %s: %s",
-                        device.name,
-                        type(exc).__name__,
-                        exc,
-                        exc_info=True,
-                    )
-                    result = DeviceResult.failure(
-                        device,
-                        ErrorKind.PROTOCOL,
-                        f"internal error: {type(exc).__name__} (see the log at -v)",
-                        finished=datetime.now(UTC),
-                    )
-                if result.ok or attempt > retries or result.error is None:
-                    break
-                if result.error.kind not in retry_on:
-                    break
-                delay = _backoff_delay(backoff, attempt)
-                log.info(
-                    "%s: %s (attempt %d of %d); retrying in %.1f s",
-                    device.name,
-                    result.error.kind.value,
+                    result = internal_error(device, exc, started)
+                delay = retry_delay(
+                    result,
                     attempt,
-                    retries + 1,
-                    delay,
+                    retries=retries,
+                    backoff=backoff,
+                    retry_on=retry_on,
+                    timed_out_in=timed_out_in,
                 )
+                if delay is None:
+                    break
                 await asyncio.sleep(delay)
             return dataclasses.replace(result, attempts=attempt)
 

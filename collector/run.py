@@ -147,6 +147,68 @@ def _backoff_delay(backoff: float, attempt: int) -> float:
     return min(MAX_BACKOFF, backoff * 2.0 ** (attempt - 1))
 
 
+def retry_delay(
+    result: DeviceResult,
+    attempt: int,
+    *,
+    retries: int,
+    backoff: float,
+    retry_on: frozenset[ErrorKind],
+    timed_out_in: set[str],
+) -> float | None:
+    """Seconds to wait before another attempt at this device, or None when ``result`` is
+    final (read, out of attempts, a kind not worth retrying, or a second timeout in the
+    same phase: it would time out there again); logs the retry. ``timed_out_in`` holds the
+    phases this device timed out in so far (updated)."""
+    if result.ok or attempt > retries or result.error is None:
+        return None
+    if result.error.kind not in retry_on:
+        return None
+    if result.error.kind is ErrorKind.TIMEOUT and result.error.phase is not None:
+        if result.error.phase in timed_out_in:
+            log.info(
+                "%s: timed out twice during %s; not retried again",
+                result.device.name,
+                result.error.phase,
+            )
+            return None
+        timed_out_in.add(result.error.phase)
+    delay = _backoff_delay(backoff, attempt)
+    log.info(
+        "%s: %s (attempt %d of %d); retrying in %.1f s",
+        result.device.name,
+        result.error.kind.value,
+        attempt,
+        retries + 1,
+        delay,
+    )
+    return delay
+
+
+def internal_error(device: Device, exc: Exception, started: datetime) -> DeviceResult:
+    """The result for a bug in one device's path (logged with its traceback at -v)."""
+    log.error("%s: internal error: %s: %s", device.name, type(exc).__name__, exc, exc_info=True)
+    return DeviceResult.failure(
+        device,
+        ErrorKind.PROTOCOL,
+        f"internal error: {type(exc).__name__} (see the log at -v)",
+        started=started,
+        finished=datetime.now(UTC),
+    )
+
+
+def abandoned(device: Device, timeout: float, grace: float, attempts: int) -> DeviceResult:
+    """The result for an attempt still busy ``grace`` seconds after its deadline."""
+    log.warning("%s: still busy %.0f s after its deadline; abandoning it", device.name, grace)
+    return DeviceResult.failure(
+        device,
+        ErrorKind.TIMEOUT,
+        f"no complete answer within {timeout:g} s (stuck; abandoned)",
+        finished=datetime.now(UTC),
+        attempts=attempts,
+    )
+
+
 @dataclass(slots=True)
 class _InFlight:
     """One device being worked on (written by its worker, read by the runner)."""
@@ -231,28 +293,18 @@ class _Fleet:
             result = self.attempt(device)
             if breaker is not None:
                 breaker.release(device, result)
-            if result.ok or attempt > self.retries or self.stop.is_set():
+            if self.stop.is_set():
                 break
-            if result.error is None or result.error.kind not in self.retry_on:
-                break
-            if result.error.kind is ErrorKind.TIMEOUT and result.error.phase is not None:
-                if result.error.phase in timed_out_in:
-                    log.info(
-                        "%s: timed out twice during %s; not retried again",
-                        device.name,
-                        result.error.phase,
-                    )
-                    break
-                timed_out_in.add(result.error.phase)
-            delay = _backoff_delay(self.backoff, attempt)
-            log.info(
-                "%s: %s (attempt %d of %d); retrying in %.1f s",
-                device.name,
-                result.error.kind.value,
+            delay = retry_delay(
+                result,
                 attempt,
-                self.retries + 1,
-                delay,
+                retries=self.retries,
+                backoff=self.backoff,
+                retry_on=self.retry_on,
+                timed_out_in=timed_out_in,
             )
+            if delay is None:
+                break
             with self.lock:
                 self.in_flight[index].waiting = True
             if self.stop.wait(delay):
@@ -264,16 +316,7 @@ class _Fleet:
         try:
             return self.collect_one(device)
         except Exception as exc:  # a bug in one device's path must not end the run
-            log.error(
-                "%s: internal error: %s: %s", device.name, type(exc).__name__, exc, exc_info=True
-            )
-            return DeviceResult.failure(
-                device,
-                ErrorKind.PROTOCOL,
-                f"internal error: {type(exc).__name__} (see the log at -v)",
-                started=started,
-                finished=datetime.now(UTC),
-            )
+            return internal_error(device, exc, started)
 
     def overdue(self, emitted: set[int]) -> list[tuple[int, _InFlight]]:
         """Attempts stuck past deadline + grace (their threads are abandoned)."""
@@ -397,23 +440,7 @@ def _iter_indexed(
                 on_progress(progress)
             for index, flight in fleet.overdue(emitted):
                 device = device_list[index]
-                log.warning(
-                    "%s: still busy %.0f s after its deadline; abandoning it",
-                    device.name,
-                    fleet.grace,
-                )
-                ready.append(
-                    (
-                        index,
-                        DeviceResult.failure(
-                            device,
-                            ErrorKind.TIMEOUT,
-                            f"no complete answer within {timeout:g} s (stuck; abandoned)",
-                            finished=datetime.now(UTC),
-                            attempts=flight.attempt,
-                        ),
-                    )
-                )
+                ready.append((index, abandoned(device, timeout, fleet.grace, flight.attempt)))
                 fleet.spawn()  # keep the pool at its width
             for index, result in ready:
                 if index in emitted:

@@ -62,6 +62,25 @@ def as_device(state: DeviceState) -> Device:
     )
 
 
+def ed25519_key(path: Path) -> tuple[Path, str]:
+    """A new private key written to ``path`` (0600, OpenSSH format) and its public line."""
+    private = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return path, public
+
+
 def record_key(record: OfflineRecord) -> tuple[object, ...]:
     return (
         record.peer,
@@ -282,20 +301,7 @@ def test_login_questions_are_answered_no(
 
 @pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
 def test_public_key_login(tmp_path: Path, mock_fleet: object, name: str) -> None:
-    private = Ed25519PrivateKey.generate()
-    key_file = tmp_path / "id_ed25519"
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    public = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    key_file, public = ed25519_key(tmp_path / "id_ed25519")
     fleet = mock_fleet(  # type: ignore[operator]
         {
             "defaults": {"records": {"generate": {"count": 5, "seed": 3}}},
@@ -316,21 +322,7 @@ def test_agent_key_login(
     tmp_path: Path, mock_fleet: object, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--ssh-agent: the key is only in a real ssh-agent (no key file, no password)."""
-    private = Ed25519PrivateKey.generate()
-    key_file = tmp_path / "agent_key"
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    public = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    key_file, public = ed25519_key(tmp_path / "agent_key")
     fleet = mock_fleet(  # type: ignore[operator]
         {
             "defaults": {"records": {"generate": {"count": 4, "seed": 6}}},
