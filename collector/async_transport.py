@@ -225,15 +225,66 @@ class _Shell(asyncssh.SSHClientSession[bytes]):
         raise SessionError(ErrorKind.PROTOCOL, f"no output for '{command}'")  # pragma: no cover
 
 
-def _negotiation_error(exc: asyncssh.Error) -> SessionError:
+def _negotiation_error(exc: asyncssh.Error | str) -> SessionError:
     # asyncssh lists every algorithm it sent: the message keeps the first words only.
-    detail = one_line(exc.reason.split(", sent ")[0], limit=80)
+    reason = exc if isinstance(exc, str) else exc.reason
+    detail = one_line(reason.split(", sent ")[0], limit=80)
     return SessionError(
         ErrorKind.PROTOCOL,
         f"SSH negotiation failed ({detail}); older VRP releases offer only SHA-1 key"
         " exchange (diffie-hellman-group14-sha1): allow it with --legacy-ssh"
         " (allow_sha1_kex), or enable a SHA-2 key exchange on the device",
     )
+
+
+_PROBE_LIMIT = 64 * 1024
+_PROBE_VERSION = b"SSH-2.0-collect_ike_offline_probe\r\n"
+
+
+async def server_kex_algorithms(host: str, port: int) -> list[str] | None:
+    """The key exchanges an SSH server offers: its version line and first KEXINIT, read
+    without sending a KEXINIT of our own (so the server has nothing to refuse), or None if
+    it does not say (bounded by :data:`_PROBE_LIMIT` bytes; the caller bounds the time).
+
+    Used when a server closed the connection during the negotiation: some servers reset it
+    the moment they find no common key exchange, and the reset can take their KEXINIT with
+    it before asyncssh read it; this second look tells what they offered.
+    """
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return None
+    try:
+        writer.write(_PROBE_VERSION)
+        data = b""
+        while b"\n" not in data or not data.lstrip().startswith(b"SSH-"):
+            if b"\n" in data:  # a line before the version line (allowed by RFC 4253)
+                data = data.split(b"\n", 1)[1]
+                continue
+            chunk = await reader.read(4096)
+            if not chunk or len(data) > _PROBE_LIMIT:
+                return None
+            data += chunk
+        packet = data.split(b"\n", 1)[1]
+        while len(packet) < 4 or len(packet) < 4 + int.from_bytes(packet[:4], "big"):
+            if len(packet) > _PROBE_LIMIT:
+                return None
+            chunk = await reader.read(4096)
+            if not chunk:
+                return None
+            packet += chunk
+        # uint32 length, byte padding, byte SSH_MSG_KEXINIT (20), 16-byte cookie, namelist
+        if packet[5] != 20 or len(packet) < 26:
+            return None
+        size = int.from_bytes(packet[22:26], "big")
+        names = packet[26 : 26 + size].decode("ascii", "replace")
+        return [name for name in names.split(",") if name]
+    except (OSError, IndexError, asyncssh.Error):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 def _translated(exc: BaseException, client: _Client | None) -> BaseException:
@@ -247,7 +298,13 @@ def _translated(exc: BaseException, client: _Client | None) -> BaseException:
         return _negotiation_error(exc)
     if isinstance(exc, asyncssh.ProtocolError) and "version" in exc.reason.lower():
         return cast(BaseException, paramiko.SSHException("Error reading SSH protocol banner"))
-    if isinstance(exc, asyncssh.ConnectionLost | BrokenPipeError | asyncssh.ChannelOpenError):
+    if isinstance(
+        exc,
+        asyncssh.ConnectionLost
+        | BrokenPipeError
+        | ConnectionResetError
+        | asyncssh.ChannelOpenError,
+    ):
         return ConnectionDropped(str(exc))
     if isinstance(exc, asyncssh.DisconnectError):
         if "no matching" in exc.reason.lower():
@@ -400,6 +457,20 @@ class _Session:
         await shell.run(commands.DISABLE_PAGING)
         return shell
 
+    async def kex_mismatch(self) -> SessionError | None:
+        """After the connection closed during the negotiation: the negotiation error if the
+        device offers none of our key exchanges (a second look, :func:`server_kex_algorithms`;
+        direct connections only), else None."""
+        target = self.login.target
+        if target.proxy is not None or not self.phase.startswith("SSH negotiation"):
+            return None
+        offered = await server_kex_algorithms(target.hostname, target.port)
+        ours = kex_algorithms(self.transport.allow_sha1_kex)
+        if not offered or set(offered) & set(ours):
+            return None
+        kex = [name for name in offered if not name.startswith(("ext-info", "kex-strict"))]
+        return _negotiation_error(f"no matching key exchange; the device offers {','.join(kex)}")
+
     async def jump_host_failure(self, exc: BaseException) -> str | None:
         proxy = self.proxy
         if proxy is None or target_answered(exc) or isinstance(exc, SessionError):
@@ -524,6 +595,10 @@ class AsyncsshTransport:
                         return result
                 except (asyncssh.Error, OSError) as exc:
                     translated = _translated(exc, session.client)
+                    if isinstance(translated, ConnectionDropped):
+                        mismatch = await session.kex_mismatch()
+                        if mismatch is not None:
+                            raise mismatch from exc
                     failure = await session.jump_host_failure(translated)
                     if failure is not None:
                         raise SessionError(ErrorKind.JUMP_HOST, failure) from exc
