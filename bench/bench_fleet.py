@@ -754,7 +754,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stages is not None:
         text += "\n\n" + stages
     notes = [
-        f"{args.devices} devices, {workers} workers for (a) and (b), {args.latency_ms} ms"
+        f"{args.devices} devices, {workers} workers for (a) and (b)"
+        + (
+            ""
+            if args.workers is not None or "asyncssh" not in args.transport_list
+            else f" ({DEFAULT_ASYNC_WORKERS} sessions in flight for (a) with asyncssh)"
+        )
+        + f", {args.latency_ms} ms"
         f" per command, {args.records} records per device; ideal"
         f" = ceil({args.devices}/{workers}) x {round_trip:.3f} s = {ideal:.2f} s"
         f" (one device with our transport: median of {args.probe_repeat},"
