@@ -26,7 +26,8 @@ from collector.ssh_errors import ConnectionDropped, SessionError
 from collector.transport import Plan, device_plan
 from collector.vrp_dialogue import Event, Output, VrpDialogue
 
-Item = tuple[Literal["recv", "send", "idle", "eof"], bytes]
+Item = tuple[Literal["recv", "send", "idle", "eof", "refused"], bytes]
+"""``refused``: the dialogue itself ended the session (an output over a cap)."""
 
 
 @dataclass
@@ -105,8 +106,15 @@ async def _record(
             self.channel = chan
 
         def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+            if finished.is_set():
+                return
             items.append(("recv", data))
-            dialogue.receive(data)
+            try:
+                dialogue.receive(data)
+            except SessionError:
+                items.append(("refused", b""))
+                finished.set()
+                return
             self.flush()
 
         def flush(self) -> None:
@@ -146,7 +154,7 @@ async def _record(
                     items.append(("idle", b""))
                     dialogue.idle()
                     session.flush()
-        if not conductor.done:
+        if not conductor.done and items[-1][0] != "refused":
             items.append(("eof", b""))
     return items
 
@@ -187,7 +195,13 @@ def replay(items: Sequence[Item], device: Device, chunker: Chunker | None = None
 
     def feed(pieces: list[bytes]) -> None:
         for piece in pieces:
-            dialogue.receive(piece)
+            if outcome.error is not None:
+                return
+            try:
+                dialogue.receive(piece)
+            except SessionError as exc:
+                outcome.error = (exc.kind.value, exc.message)
+                return
             conductor.step()
 
     for came, _ in turns(items):
@@ -204,7 +218,7 @@ def replay(items: Sequence[Item], device: Device, chunker: Chunker | None = None
                 pending = b""
             if kind == "idle":
                 dialogue.idle()
-            elif kind == "eof":
+            elif kind == "eof" and outcome.error is None:
                 outcome.error = _ended(dialogue)
         if pending and chunker is not None:
             feed(chunker(pending))
