@@ -53,6 +53,7 @@ import asyncssh
 import paramiko
 
 from collector import commands
+from collector.breaker import POLL, AuthBreaker
 from collector.credentials import Credentials, SecretMasker
 from collector.hostkeys import HostKeyError, KnownHosts, host_entry_name
 from collector.options import DEFAULT_ASYNC_WORKERS
@@ -637,10 +638,12 @@ class AsyncsshTransport:
         retry_on: frozenset[ErrorKind],
         on_progress: Callable[[Any], None] | None,
         grace: float,
+        breaker: AuthBreaker | None = None,
     ) -> Generator[tuple[int, DeviceResult], None, None]:
         """``(position, result)`` in completion order, ``workers`` sessions at once in one
-        event loop (in a background thread), with retries; closing the generator cancels
-        the sessions still in flight."""
+        event loop (in a background thread), with retries and the run's
+        :class:`~collector.breaker.AuthBreaker`; closing the generator cancels the sessions
+        still in flight."""
         from collector.run import Progress, abandoned, internal_error, retry_delay
 
         total = len(devices)
@@ -655,6 +658,13 @@ class AsyncsshTransport:
             attempt = 0
             timed_out_in: set[str] = set()
             while True:
+                if breaker is not None:
+                    allowed = breaker.try_acquire(device)
+                    while allowed is None:  # gated until a login as this user succeeded
+                        await asyncio.sleep(POLL)
+                        allowed = breaker.try_acquire(device)
+                    if not allowed:  # as the thread runner: the device is skipped-auth
+                        return breaker.skipped(device)
                 attempt += 1
                 started = datetime.now(UTC)
                 try:
@@ -673,6 +683,8 @@ class AsyncsshTransport:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
                     result = internal_error(device, exc, started)
+                if breaker is not None:
+                    breaker.release(device, result)
                 delay = retry_delay(
                     result,
                     attempt,

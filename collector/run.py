@@ -401,6 +401,7 @@ def _iter_indexed(
             retry_on=retry_on,
             on_progress=on_progress,
             grace=grace,
+            breaker=breaker,
         )
         return
 
