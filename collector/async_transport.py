@@ -69,6 +69,7 @@ from collector.ssh_errors import (
 )
 from collector.transport import (
     Attempt,
+    Stage,
     _Login,
     begin_attempt,
     device_plan,
@@ -555,10 +556,12 @@ class AsyncsshTransport:
         timeout: float = 30.0,
         clock: bool = False,
         keep_raw: bool = False,
+        stage: Stage | None = None,
     ) -> DeviceResult:
         """Log in, run the device's commands, check the output; never raises for a device
-        problem (the netmiko transport's flow, awaited)."""
-        attempt = begin_attempt(device, credentials, peer, timeout, self.connect_timeout)
+        problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
+        session waits for (the progress line names it)."""
+        attempt = begin_attempt(device, credentials, peer, timeout, self.connect_timeout, stage)
         try:
             login = login_for(attempt)
             device_clock, outputs = await self._session(attempt, login, peer, clock)
@@ -644,7 +647,7 @@ class AsyncsshTransport:
         event loop (in a background thread), with retries and the run's
         :class:`~collector.breaker.AuthBreaker`; closing the generator cancels the sessions
         still in flight."""
-        from collector.run import Progress, abandoned, internal_error, retry_delay
+        from collector.run import STRAGGLERS, Progress, abandoned, internal_error, retry_delay
 
         total = len(devices)
         if total == 0:
@@ -652,6 +655,8 @@ class AsyncsshTransport:
         results: queue.SimpleQueue[tuple[int, DeviceResult] | BaseException] = queue.SimpleQueue()
         started = threading.Event()
         state: dict[str, Any] = {}
+        in_flight: dict[int, tuple[float, Stage | None]] = {}
+        """Position -> (monotonic start of the attempt, its stage; None: waiting to retry)."""
 
         async def one(index: int) -> DeviceResult:
             device = devices[index]
@@ -666,7 +671,9 @@ class AsyncsshTransport:
                     if not allowed:  # as the thread runner: the device is skipped-auth
                         return breaker.skipped(device)
                 attempt += 1
-                started = datetime.now(UTC)
+                began_at = datetime.now(UTC)
+                stage = Stage()
+                in_flight[index] = (time.monotonic(), stage)
                 try:
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
@@ -678,11 +685,12 @@ class AsyncsshTransport:
                             timeout=timeout,
                             clock=clock,
                             keep_raw=keep_raw,
+                            stage=stage,
                         )
                 except TimeoutError:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
-                    result = internal_error(device, exc, started)
+                    result = internal_error(device, exc, began_at)
                 if breaker is not None:
                     breaker.release(device, result)
                 delay = retry_delay(
@@ -695,8 +703,30 @@ class AsyncsshTransport:
                 )
                 if delay is None:
                     break
+                in_flight[index] = (time.monotonic(), None)
                 await asyncio.sleep(delay)
+            in_flight.pop(index, None)
             return dataclasses.replace(result, attempts=attempt)
+
+        done: set[int] = set()
+
+        def stragglers() -> tuple[tuple[str, float | None, str | None], ...]:
+            """The devices left (as the thread runner's :class:`Progress` names them)."""
+            if total - len(done) > STRAGGLERS:
+                return ()
+            now, flights = time.monotonic(), dict(in_flight)
+            left: list[tuple[str, float | None, str | None]] = []
+            for index, device in enumerate(devices):
+                if index in done:
+                    continue
+                flight = flights.get(index)
+                if flight is None:
+                    left.append((device.name, None, None))
+                else:
+                    since, stage = flight
+                    phase = "waiting to retry" if stage is None else stage.phase
+                    left.append((device.name, now - since, phase))
+            return tuple(left)
 
         async def fleet() -> None:
             todo: Iterator[int] = iter(range(total))
@@ -731,6 +761,10 @@ class AsyncsshTransport:
                     item = results.get(timeout=1.0)
                 except queue.Empty:
                     if thread.is_alive():
+                        if on_progress is not None and total - emitted <= STRAGGLERS:
+                            # Waiting for stragglers: a fresh look at them, every second.
+                            elapsed = time.monotonic() - began
+                            on_progress(Progress(total, emitted, failed, elapsed, stragglers()))
                         continue
                     try:
                         item = results.get_nowait()
@@ -741,11 +775,13 @@ class AsyncsshTransport:
                 if isinstance(item, BaseException):
                     raise item
                 emitted += 1
+                done.add(item[0])
                 if not item[1].ok:
                     failed += 1
                 yield item
                 if on_progress is not None:
-                    on_progress(Progress(total, emitted, failed, time.monotonic() - began))
+                    elapsed = time.monotonic() - began
+                    on_progress(Progress(total, emitted, failed, elapsed, stragglers()))
         finally:
             started.wait()
             loop, task = state.get("loop"), state.get("task")
