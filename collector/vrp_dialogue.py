@@ -90,7 +90,9 @@ def clean_output(text: str) -> str:
     # unless there is something to remove.
     if "More" in text:
         text = _PAGER.sub("", text)
-    return strip_controls(text)
+    # CR LF first: then most outputs hold no control left, and strip_controls returns at
+    # once instead of running its substitution over every row (0.5 ms of 3 a device).
+    return strip_controls(text.replace("\r\n", "\n"))
 
 
 # --- events ---------------------------------------------------------------------------
