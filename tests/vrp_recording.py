@@ -21,10 +21,15 @@ from typing import Any, Literal
 
 import asyncssh
 
+from collector.limits import OutputLimits
 from collector.records import Device
 from collector.ssh_errors import ConnectionDropped, SessionError
 from collector.transport import Plan, device_plan
 from collector.vrp_dialogue import Event, Output, VrpDialogue
+
+LIMITS = OutputLimits(max_bytes=512 * 1024)
+"""Recorded and replayed with a smaller byte cap than a run's 4 MB: an endless stream is
+recorded up to here, and the test process stays small (200 rows are about 40 kB)."""
 
 Item = tuple[Literal["recv", "send", "idle", "eof", "refused"], bytes]
 """``refused``: the dialogue itself ended the session (an output over a cap)."""
@@ -95,7 +100,7 @@ async def _record(
     host: str, port: int, username: str, password: str, device: Device, timeout: float
 ) -> list[Item]:
     items: list[Item] = []
-    dialogue = VrpDialogue(device.name)
+    dialogue = VrpDialogue(device.name, limits=LIMITS)
     conductor = Conductor(dialogue, device_plan(device, None, True))
     finished = asyncio.Event()
 
@@ -189,7 +194,7 @@ Chunker = Callable[[bytes], list[bytes]]
 def replay(items: Sequence[Item], device: Device, chunker: Chunker | None = None) -> Outcome:
     """Feed a recorded conversation to a new dialogue, the bytes of each turn re-cut by
     ``chunker`` (None: as they were received)."""
-    dialogue = VrpDialogue(device.name)
+    dialogue = VrpDialogue(device.name, limits=LIMITS)
     conductor = Conductor(dialogue, device_plan(device, None, True))
     outcome = Outcome()
 
