@@ -7,11 +7,12 @@ each and ``--latency-ms`` added before every command's answer, waits for READY, 
 * **probe**: one device collected 5 times in a row with our ``NetmikoTransport``; the
   median is one device's round trip, and the **ideal** wall time of a run is
   ``ceil(devices / workers) x round trip``;
-* **(a) collect**: ``collect-ike-offline collect`` as a subprocess, store on (a fresh
-  SQLite file), ``--workers`` as given (else the collector's default), other settings
-  at their defaults, ``--format csv --output`` (per-device status and counts, checked);
-  then once more over the same history and known_hosts, as the next cron run would
-  (nothing new; ``--collect-runs 1`` skips it);
+* **(a) collect**: ``collect-ike-offline collect`` as a subprocess, once per
+  ``--transports`` entry (netmiko and asyncssh by default, side by side), store on (a
+  fresh SQLite file), ``--workers`` as given (else the collector's default for that
+  transport), other settings at their defaults, ``--format csv --output`` (per-device
+  status and counts, checked); then once more over the same history and known_hosts, as
+  the next cron run would (nothing new; ``--collect-runs 1`` skips it);
 * **(b) nornir**: Nornir 3 + nornir_netmiko ``netmiko_send_command``, threaded runner
   with the same worker count, then ``close_connections()``;
 * **(c) netmiko loop**: stock netmiko ``ConnectHandler`` one device after the other over
@@ -62,7 +63,8 @@ import yaml
 from tabulate import tabulate
 
 from bench.fleet_clients import PASSWORD_ENV
-from collector.core.options import DEFAULT_WORKERS
+from collector.core.options import DEFAULT_ASYNC_WORKERS, DEFAULT_WORKERS
+from collector.ssh.factory import TRANSPORTS
 from mock_devices.loadcheck import cpu_seconds
 from mock_devices.process import FleetProcess, start_fleet_process
 from mock_devices.scenario import SCENARIO_DIR
@@ -266,6 +268,7 @@ def run_collect(
     records: int,
     repeat: bool = False,
     processes: str | None = None,
+    transport: str = "netmiko",
 ) -> Measured:
     """(a) ``collect-ike-offline collect`` with the store on.
 
@@ -290,6 +293,8 @@ def run_collect(
         "--output",
         str(report),
         "--quiet",
+        "--transport",
+        transport,
     ]
     if workers is not None:
         command += ["--workers", str(workers)]
@@ -318,9 +323,9 @@ def run_collect(
                 ok += 1
     n = len(names)
     label = (
-        "(a) collect again (same history and known_hosts: nothing new)"
+        f"(a) collect again, {transport} (same history and known_hosts: nothing new)"
         if repeat
-        else "(a) collect-ike-offline collect (store on, first run)"
+        else f"(a) collect-ike-offline collect --transport {transport} (store on, first run)"
     )
     return Measured(
         label=label,
@@ -565,7 +570,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help=f"workers for (a) and (b) (default: collect's default, {DEFAULT_WORKERS})",
+        help=f"workers for (a) and (b) (default: collect's default, {DEFAULT_WORKERS}; "
+        f"{DEFAULT_ASYNC_WORKERS} sessions for (a) with asyncssh)",
     )
     parser.add_argument(
         "--latency-ms", type=int, default=50, help="added before each answer (default 50)"
@@ -614,6 +620,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--processes", metavar="N|auto", help="collect --processes for (a) (default: collect's)"
     )
+    parser.add_argument(
+        "--transports",
+        default="netmiko,asyncssh",
+        help="collect --transport for (a), each in turn (default: netmiko,asyncssh; "
+        "napalm too if wanted)",
+    )
     return parser
 
 
@@ -644,6 +656,11 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         parser.error(f"--methods: unknown {unknown} (use {','.join(METHODS)})")
+    transports = [name.strip() for name in args.transports.split(",") if name.strip()]
+    unknown = sorted(set(transports) - set(TRANSPORTS))
+    if unknown or not transports:
+        parser.error(f"--transports: unknown {unknown} (use {','.join(TRANSPORTS)})")
+    args.transport_list = transports
     return methods
 
 
@@ -698,24 +715,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for method in methods:
                     print(f"running {method} (round {round_index + 1}) ...", flush=True)
                     if method == "collect":
-                        # Each round's first run starts from an empty history and known_hosts.
-                        for stale in directory.glob("history.sqlite3*"):
-                            stale.unlink()
-                        (directory / "collect_known_hosts").unlink(missing_ok=True)
-                        for run_index in range(args.collect_runs):
-                            results.append(
-                                run_collect(
-                                    hosts,
-                                    names,
-                                    env,
-                                    fleet,
-                                    directory,
-                                    args.workers,
-                                    args.records,
-                                    repeat=run_index > 0,
-                                    processes=args.processes,
+                        for transport in args.transport_list:
+                            # Each first run starts from an empty history and known_hosts.
+                            for stale in directory.glob("history.sqlite3*"):
+                                stale.unlink()
+                            (directory / "collect_known_hosts").unlink(missing_ok=True)
+                            for run_index in range(args.collect_runs):
+                                results.append(
+                                    run_collect(
+                                        hosts,
+                                        names,
+                                        env,
+                                        fleet,
+                                        directory,
+                                        args.workers,
+                                        args.records,
+                                        repeat=run_index > 0,
+                                        processes=args.processes,
+                                        transport=transport,
+                                    )
                                 )
-                            )
                     elif method == "nornir":
                         results.append(run_nornir(hosts, names, env, fleet, workers, args.records))
                     else:
@@ -735,7 +754,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stages is not None:
         text += "\n\n" + stages
     notes = [
-        f"{args.devices} devices, {workers} workers for (a) and (b), {args.latency_ms} ms"
+        f"{args.devices} devices, {workers} workers for (a) and (b)"
+        + (
+            ""
+            if args.workers is not None or "asyncssh" not in args.transport_list
+            else f" ({DEFAULT_ASYNC_WORKERS} sessions in flight for (a) with asyncssh)"
+        )
+        + f", {args.latency_ms} ms"
         f" per command, {args.records} records per device; ideal"
         f" = ceil({args.devices}/{workers}) x {round_trip:.3f} s = {ideal:.2f} s"
         f" (one device with our transport: median of {args.probe_repeat},"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from collector import __version__
 from collector.core.aggregate import FleetReport, GroupBy
-from collector.core.options import DEFAULT_WORKERS
+from collector.core.options import DEFAULT_TRANSPORT, DEFAULT_WORKERS
 from collector.core.parse import CommandRejected, ParseError, ParseResult, parse
 from collector.core.records import (
     Category,
@@ -53,9 +53,9 @@ from collector.output.machine import report_dict
 from collector.output.prometheus import render_prometheus
 from collector.output.render import render_report
 from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.factory import TransportUnavailable, make_transport
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Transport
-from collector.ssh.transport import TransportUnavailable, make_transport
 
 __all__ = [
     "Category",
@@ -116,13 +116,20 @@ def _transport(
     return make_transport(transport, known_hosts=known_hosts)
 
 
+def _workers(transport: Transport, workers: int | None) -> int:
+    """``workers``, or the transport's own default (sessions in flight for asyncssh)."""
+    if workers is not None:
+        return workers
+    return int(getattr(transport, "default_workers", DEFAULT_WORKERS))
+
+
 def collect_fleet(
     devices: Sequence[Device],
     credentials: Credentials,
     *,
-    transport: str | Transport = "netmiko",
+    transport: str | Transport = DEFAULT_TRANSPORT,
     known_hosts: KnownHosts | str | os.PathLike[str] | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     timeout: float = 30.0,
     retries: int = 1,
     peer: str | None = None,
@@ -134,11 +141,13 @@ def collect_fleet(
         devices: From :func:`load_inventory` / :func:`select_devices`, or built by hand.
         credentials: ``Credentials("admin", Secret(password))``; devices may carry their
             own ``username``.
-        transport: ``"netmiko"`` (default), ``"napalm"`` (the ``napalm`` extra) or a
-            transport object.
+        transport: ``"asyncssh"`` (default), ``"netmiko"``, ``"napalm"`` (the ``napalm``
+            extra) or a transport object.
         known_hosts: Host keys (a path or :class:`KnownHosts`); ``~/.ssh/known_hosts``
             with trust on first use when None. Ignored for a transport object.
-        workers, timeout, retries, peer, clock_from_device: As ``collect``'s options.
+        workers, timeout, retries, peer, clock_from_device: As ``collect``'s options
+            (``workers`` None: the transport's default, 200 sessions for asyncssh, 32
+            threads for netmiko and napalm).
 
     Returns:
         One result per device, in the order given. A device that could not be read has
@@ -149,11 +158,12 @@ def collect_fleet(
         TransportUnavailable: ``"napalm"`` without napalm-huawei-vrp installed.
         collector.core.commands.InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address.
     """
+    chosen = _transport(transport, known_hosts)
     return _run.collect_fleet(
         devices,
         credentials,
-        _transport(transport, known_hosts),
-        workers=workers,
+        chosen,
+        workers=_workers(chosen, workers),
         timeout=timeout,
         retries=retries,
         peer=peer,
@@ -167,9 +177,9 @@ def run_collection(
     *,
     store: Store | None,
     inventory_path: str | os.PathLike[str] = "python",
-    transport: str | Transport = "netmiko",
+    transport: str | Transport = DEFAULT_TRANSPORT,
     known_hosts: KnownHosts | str | os.PathLike[str] | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     timeout: float = 30.0,
     retries: int = 1,
     peer: str | None = None,
@@ -189,13 +199,14 @@ def run_collection(
         deletions and gaps), ``results`` (one :class:`DeviceResult` per device) and
         ``new_by_reason`` (this run's new deletions by reason code).
     """
+    chosen = _transport(transport, known_hosts)
     return _collect.run_collection(
         devices,
         credentials,
-        _transport(transport, known_hosts),
+        chosen,
         store=store,
         inventory_path=Path(os.fspath(inventory_path)),
-        workers=workers,
+        workers=_workers(chosen, workers),
         timeout=timeout,
         retries=retries,
         peer=peer,

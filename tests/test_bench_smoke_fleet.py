@@ -63,12 +63,13 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "(a) collect-ike-offline collect (store on, first run)" in out
-    assert "(a) collect again" in out
+    for transport in ("netmiko", "asyncssh"):
+        assert f"(a) collect-ike-offline collect --transport {transport} (store on" in out
+        assert f"(a) collect again, {transport}" in out
     assert "(b) Nornir + nornir_netmiko" in out
     assert "(c) netmiko sequential loop (3 devices, extrapolated)" in out
     assert "(d) paramiko alone, sequential (3 devices, extrapolated; the SSH floor)" in out
-    assert out.count("| 3/3 ") == 5  # every device read in full by every method (last round)
+    assert out.count("| 3/3 ") == 7  # every device read in full by every method (last round)
     assert "| method, 2 rounds" in out and "speed vs (b) of its round" in out
     assert "running collect (round 2) ..." in out
     assert "stages: 3/3 devices read in full" in out

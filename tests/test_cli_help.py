@@ -64,7 +64,7 @@ def test_plurals_and_schema_version(tmp_path: Path) -> None:
         table = CliRunner().invoke(main, [*common, "-v"], env=env)
         document = CliRunner().invoke(main, [*common, "--format", "json"], env=env)
     assert table.exit_code == 0, table.stderr
-    assert "collecting from 1 device (1 worker, netmiko transport)" in table.stderr
+    assert "collecting from 1 device (1 worker, asyncssh transport)" in table.stderr
     assert "trusted the host keys of 1 new device on first use" in table.stderr
     assert "Totals: 1 device (1 ok, 0 failed), " in table.stdout
     assert re.search(r"Totals: .*, 1 (disruptive )?deletion(,| \().*\b1 peer\b", table.stdout)

@@ -59,12 +59,14 @@ def refused_logins(fleet: FleetThread) -> int:
     )
 
 
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
 @pytest.mark.parametrize(("count", "processes"), [(12, "1"), (60, "2")])
 def test_wrong_password_stops_after_three_refused_logins(
-    tmp_path: Path, count: int, processes: str
+    tmp_path: Path, count: int, processes: str, transport: str
 ) -> None:
+    """The breaker gates the thread pool (netmiko) and the event loop (asyncssh) alike."""
     with start_fleet(scenario(count), password=PASSWORD, inventory=tmp_path / "inv") as fleet:
-        result = collect(fleet, tmp_path, WRONG, "--processes", processes)
+        result = collect(fleet, tmp_path, WRONG, "--processes", processes, "--transport", transport)
         refused = refused_logins(fleet)
     assert result.exit_code == 3, result.stderr
     # What the AAA server sees: three refused logins for the whole run, not one per device.

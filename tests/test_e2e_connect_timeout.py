@@ -9,6 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from collector.cli.main import main
@@ -17,7 +18,8 @@ from mock_devices.fleet import start_fleet
 PASSWORD = "connect-timeout-Pw-9"
 
 
-def test_hanging_device_ends_at_the_connect_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def test_hanging_device_ends_at_the_connect_timeout(tmp_path: Path, transport: str) -> None:
     spec = {
         "defaults": {"username": "admin", "records": {"generate": {"count": 4, "seed": 2}}},
         "devices": [{"name": "fine"}, {"name": "hangs", "faults": ["hang_no_banner"]}],
@@ -43,6 +45,8 @@ def test_hanging_device_ends_at_the_connect_timeout(tmp_path: Path) -> None:
                 "5",
                 "--format",
                 "json",
+                "--transport",
+                transport,
             ],
             env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
         )

@@ -23,12 +23,12 @@ from sshd_server import Bastion
 from test_e2e_faults import assert_matches_mock
 
 from collector.cli.main import main
+from collector.ssh.factory import TRANSPORTS
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.pytest_plugin import FleetFactory
 
 PASSWORD = "canary-Jump-pw-5177"
 TIMEOUT = 20
-TRANSPORTS = ("netmiko", "napalm")
 
 SCENARIO: dict[str, Any] = {
     "defaults": {"username": "admin", "layout": "router", "timezone": "UTC"},

@@ -24,10 +24,10 @@ from click.testing import CliRunner
 
 from collector.cli.main import main
 from collector.core.records import EXTRA_REASONS, normalize_reason
+from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread
 
-TRANSPORTS = ["netmiko", "napalm"]
 CLOCK_DEVICES = [
     "ar-clock-offset",
     "ar-clock-zone-line",

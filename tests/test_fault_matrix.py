@@ -29,6 +29,7 @@ from click.testing import CliRunner
 
 from collector.cli.main import main
 from collector.core.records import ErrorKind, normalize_reason
+from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.server import Fleet
@@ -192,8 +193,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
     running.stop()
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("case", MATRIX, ids=lambda case: case.fault)
-def test_fault_row(fleet: FleetThread, tmp_path: Path, case: Case) -> None:
+def test_fault_row(fleet: FleetThread, tmp_path: Path, case: Case, transport: str) -> None:
     name = device_name(case)
     db = tmp_path / "history.sqlite3"
     assert fleet.inventory_path is not None
@@ -216,6 +218,8 @@ def test_fault_row(fleet: FleetThread, tmp_path: Path, case: Case) -> None:
             "--format",
             "json",
             "--records",
+            "--transport",
+            transport,
         ],
         env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
     )
@@ -315,7 +319,8 @@ def run_in_background(inventory: Path, directory: Path, *args: str) -> subproces
     )
 
 
-def test_device_vanishing_mid_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_device_vanishing_mid_run(tmp_path: Path, transport: str) -> None:
     spec = {
         "defaults": {"username": "admin", "records": {"generate": {"count": 25, "seed": 8}}},
         "devices": [
@@ -327,7 +332,9 @@ def test_device_vanishing_mid_run(tmp_path: Path) -> None:
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inventory") as fleet:
         assert fleet.inventory_path is not None
         state = fleet.device("vanishing")
-        process = run_in_background(fleet.inventory_path, tmp_path, "--timeout", "20")
+        process = run_in_background(
+            fleet.inventory_path, tmp_path, "--timeout", "20", "--transport", transport
+        )
         # Pull the plug once the device has been asked for the table (it answers slowly).
         wait_for(
             lambda: any(

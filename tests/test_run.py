@@ -23,8 +23,8 @@ from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
 from collector.fleet import run
 from collector.fleet.run import auto_processes, collect_fleet, iter_fleet
 from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.transport import NetmikoTransport
 from mock_devices.fleet import start_fleet
 
 CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))
@@ -218,7 +218,10 @@ EXPECTED_KINDS = {
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_fault_fleet_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_fault_fleet_end_to_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
     """Every device of the fault scenario at once, at the highest log level, with retries."""
     password = "Fleet-canary-8842"
     caplog.set_level(logging.DEBUG)
@@ -227,7 +230,7 @@ def test_fault_fleet_end_to_end(tmp_path: Path, caplog: pytest.LogCaptureFixture
         inventory = [
             Device(s.name, s.host, s.port, platform=s.spec.platform) for s in fleet.devices
         ]
-        transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+        transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
         results = collect_fleet(
             inventory,
             Credentials("admin", Secret(password)),
@@ -348,7 +351,8 @@ def _closed_port() -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("small_shards")
-def test_processes_over_real_ssh_match_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_processes_over_real_ssh_match_one_process(tmp_path: Path, name: str) -> None:
     password = "Shard-canary-5521"
     credentials = Credentials("admin", Secret(password))
     with start_fleet("fleet", count=6, password=password) as fleet:
@@ -357,7 +361,8 @@ def test_processes_over_real_ssh_match_one_process(tmp_path: Path) -> None:
         ]
         inventory.append(Device("closed", "127.0.0.1", _closed_port()))
         known_hosts = tmp_path / "known_hosts"
-        transport = NetmikoTransport(KnownHosts(known_hosts))
+        store = KnownHosts(known_hosts)
+        transport = make_transport(name, known_hosts=store)
         options: dict[str, Any] = {"workers": 4, "timeout": 10, "retries": 0}
         # This process reads the file and trusts two devices; the children trust the rest
         # (each key once in the file, all of them in this process's summary), and neither
@@ -366,12 +371,12 @@ def test_processes_over_real_ssh_match_one_process(tmp_path: Path) -> None:
         sharded = collect_fleet(inventory, credentials, transport, processes=2, **options)
         lines = known_hosts.read_text().splitlines()
         assert len(lines) == len(set(lines)) == len(fleet.devices)
-        trusted = transport.known_hosts.trusted
+        trusted = store.trusted
         assert sorted(name for name, _, _ in trusted) == sorted(s.name for s in fleet.devices)
         collect_fleet(inventory, credentials, transport, processes=2, **options)
         single = collect_fleet(inventory, credentials, transport, processes=1, **options)
         assert known_hosts.read_text().splitlines() == lines
-        assert len(transport.known_hosts.trusted) == len(fleet.devices)
+        assert len(store.trusted) == len(fleet.devices)
     assert [r.device.name for r in sharded] == [d.name for d in inventory]
     for one, many in zip(single, sharded, strict=True):
         assert one.status is many.status and one.records == many.records, one.device.name

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli.main import main
+from collector.ssh.factory import TRANSPORTS
 from collector.ssh.hostkeys import host_entry_name
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
@@ -41,6 +42,12 @@ class Run:
         return {device["name"]: device["error"] for device in document["devices"]}
 
 
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test runs with each transport: same expected results."""
+    return str(request.param)
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[FleetThread]:
     running = start_fleet(SCENARIO, password=PASSWORD, inventory=tmp_path / "inventory")
@@ -48,7 +55,7 @@ def fleet(tmp_path: Path) -> Iterator[FleetThread]:
     running.stop()
 
 
-def collect(fleet: FleetThread, known_hosts: Path, *args: str) -> Run:
+def collect(fleet: FleetThread, transport: str, known_hosts: Path, *args: str) -> Run:
     assert fleet.inventory_path is not None
     result = CliRunner().invoke(
         main,
@@ -63,6 +70,8 @@ def collect(fleet: FleetThread, known_hosts: Path, *args: str) -> Run:
             "10",
             "--format",
             "json",
+            "--transport",
+            transport,
             *args,
         ],
         env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
@@ -85,26 +94,26 @@ def logged_in(state: DeviceState) -> bool:
 
 
 def test_first_use_records_each_key_once_in_a_private_file(
-    fleet: FleetThread, tmp_path: Path
+    fleet: FleetThread, tmp_path: Path, transport: str
 ) -> None:
     known_hosts = tmp_path / "ssh" / "known_hosts"
-    run = collect(fleet, known_hosts, "-v")
+    run = collect(fleet, transport, known_hosts, "-v")
     assert run.code == 0, run.stderr
     assert "on first use" in run.stderr
     lines = known_hosts.read_text().splitlines()
     assert sorted(lines) == sorted(known_line(state) for state in fleet.devices)
     assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o600
     # A second run trusts the recorded keys and adds nothing.
-    again = collect(fleet, known_hosts)
+    again = collect(fleet, transport, known_hosts)
     assert again.code == 0, again.stderr
     assert known_hosts.read_text().splitlines() == lines
 
 
 def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
-    fleet: FleetThread, tmp_path: Path
+    fleet: FleetThread, tmp_path: Path, transport: str
 ) -> None:
     known_hosts = tmp_path / "known_hosts"
-    assert collect(fleet, known_hosts).code == 0
+    assert collect(fleet, transport, known_hosts).code == 0
     before = known_hosts.read_bytes()
     old = fingerprint(fleet.device("edge-b"))
     replaced = fleet.update_device("edge-b", host_key_seed="swapped-chassis")
@@ -114,7 +123,7 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
         state.clear_journal()
 
     metrics = tmp_path / "ike.prom"
-    run = collect(fleet, known_hosts, "--prometheus", str(metrics))
+    run = collect(fleet, transport, known_hosts, "--prometheus", str(metrics))
     assert run.code == 1  # edge-a still read
     error = run.errors()["edge-b"]
     # Counted apart from unknown keys and ordinary failures: its own kind, an error line.
@@ -135,14 +144,16 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
     assert not logged_in(replaced), "credentials were offered to an impostor"
     assert known_hosts.read_bytes() == before, "the changed key must not be recorded"
 
-    alone = collect(fleet, known_hosts, "--host", "edge-b")
+    alone = collect(fleet, transport, known_hosts, "--host", "edge-b")
     assert alone.code == 3
     assert alone.errors()["edge-b"] is not None
 
 
-def test_strict_refuses_unknown_keys_before_login(fleet: FleetThread, tmp_path: Path) -> None:
+def test_strict_refuses_unknown_keys_before_login(
+    fleet: FleetThread, tmp_path: Path, transport: str
+) -> None:
     known_hosts = tmp_path / "known_hosts"
-    run = collect(fleet, known_hosts, "--strict-host-keys")
+    run = collect(fleet, transport, known_hosts, "--strict-host-keys")
     assert run.code == 3
     for state in fleet.devices:
         error = run.errors()[state.name]
@@ -153,10 +164,12 @@ def test_strict_refuses_unknown_keys_before_login(fleet: FleetThread, tmp_path: 
     assert not known_hosts.exists() or known_hosts.read_text() == ""
 
 
-def test_strict_accepts_keys_recorded_by_an_earlier_run(fleet: FleetThread, tmp_path: Path) -> None:
+def test_strict_accepts_keys_recorded_by_an_earlier_run(
+    fleet: FleetThread, tmp_path: Path, transport: str
+) -> None:
     known_hosts = tmp_path / "known_hosts"
-    assert collect(fleet, known_hosts, "--host", "edge-a").code == 0
-    run = collect(fleet, known_hosts, "--strict-host-keys")
+    assert collect(fleet, transport, known_hosts, "--host", "edge-a").code == 0
+    run = collect(fleet, transport, known_hosts, "--strict-host-keys")
     assert run.code == 1
     errors = run.errors()
     assert errors["edge-a"] is None
@@ -164,10 +177,10 @@ def test_strict_accepts_keys_recorded_by_an_earlier_run(fleet: FleetThread, tmp_
 
 
 def test_hashed_names_keep_the_fleet_out_of_the_file_and_still_match(
-    fleet: FleetThread, tmp_path: Path
+    fleet: FleetThread, tmp_path: Path, transport: str
 ) -> None:
     known_hosts = tmp_path / "known_hosts"
-    run = collect(fleet, known_hosts, "--hash-known-hosts")
+    run = collect(fleet, transport, known_hosts, "--hash-known-hosts")
     assert run.code == 0, run.stderr
     text = known_hosts.read_text()
     lines = text.splitlines()
@@ -177,6 +190,6 @@ def test_hashed_names_keep_the_fleet_out_of_the_file_and_still_match(
         assert state.host not in text  # no address in clear
         assert known_line(state).split(" ", 1)[1] in text  # the key itself is recorded
     # The hashed entries are the record: a strict run accepts every device, adds nothing.
-    strict = collect(fleet, known_hosts, "--strict-host-keys")
+    strict = collect(fleet, transport, known_hosts, "--strict-host-keys")
     assert strict.code == 0, strict.stderr
     assert known_hosts.read_text() == text

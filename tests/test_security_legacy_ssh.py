@@ -73,7 +73,7 @@ def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, o
 def test_sha1_only_device_fails_with_what_to_do(
     sha1_only_fleet: FleetThread, tmp_path: Path
 ) -> None:
-    code, error, stderr = collect(sha1_only_fleet, tmp_path)
+    code, error, stderr = collect(sha1_only_fleet, tmp_path, "--transport", "netmiko")
     assert code == 3
     assert error["kind"] == "protocol"
     message = str(error["message"])
@@ -88,7 +88,9 @@ def test_sha1_only_device_fails_with_what_to_do(
 def test_legacy_ssh_without_paramiko_4_says_so(
     sha1_only_fleet: FleetThread, tmp_path: Path
 ) -> None:
-    code, error, stderr = collect(sha1_only_fleet, tmp_path, "--legacy-ssh")
+    code, error, stderr = collect(
+        sha1_only_fleet, tmp_path, "--legacy-ssh", "--transport", "netmiko"
+    )
     assert code == 3
     assert "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left" in stderr
     assert "netmiko[par4]" in stderr
@@ -102,7 +104,7 @@ def test_legacy_ssh_without_paramiko_4_says_so(
 def test_sha1_stays_off_without_legacy_ssh_even_when_paramiko_has_it(
     sha1_only_fleet: FleetThread, tmp_path: Path
 ) -> None:
-    code, device, _ = read(sha1_only_fleet, tmp_path)
+    code, device, _ = read(sha1_only_fleet, tmp_path, "--transport", "netmiko")
     assert code == 3
     error = device["error"]
     assert isinstance(error, dict) and error["kind"] == "protocol"
@@ -112,7 +114,37 @@ def test_sha1_stays_off_without_legacy_ssh_even_when_paramiko_has_it(
 
 @pytest.mark.skipif(not legacy_kex_available(), reason="paramiko 5 has no SHA-1 kex")
 def test_legacy_ssh_reads_a_sha1_only_device(sha1_only_fleet: FleetThread, tmp_path: Path) -> None:
-    code, device, stderr = read(sha1_only_fleet, tmp_path, "--legacy-ssh")
+    code, device, stderr = read(sha1_only_fleet, tmp_path, "--legacy-ssh", "--transport", "netmiko")
     assert code == 0, stderr
+    assert device["error"] is None and device["status"] == "ok"
+    assert len(device["records"]) == 3  # type: ignore[arg-type]
+
+
+# asyncssh still has SHA-1 key exchange whatever paramiko is installed: off by default,
+# offered with --legacy-ssh.
+
+
+def test_asyncssh_keeps_sha1_off_without_legacy_ssh(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, error, stderr = collect(sha1_only_fleet, tmp_path, "--transport", "asyncssh")
+    assert code == 3
+    assert error["kind"] == "protocol"
+    message = str(error["message"])
+    assert message.startswith("SSH negotiation failed")
+    for advice in ("SHA-1", "diffie-hellman-group14-sha1", "--legacy-ssh"):
+        assert advice in message, advice
+    assert f"old-vrp: protocol: {message}" in stderr
+    assert not any(e.kind == "login" for e in sha1_only_fleet.device("old-vrp").journal())
+
+
+def test_asyncssh_legacy_ssh_reads_a_sha1_only_device(
+    sha1_only_fleet: FleetThread, tmp_path: Path
+) -> None:
+    code, device, stderr = read(
+        sha1_only_fleet, tmp_path, "--legacy-ssh", "--transport", "asyncssh"
+    )
+    assert code == 0, stderr
+    assert "installed paramiko" not in stderr  # the paramiko warning is not about asyncssh
     assert device["error"] is None and device["status"] == "ok"
     assert len(device["records"]) == 3  # type: ignore[arg-type]

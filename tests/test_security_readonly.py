@@ -3,7 +3,7 @@
 The fleet mixes routers, firewalls, an HA firewall, a device that refuses
 ``screen-length 0 temporary`` (so the collector pages with the space key), and devices
 that ask ``[Y/N]`` after login (password change, "save the configuration now?"). The real
-CLI collects from it with the netmiko and the napalm transport, with ``--clock-from-device``
+CLI collects from it with every transport (netmiko, napalm, asyncssh), with ``--clock-from-device``
 and with ``--peer``; then every journal entry of every device is checked against the closed
 list in :mod:`collector.core.commands`: commands are on the list, answers are ``N``, keys are the
 pager's space, and nothing was ever saved or changed.
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from collector.cli.main import main
 from collector.core import commands
+from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState, JournalEntry
 from mock_devices.fleet import FleetThread, start_fleet
 
@@ -121,7 +122,7 @@ def assert_fleet_read_only(fleet: FleetThread) -> set[str]:
     return sent
 
 
-@pytest.mark.parametrize("transport", ["netmiko", "napalm"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_every_journal_line_is_on_the_closed_list(
     fleet: FleetThread, tmp_path: Path, transport: str
 ) -> None:

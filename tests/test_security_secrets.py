@@ -28,8 +28,8 @@ import pytest
 
 from collector.core.records import Device, DeviceResult
 from collector.ssh.credentials import Credentials, Secret, load_credentials
+from collector.ssh.factory import TRANSPORTS, make_transport
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.transport import NapalmTransport, NetmikoTransport
 from mock_devices.fleet import FleetThread, start_fleet
 
 CANARY = f"Canary-{uuid.uuid4()}"
@@ -94,11 +94,15 @@ class CanaryRun:
     stderr: bytes
     cmdlines: list[bytes]
     fleet: FleetThread
+    transport: str
 
 
-@pytest.fixture(scope="module")
-def canary_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CanaryRun]:
-    directory = tmp_path_factory.mktemp("canary")
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def canary_run(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[CanaryRun]:
+    transport: str = request.param
+    directory = tmp_path_factory.mktemp(f"canary-{transport}")
     fleet = start_fleet(
         SCENARIO,
         password=CANARY,
@@ -136,6 +140,8 @@ def canary_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CanaryRun]:
                 "15",
                 "--retries",
                 "1",
+                "--transport",
+                transport,
                 "-vv",
             ],
             stdout=subprocess.PIPE,
@@ -150,7 +156,7 @@ def canary_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CanaryRun]:
                     cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
             time.sleep(0.05)
         stdout, stderr = process.communicate(timeout=120)
-        yield CanaryRun(directory, process.returncode, stdout, stderr, cmdlines, fleet)
+        yield CanaryRun(directory, process.returncode, stdout, stderr, cmdlines, fleet, transport)
     finally:
         fleet.stop()
 
@@ -205,16 +211,15 @@ class _Everything(logging.Handler):
         self.texts.append(self.format(record))
 
 
-@pytest.mark.parametrize("transport_class", [NetmikoTransport, NapalmTransport])
-def test_reprs_results_and_library_logs_hold_no_canary(
-    canary_run: CanaryRun, transport_class: type[NetmikoTransport | NapalmTransport]
-) -> None:
+def test_reprs_results_and_library_logs_hold_no_canary(canary_run: CanaryRun) -> None:
     credentials = load_credentials(
         "admin", environ={"IKE_COLLECTOR_PASSWORD": CANARY}, interactive=False
     )
     assert CANARY not in repr(credentials) + str(credentials) + f"{credentials}"
     assert CANARY not in repr(Credentials("admin", Secret(CANARY), passphrase=Secret(CANARY)))
-    transport = transport_class(KnownHosts(canary_run.directory / "known_hosts"))
+    transport = make_transport(
+        canary_run.transport, known_hosts=KnownHosts(canary_run.directory / "known_hosts")
+    )
     handler = _Everything()
     root = logging.getLogger()
     previous = root.level

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,14 +36,12 @@ from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecor
 from collector.ssh.credentials import Credentials, Secret, SecretMasker
 from collector.ssh.deadline import Deadline
 from collector.ssh.errors import LEGACY_KEX, SessionError, classify_error, legacy_kex_available
+from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.transport import (
-    NapalmTransport,
-    NetmikoTransport,
-    make_transport,
-    result_from_output,
-)
-from collector.ssh.vrp_session import clean_output, client_transport, legacy_transport
+from collector.ssh.protocol import Transport
+from collector.ssh.transport import NapalmTransport, NetmikoTransport, result_from_output
+from collector.ssh.vrp_dialogue import clean_output
+from collector.ssh.vrp_session import client_transport, legacy_transport
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.tables import Row, render_table
@@ -56,6 +57,25 @@ def as_device(state: DeviceState) -> Device:
     return Device(
         name=state.name, hostname=state.host, port=state.port, platform=state.spec.platform
     )
+
+
+def ed25519_key(path: Path) -> tuple[Path, str]:
+    """A new private key written to ``path`` (0600, OpenSSH format) and its public line."""
+    private = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return path, public
 
 
 def record_key(record: OfflineRecord) -> tuple[object, ...]:
@@ -104,9 +124,10 @@ def known_hosts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ssh") / "known_hosts"
 
 
-@pytest.fixture(scope="module")
-def transport(known_hosts_file: Path) -> NetmikoTransport:
-    return NetmikoTransport(KnownHosts(known_hosts_file))
+@pytest.fixture(scope="module", params=["netmiko", "asyncssh"])
+def transport(known_hosts_file: Path, request: pytest.FixtureRequest) -> Transport:
+    """The transports with a session of their own (napalm rides on netmiko's, below)."""
+    return make_transport(request.param, known_hosts=KnownHosts(known_hosts_file))
 
 
 @pytest.fixture
@@ -119,7 +140,7 @@ def credentials() -> Credentials:
 
 @pytest.mark.parametrize("name", ["ok-router", "ok-firewall"])
 def test_healthy_device_records_match_the_mock(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials, name: str
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials, name: str
 ) -> None:
     state = faults_fleet.device(name)
     result = transport.collect(as_device(state), credentials, timeout=15, clock=True)
@@ -135,7 +156,7 @@ def test_healthy_device_records_match_the_mock(
 
 
 def test_keep_raw_holds_the_clean_output(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("ok-router")
     result = transport.collect(as_device(state), credentials, timeout=15, keep_raw=True)
@@ -146,7 +167,7 @@ def test_keep_raw_holds_the_clean_output(
 
 
 def test_peer_filter_sends_the_peer_command(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("ok-firewall")
     peer = state.records()[0].peer
@@ -161,7 +182,7 @@ def test_peer_filter_sends_the_peer_command(
 
 
 def test_invalid_peer_is_refused_before_connecting(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("ok-router")
     before = len(state.journal())
@@ -171,7 +192,7 @@ def test_invalid_peer_is_refused_before_connecting(
 
 
 def test_huawei_vrpv8_platform_works_too(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("ok-router")
     device = Device(state.name, state.host, state.port, platform="huawei_vrpv8")
@@ -179,7 +200,7 @@ def test_huawei_vrpv8_platform_works_too(
 
 
 def test_unsupported_platform_is_a_clear_failure(
-    transport: NetmikoTransport, credentials: Credentials
+    transport: Transport, credentials: Credentials
 ) -> None:
     device = Device("x", "127.0.0.1", 1, platform="cisco_ios")
     result = transport.collect(device, credentials, timeout=5)
@@ -203,7 +224,7 @@ def test_unsupported_platform_is_a_clear_failure(
 )
 def test_fault_gives_the_right_error_kind(
     faults_fleet: FleetThread,
-    transport: NetmikoTransport,
+    transport: Transport,
     credentials: Credentials,
     name: str,
     kind: ErrorKind,
@@ -223,7 +244,7 @@ def test_fault_gives_the_right_error_kind(
 
 @pytest.mark.slow
 def test_slow_device_is_read_within_its_deadline(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("f-slow")
     result = transport.collect(as_device(state), credentials, timeout=20)
@@ -238,7 +259,7 @@ def test_slow_device_is_read_within_its_deadline(
 )
 def test_deadline_ends_a_hung_device_in_timeout(
     faults_fleet: FleetThread,
-    transport: NetmikoTransport,
+    transport: Transport,
     credentials: Credentials,
     name: str,
     phase: str,
@@ -252,7 +273,7 @@ def test_deadline_ends_a_hung_device_in_timeout(
 
 
 def test_pages_through_more_when_screen_length_is_refused(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     state = faults_fleet.device("f-reject-screen-length")
     result = transport.collect(as_device(state), credentials, timeout=15, keep_raw=True)
@@ -265,7 +286,7 @@ def test_pages_through_more_when_screen_length_is_refused(
 
 @pytest.mark.parametrize("name", ["f-password-change-prompt", "f-save-prompt"])
 def test_login_questions_are_answered_no(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials, name: str
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials, name: str
 ) -> None:
     state = faults_fleet.device(name)
     result = transport.collect(as_device(state), credentials, timeout=15)
@@ -275,21 +296,9 @@ def test_login_questions_are_answered_no(
     assert_read_only(state)
 
 
-def test_public_key_login(tmp_path: Path, mock_fleet: object) -> None:
-    private = Ed25519PrivateKey.generate()
-    key_file = tmp_path / "id_ed25519"
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    public = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_public_key_login(tmp_path: Path, mock_fleet: object, name: str) -> None:
+    key_file, public = ed25519_key(tmp_path / "id_ed25519")
     fleet = mock_fleet(  # type: ignore[operator]
         {
             "defaults": {"records": {"generate": {"count": 5, "seed": 3}}},
@@ -298,15 +307,52 @@ def test_public_key_login(tmp_path: Path, mock_fleet: object) -> None:
         password="not-used-by-the-client",
     )
     state = fleet.device("keyed")
-    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+    transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
     result = transport.collect(
         as_device(state), Credentials("admin", key_file=key_file), timeout=15
     )
     assert_records_match(result, state)
 
 
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_agent_key_login(
+    tmp_path: Path, mock_fleet: object, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--ssh-agent: the key is only in a real ssh-agent (no key file, no password)."""
+    key_file, public = ed25519_key(tmp_path / "agent_key")
+    fleet = mock_fleet(  # type: ignore[operator]
+        {
+            "defaults": {"records": {"generate": {"count": 4, "seed": 6}}},
+            "devices": [{"name": "agent-keyed", "authorized_keys": [public]}],
+        },
+        password="not-used-by-the-client",
+    )
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", str(key_file)], env=env, check=True, capture_output=True)
+        key_file.unlink()  # the agent alone has it now
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        state = fleet.device("agent-keyed")
+        transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
+        result = transport.collect(
+            as_device(state), Credentials("admin", use_agent=True), timeout=15
+        )
+        assert_records_match(result, state)
+        without = transport.collect(as_device(state), Credentials("admin"), timeout=15)
+        assert without.error is not None and without.error.kind is ErrorKind.AUTH
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)
+
+
 def test_no_password_key_or_agent_is_an_auth_failure(
-    faults_fleet: FleetThread, transport: NetmikoTransport
+    faults_fleet: FleetThread, transport: Transport
 ) -> None:
     state = faults_fleet.device("ok-router")
     result = transport.collect(as_device(state), Credentials("admin"), timeout=10)
@@ -314,7 +360,7 @@ def test_no_password_key_or_agent_is_an_auth_failure(
 
 
 def test_missing_username_is_an_auth_failure(
-    faults_fleet: FleetThread, transport: NetmikoTransport
+    faults_fleet: FleetThread, transport: Transport
 ) -> None:
     state = faults_fleet.device("ok-router")
     result = transport.collect(as_device(state), Credentials(None, Secret(PASSWORD)), timeout=10)
@@ -323,7 +369,7 @@ def test_missing_username_is_an_auth_failure(
 
 
 def test_device_username_wins_over_the_default(
-    faults_fleet: FleetThread, transport: NetmikoTransport
+    faults_fleet: FleetThread, transport: Transport
 ) -> None:
     state = faults_fleet.device("ok-router")
     device = Device(state.name, state.host, state.port, username="admin", platform="huawei")
@@ -333,7 +379,7 @@ def test_device_username_wins_over_the_default(
 
 def test_conversation_is_logged_at_debug_without_the_password(
     faults_fleet: FleetThread,
-    transport: NetmikoTransport,
+    transport: Transport,
     credentials: Credentials,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -349,7 +395,7 @@ def test_conversation_is_logged_at_debug_without_the_password(
 
 
 def test_read_only_over_the_whole_fault_fleet(
-    faults_fleet: FleetThread, transport: NetmikoTransport, credentials: Credentials
+    faults_fleet: FleetThread, transport: Transport, credentials: Credentials
 ) -> None:
     for state in faults_fleet.devices:
         if state.spec.faults & {"hang_no_banner", "very_slow", "slow"}:
@@ -440,8 +486,11 @@ class _Sha1OnlyServer:
         self._thread.join(10)
 
 
-def test_sha1_only_device_gets_a_protocol_error_that_says_what_to_do(tmp_path: Path) -> None:
-    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_sha1_only_device_gets_a_protocol_error_that_says_what_to_do(
+    tmp_path: Path, name: str
+) -> None:
+    transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
     with _Sha1OnlyServer() as server:
         device = Device("old-vrp", "127.0.0.1", server.port)
         result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=10)
@@ -529,8 +578,9 @@ class _SilentUntilEnterServer(_ShellServer):
         process.exit(0)
 
 
-def test_device_silent_until_enter_gets_one_enter(tmp_path: Path) -> None:
-    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_device_silent_until_enter_gets_one_enter(tmp_path: Path, name: str) -> None:
+    transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
     with _SilentUntilEnterServer() as server:
         device = Device("quiet-ar", "127.0.0.1", server.port)
         result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=15)
@@ -539,8 +589,9 @@ def test_device_silent_until_enter_gets_one_enter(tmp_path: Path) -> None:
     assert server.received[:3] == ["", "screen-length 0 temporary", "display ike offline-info"]
 
 
-def test_declined_password_change_then_hangup_is_an_auth_failure(tmp_path: Path) -> None:
-    transport = NetmikoTransport(KnownHosts(tmp_path / "known_hosts"))
+@pytest.mark.parametrize("name", ["netmiko", "asyncssh"])
+def test_declined_password_change_then_hangup_is_an_auth_failure(tmp_path: Path, name: str) -> None:
+    transport = make_transport(name, known_hosts=KnownHosts(tmp_path / "known_hosts"))
     with _ExpiredPasswordServer() as server:
         device = Device("expired", "127.0.0.1", server.port)
         result = transport.collect(device, Credentials("admin", Secret(PASSWORD)), timeout=10)
@@ -576,7 +627,8 @@ def test_client_transport_prefers_aead_ciphers() -> None:
 def test_make_transport() -> None:
     assert isinstance(make_transport("netmiko"), NetmikoTransport)
     assert isinstance(make_transport("napalm"), NapalmTransport)
-    with pytest.raises(ValueError, match="netmiko, napalm"):
+    assert make_transport("asyncssh").name == "asyncssh"
+    with pytest.raises(ValueError, match="netmiko, napalm, asyncssh"):
         make_transport("scrapli")
 
 

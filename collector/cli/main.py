@@ -7,6 +7,12 @@ read by :mod:`collector.core.options`, a collection run by :mod:`collector.fleet
 
 Data goes to stdout (or ``--output``), messages to stderr. Every failure ends in one
 line on stderr and a documented exit code, never a traceback (``-vv`` adds detail).
+
+Size: over 500 lines because it is every click command with its options and help texts,
+which read best side by side; the logic is in the packages below (exit codes in
+:mod:`collector.cli.exitcodes`). Imports inside the command bodies are deliberate:
+``--help``, ``--version`` and ``parse`` start without loading netmiko, paramiko, asyncssh or
+the store.
 """
 
 from __future__ import annotations
@@ -43,11 +49,23 @@ from collector.cli.exitcodes import (
     REPORT_EXIT_CODES_HELP,
     exit_code_for,
 )
+from collector.cli.lock import LockHeld, RunLock, default_lock_path
+from collector.core.aggregate import with_local_times
+from collector.core.clock import ZoneError, parse_zone
+from collector.core.commands import (
+    InvalidDeviceSetting,
+    InvalidPeer,
+    check_device_settings,
+    validate_peer,
+)
+from collector.core.compare import compare, parse_window
 from collector.core.errors import CollectorError
-from collector.core.incidents import DEFAULT_THRESHOLDS, Thresholds
+from collector.core.incidents import DEFAULT_THRESHOLDS, Thresholds, address_book
 from collector.core.options import (
+    DEFAULT_ASYNC_WORKERS,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_AUTH_FAILURES,
+    DEFAULT_TRANSPORT,
     DEFAULT_WORKERS,
     Threshold,
     breached,
@@ -58,8 +76,12 @@ from collector.core.options import (
 )
 from collector.core.parse import ParseError, Problem, parse
 from collector.core.records import ErrorKind, OfflineRecord
+from collector.inventory.selection import parse_shard, parse_where, select
+from collector.output.atomic import remove_stale_temps, write_atomic
 from collector.output.logs import PROGRAM, cli_logging
-from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records
+from collector.output.preflight import PreflightError, check_output_file
+from collector.output.prometheus import render_prometheus
+from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records, render_report
 from collector.ssh.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 
 if TYPE_CHECKING:
@@ -350,10 +372,6 @@ def _emit(
     report: FleetReport, fmt: str, records: bool, output: Path | None, prometheus: Path | None
 ) -> None:
     """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
-    from collector.output.atomic import write_atomic
-    from collector.output.prometheus import render_prometheus
-    from collector.output.render import render_report
-
     width = None
     if output is None and sys.stdout.isatty():  # a person reads it: fit their terminal
         width = shutil.get_terminal_size().columns
@@ -389,8 +407,6 @@ def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = Fa
 
 
 def _peer_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from collector.core.commands import InvalidPeer, validate_peer
-
     if value is None:
         return None
     try:
@@ -400,8 +416,6 @@ def _peer_value(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def _shard_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
-    from collector.inventory.selection import parse_shard
-
     if value is None:
         return None
     try:
@@ -426,8 +440,6 @@ def _processes_value(ctx: click.Context, param: click.Parameter, value: str) -> 
 def _where_values(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[tuple[str, str], ...]:
-    from collector.inventory.selection import parse_where
-
     try:
         return tuple(parse_where(value) for value in values)
     except ValueError as error:
@@ -492,9 +504,9 @@ def _duration_value(
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=DEFAULT_WORKERS,
-    show_default=True,
-    help="Devices read at once.",
+    default=None,
+    help=f"Devices read at once: threads with netmiko/napalm (default {DEFAULT_WORKERS}), "
+    f"sessions in flight with asyncssh (default {DEFAULT_ASYNC_WORKERS}).",
 )
 @click.option(
     "--processes",
@@ -541,10 +553,12 @@ def _duration_value(
 @click.option(
     "--transport",
     "transport_name",
-    type=click.Choice(["netmiko", "napalm"]),
-    default="netmiko",
+    type=click.Choice(["asyncssh", "netmiko", "napalm"]),
+    default=DEFAULT_TRANSPORT,
     show_default=True,
-    help="napalm: napalm-huawei-vrp's driver and cli() (pip install '.[napalm]').",
+    help="asyncssh: every session of a process in one event loop; netmiko: paramiko, a "
+    "thread per session; napalm: napalm-huawei-vrp's driver and cli() "
+    "(pip install '.[napalm]'). All three say the same to the device.",
 )
 @click.option(
     "--password-env",
@@ -638,7 +652,7 @@ def collect_command(
     wheres: tuple[tuple[str, str], ...],
     shard: Shard | None,
     peer: str | None,
-    workers: int,
+    workers: int | None,
     processes: int | None,
     timeout: float,
     connect_timeout: float,
@@ -682,19 +696,14 @@ def collect_command(
     comes from the environment (--password-env) or a prompt, never from the inventory
     or the command line.
     """
-    from collector.cli.lock import LockHeld, RunLock, default_lock_path
-    from collector.core.clock import ZoneError, parse_zone
-    from collector.core.commands import InvalidDeviceSetting, check_device_settings
     from collector.fleet.collect import run_collection
     from collector.inventory.loading import load_inventory
     from collector.inventory.model import InventoryError
-    from collector.inventory.selection import select
-    from collector.output.preflight import PreflightError, check_output_file
     from collector.ssh.credentials import CredentialsError, load_credentials, scrub_environment
     from collector.ssh.errors import legacy_kex_available
+    from collector.ssh.factory import TransportUnavailable, make_transport
     from collector.ssh.hostkeys import KnownHosts, KnownHostsFileError
     from collector.ssh.ssh_config import SshConfigError, resolve_device
-    from collector.ssh.transport import NapalmTransport, NetmikoTransport
 
     if fail_on and no_store:
         raise click.UsageError(
@@ -755,7 +764,7 @@ def collect_command(
     # ProxyCommand would inherit and /proc/<pid>/environ shows.
     scrub_environment(password_env)
 
-    if legacy_ssh and not legacy_kex_available():
+    if legacy_ssh and transport_name != "asyncssh" and not legacy_kex_available():
         log.warning(
             "--legacy-ssh: the installed paramiko has no SHA-1 key exchange left "
             "(paramiko 5 removed it); install paramiko<5 (pip install 'netmiko[par4]') to use it"
@@ -765,21 +774,15 @@ def collect_command(
         host_keys.check()
     except KnownHostsFileError as error:
         raise CommandError(str(error)) from None
-    transport: NetmikoTransport | NapalmTransport
-    if transport_name == "napalm":
-        try:
-            transport = NapalmTransport(
-                host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
-            )
-        except ImportError:
-            raise CommandError(
-                "--transport napalm needs napalm-huawei-vrp: "
-                "pip install 'collect-ike-offline[napalm]'"
-            ) from None
-    else:
-        transport = NetmikoTransport(
-            host_keys, allow_sha1_kex=legacy_ssh, connect_timeout=connect_timeout
+    try:
+        transport = make_transport(
+            transport_name,
+            known_hosts=host_keys,
+            allow_sha1_kex=legacy_ssh,
+            connect_timeout=connect_timeout,
         )
+    except TransportUnavailable as error:
+        raise CommandError(str(error)) from None
 
     with contextlib.ExitStack() as stack:
         lock = RunLock(lock_file or default_lock_path(db))
@@ -800,7 +803,7 @@ def collect_command(
             store=store,
             inventory_path=inventory.path,
             shard=shard,
-            workers=workers,
+            workers=workers or int(getattr(transport, "default_workers", DEFAULT_WORKERS)),
             processes=processes,
             timeout=timeout,
             retries=retries,
@@ -1015,12 +1018,8 @@ def report_command(
     Times in this report are UTC (each device's offline times converted with its zone);
     --local-times shows each device's own times with their offset.
     """
-    from collector.core.aggregate import with_local_times
-
     now = datetime.now(UTC)
     window_since, window_until = _window(since, until, now)
-    from collector.output.preflight import PreflightError, check_output_file
-
     try:
         check_output_file(output, "--output")
         check_output_file(prometheus, "--prometheus")
@@ -1028,15 +1027,12 @@ def report_command(
         raise CommandError(str(error)) from None
     other_window = None
     if compare_to is not None:
-        from collector.core.compare import parse_window
-
         try:
             other_window = parse_window(compare_to, window_since, window_until, now)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--compare-to") from None
     addresses = None
     if inventory_path is not None:
-        from collector.core.incidents import address_book
         from collector.inventory.loading import load_inventory
         from collector.inventory.model import InventoryError
 
@@ -1065,8 +1061,6 @@ def report_command(
             **options,
         )
         if other_window is not None:
-            from collector.core.compare import compare
-
             other = history_report(store, since=other_window[0], until=other_window[1], **options)
             report = dataclasses.replace(report, comparison=compare(report, other))
         if local_times:
@@ -1142,7 +1136,6 @@ def _export_to_file(
     import os
     import tempfile
 
-    from collector.output.atomic import remove_stale_temps
     from collector.output.export import write_export
 
     directory = output.parent if str(output.parent) else Path(".")

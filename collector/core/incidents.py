@@ -13,6 +13,9 @@ that incident. Where both ends of a tunnel are inventory devices (their addresse
 ``hostname`` or ``data.addresses``/``data.address``), :func:`pair_tunnels` matches the
 two sides' records and says which side initiated (``peer request`` on one side is the
 other side's doing). Nothing here reads a clock, a file or the store.
+
+Size: just over 500 lines: the three incident rules (burst, spread, hub) and the tunnel
+pairing share one event model.
 """
 
 from __future__ import annotations

@@ -32,7 +32,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 """``--connect-timeout``: seconds from the start of an attempt to the device's prompt."""
 DEFAULT_MAX_AUTH_FAILURES = 3
 """``--max-auth-failures``: refused logins as one user, before any succeeded, that stop the
-run from logging in as that user (:mod:`collector.fleet.breaker`)."""
+run from logging in as that user (:mod:`collector.ssh.breaker`)."""
+DEFAULT_TRANSPORT = "asyncssh"
+"""``collect --transport`` and the API's default: the fastest transport that passes the whole
+fault matrix (docs/BENCHMARKS.md); netmiko and napalm stay selectable."""
+DEFAULT_ASYNC_WORKERS = 200
+"""Sessions in flight per process with ``--transport asyncssh`` (one event loop, no threads)."""
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

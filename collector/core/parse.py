@@ -44,6 +44,10 @@ unknown reasons are kept verbatim with code ``unknown``.
 
 Transport code maps :class:`CommandRejected` to ``command-rejected``, other
 :class:`ParseError` to ``protocol`` and an incomplete result to ``incomplete-output``.
+
+Size: over 500 lines because the two table grammars (offline-info in its router, firewall
+and multi-SPU layouts; NE40E offline history) share one line classifier, one problem
+vocabulary and the fast path they are benchmarked on (bench/bench_parser.py).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from collector.core import vrp_text
 from collector.core.errors import CollectorError
 from collector.core.records import OfflineRecord, classify_reason
 from collector.core.terminal import has_controls, strip_controls
@@ -173,10 +178,6 @@ class CommandRejected(ParseError):
 
 # --- terminal noise ---------------------------------------------------------------
 
-# VRP's pager prints "  ---- More ----", and when a key is pressed erases it with
-# cursor-left + blanks + cursor-left ("\x1b[16D" + 16 spaces + "\x1b[16D"; some
-# versions use 42 columns). The next row then follows on the same line.
-_PAGER_PROMPT = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}")
 # Every other terminal control (CSI incl. C1 CSI, OSC/DCS strings, C0/C1 controls, lone
 # ESC) goes through collector.core.terminal. None may reach a record: reports print reasons on
 # the operator's terminal.
@@ -194,7 +195,7 @@ def strip_terminal_noise(text: str) -> str:
     # isprintable() is a fast C scan; most lines have no control character at all.
     if (text.isprintable() or not has_controls(text)) and "More" not in text:
         return text
-    return strip_controls(_PAGER_PROMPT.sub("", text))
+    return strip_controls(vrp_text.PAGER_PROMPT.sub("", text))
 
 
 # --- line shapes ------------------------------------------------------------------
@@ -230,18 +231,13 @@ _FIREWALL_ROW = _row_shape(r"([0-9]{1,5})[ \t]++")
 _OTHER_GROUP = 6
 _ADDRESS_START = frozenset("0123456789abcdefABCDEF:")
 
-_ERROR_LINE = re.compile(r"Error(?:\[[0-9]+\])?\s*:", re.ASCII)
 _COUNT_LINE = re.compile(r"Current\s+info\s+Num\s*:\s*([0-9]{1,9})", re.ASCII | re.IGNORECASE)
 _TITLE_LINE = re.compile(r"Ike\s+offline\s+information\s*:?", re.ASCII | re.IGNORECASE)
 _HEADER_LINE = re.compile(r"peer\b.*\boffline", re.ASCII | re.IGNORECASE)
 _HEADER_SEARCH = re.compile(r"^[ \t]*peer\b.*\boffline.*$", re.ASCII | re.IGNORECASE | re.MULTILINE)
 _PORT_WORD = re.compile(r"\bport\b", re.ASCII | re.IGNORECASE)
-# <HUAWEI>, HRP_M<FW1>, HRP_S<FW1>, [HUAWEI], [~HUAWEI-ike] ... with or without a
-# command after it (the echo).
-_PROMPT_LINE = re.compile(r"(?:HRP_[MS])?(?:<[^<>\n]*>|\[[^\[\]\n]*\])", re.ASCII)
 # The command echoed without a prompt (netmiko with strip_prompt, abbreviations).
 _ECHO_LINE = re.compile(r"dis[a-z]*\s+ike\s+off", re.ASCII | re.IGNORECASE)
-_MESSAGE_LINE = re.compile(r"(?:Info|Warning)\s*:", re.ASCII | re.IGNORECASE)
 # HA firewalls (HRP) print a timestamp line before every display output, in the forms
 # docs/DEVICES.md quotes: "2024-03-05 10:11:12.345 +08:00", "2021-07-23 11:24:18.392 "
 # (NE8000/VRP8: milliseconds, a trailing blank, no offset) and, on older USG firmware,
@@ -524,7 +520,7 @@ class _Collector:
         self.in_message = False
         if _is_separator(stripped):
             return
-        if _ERROR_LINE.match(stripped):
+        if vrp_text.ERROR_MARK.match(stripped):
             raise CommandRejected(stripped, number)
         count = _COUNT_LINE.fullmatch(stripped)
         if count:
@@ -545,11 +541,11 @@ class _Collector:
             self.saw_table = True
             self.firewall_first = _PORT_WORD.search(stripped) is not None
             return
-        if _MESSAGE_LINE.match(stripped):
+        if vrp_text.MESSAGE_MARK.match(stripped):
             self.in_message = True
             return
         if (
-            _PROMPT_LINE.match(stripped)
+            vrp_text.PROMPT_LINE.match(stripped)
             or _ECHO_LINE.match(stripped)
             or _CLOCK_LINE.fullmatch(stripped)
         ):
@@ -713,7 +709,7 @@ def parse_offline_history(text: str) -> ParseResult:
         stripped = line.strip()
         if not stripped:
             continue
-        if _ERROR_LINE.match(stripped):
+        if vrp_text.ERROR_MARK.match(stripped):
             raise CommandRejected(stripped, number)
         title = _HISTORY_SECTION.search(stripped)
         if title is not None:

@@ -37,10 +37,10 @@ from collector.core.options import (
 )
 from collector.core.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
 from collector.core.terminal import one_line
-from collector.fleet.breaker import AuthBreaker
 from collector.fleet.run import auto_processes, collect_fleet
 from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_database_error
 from collector.output.progress import ProgressBar
+from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
 from collector.ssh.protocol import Transport
 from collector.ssh.transport import with_learned_commands

@@ -9,11 +9,11 @@ Workers are daemon threads, so an abandoned one never holds up the end of the ru
 
 Retries: a failed attempt whose error kind is in ``retry_on`` (by default connection
 failures: ``unreachable``, ``timeout``) is tried again after ``backoff * 2**(n-1)``
-seconds (capped at :data:`MAX_BACKOFF`), but not after a second timeout in the same
-phase (TCP connect, login, a command: it will time out there again); authentication,
-host-key, refused-command and protocol failures are never retried (retrying them cannot
-help and may lock the account).
-With an :class:`~collector.fleet.breaker.AuthBreaker`, each attempt first asks it whether its
+seconds (capped at :data:`collector.core.retry.MAX_BACKOFF`), but not after a second
+timeout in the same phase (TCP connect, login, a command: it will time out there again);
+authentication, host-key, refused-command and protocol failures are never retried
+(retrying them cannot help and may lock the account).
+With an :class:`~collector.ssh.breaker.AuthBreaker`, each attempt first asks it whether its
 user may log in (gated until a login as that user succeeded; refused once too many failed).
 One device's failure never affects another: every exception is turned into that device's
 result.
@@ -32,6 +32,9 @@ completion order, keeps the one store writer and the ``trusted`` summary right. 
 that dies has its remaining devices reported ``protocol`` failures; when the parent stops
 (Ctrl-C, an exception, the consumer closing the iterator) it terminates the children, and
 a child whose parent died exits by itself.
+
+Size: over 500 lines because the thread pool and the forked-process fan-out share the retry,
+deadline and progress handling and the child-death rules.
 """
 
 from __future__ import annotations
@@ -55,14 +58,14 @@ from collector.core.commands import validate_peer
 from collector.core.options import DEFAULT_WORKERS, plural
 from collector.core.protocols import STRAGGLERS, Progress
 from collector.core.records import Device, DeviceResult, ErrorKind
-from collector.fleet.breaker import AuthBreaker
+from collector.core.retry import abandoned, internal_error, retry_delay
+from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
-from collector.ssh.protocol import Transport, current_phase
+from collector.ssh.protocol import RunOptions, Transport, current_phase
 
 __all__ = [
     "DEFAULT_RETRY_ON",
     "DEFAULT_WORKERS",
-    "MAX_BACKOFF",
     "MIN_DEVICES_PER_PROCESS",
     "auto_processes",
     "collect_fleet",
@@ -72,7 +75,6 @@ __all__ = [
 log = logging.getLogger("collector.fleet.run")
 
 DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT})
-MAX_BACKOFF = 30.0
 GRACE = 5.0
 """Seconds past a device's deadline before the runner gives up on its thread."""
 MIN_DEVICES_PER_PROCESS = 25
@@ -101,18 +103,6 @@ def _effective_processes(processes: int, workers: int, devices: int) -> int:
         (2, 1)
     """
     return max(1, min(processes, workers, devices // MIN_DEVICES_PER_PROCESS))
-
-
-def _backoff_delay(backoff: float, attempt: int) -> float:
-    """Seconds to wait before attempt ``attempt + 1`` (attempt counts from 1).
-
-    Examples:
-        >>> [_backoff_delay(1.0, n) for n in (1, 2, 3)]
-        [1.0, 2.0, 4.0]
-        >>> _backoff_delay(10.0, 9)
-        30.0
-    """
-    return min(MAX_BACKOFF, backoff * 2.0 ** (attempt - 1))
 
 
 @dataclass(slots=True)
@@ -199,28 +189,18 @@ class _Fleet:
             result = self.attempt(device)
             if breaker is not None:
                 breaker.release(device, result)
-            if result.ok or attempt > self.retries or self.stop.is_set():
+            if self.stop.is_set():
                 break
-            if result.error is None or result.error.kind not in self.retry_on:
-                break
-            if result.error.kind is ErrorKind.TIMEOUT and result.error.phase is not None:
-                if result.error.phase in timed_out_in:
-                    log.info(
-                        "%s: timed out twice during %s; not retried again",
-                        device.name,
-                        result.error.phase,
-                    )
-                    break
-                timed_out_in.add(result.error.phase)
-            delay = _backoff_delay(self.backoff, attempt)
-            log.info(
-                "%s: %s (attempt %d of %d); retrying in %.1f s",
-                device.name,
-                result.error.kind.value,
+            delay = retry_delay(
+                result,
                 attempt,
-                self.retries + 1,
-                delay,
+                retries=self.retries,
+                backoff=self.backoff,
+                retry_on=self.retry_on,
+                timed_out_in=timed_out_in,
             )
+            if delay is None:
+                break
             with self.lock:
                 self.in_flight[index].waiting = True
             if self.stop.wait(delay):
@@ -232,16 +212,7 @@ class _Fleet:
         try:
             return self.collect_one(device)
         except Exception as exc:  # a bug in one device's path must not end the run
-            log.error(
-                "%s: internal error: %s: %s", device.name, type(exc).__name__, exc, exc_info=True
-            )
-            return DeviceResult.failure(
-                device,
-                ErrorKind.PROTOCOL,
-                f"internal error: {type(exc).__name__} (see the log at -v)",
-                started=started,
-                finished=datetime.now(UTC),
-            )
+            return internal_error(device, exc, started)
 
     def overdue(self, emitted: set[int]) -> list[tuple[int, _InFlight]]:
         """Attempts stuck past deadline + grace (their threads are abandoned)."""
@@ -289,20 +260,11 @@ def _iter_indexed(
     devices: Sequence[Device],
     credentials: Credentials,
     transport: Transport,
-    *,
-    workers: int,
-    timeout: float,
-    retries: int,
-    backoff: float,
-    peer: str | None,
-    clock: bool,
-    keep_raw: bool,
-    retry_on: frozenset[ErrorKind],
+    options: RunOptions,
     on_progress: Callable[[Progress], None] | None,
-    grace: float,
-    breaker: AuthBreaker | None = None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """The run itself: ``(position in devices, result)`` in completion order."""
+    peer, timeout = options.peer, options.timeout
     if peer is not None:
         validate_peer(peer)
     device_list = devices
@@ -311,22 +273,31 @@ def _iter_indexed(
         return
     if timeout <= 0:
         raise ValueError("timeout must be positive")
+    fan_out = getattr(transport, "iter_indexed", None)
+    if fan_out is not None:  # a transport with its own fan-out (asyncssh: one event loop)
+        yield from fan_out(device_list, credentials, options, on_progress)
+        return
 
     def collect_one(device: Device) -> DeviceResult:
         return transport.collect(
-            device, credentials, peer=peer, timeout=timeout, clock=clock, keep_raw=keep_raw
+            device,
+            credentials,
+            peer=peer,
+            timeout=timeout,
+            clock=options.clock,
+            keep_raw=options.keep_raw,
         )
 
     fleet = _Fleet(
         device_list,
         collect_one,
-        workers=workers,
+        workers=options.workers,
         timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        retry_on=retry_on,
-        grace=grace,
-        breaker=breaker,
+        retries=options.retries,
+        backoff=options.backoff,
+        retry_on=options.retry_on,
+        grace=options.grace,
+        breaker=options.breaker,
     )
     began = time.monotonic()
     emitted: set[int] = set()
@@ -348,23 +319,7 @@ def _iter_indexed(
                 on_progress(progress)
             for index, flight in fleet.overdue(emitted):
                 device = device_list[index]
-                log.warning(
-                    "%s: still busy %.0f s after its deadline; abandoning it",
-                    device.name,
-                    fleet.grace,
-                )
-                ready.append(
-                    (
-                        index,
-                        DeviceResult.failure(
-                            device,
-                            ErrorKind.TIMEOUT,
-                            f"no complete answer within {timeout:g} s (stuck; abandoned)",
-                            finished=datetime.now(UTC),
-                            attempts=flight.attempt,
-                        ),
-                    )
-                )
+                ready.append((index, abandoned(device, timeout, fleet.grace, flight.attempt)))
                 fleet.spawn()  # keep the pool at its width
             for index, result in ready:
                 if index in emitted:
@@ -423,7 +378,7 @@ def _child_main(
     devices: list[Device],
     credentials: Credentials,
     transport: Transport,
-    options: dict[str, object],
+    options: RunOptions,
 ) -> None:
     """A child's whole life: collect its shard, send each result, exit without cleanup.
 
@@ -447,8 +402,8 @@ def _child_main(
             [devices[position] for position in positions],
             credentials,
             transport,
+            options,
             on_progress=None,
-            **options,  # type: ignore[arg-type]
         ):
             parts = tuple(getattr(result, name) for name in _RESULT_FIELDS)
             new, seen = trusted[seen:], len(trusted)
@@ -470,13 +425,12 @@ def _iter_processes(
     transport: Transport,
     *,
     processes: int,
-    workers: int,
+    options: RunOptions,
     on_progress: Callable[[Progress], None] | None,
-    **options: object,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """Like :func:`_iter_indexed`, the devices split over ``processes`` forked children."""
     context = multiprocessing.get_context("fork")
-    child_options = dict(options, workers=max(1, workers // processes))
+    child_options = dataclasses.replace(options, workers=max(1, options.workers // processes))
     known = transport.known_hosts
     trusted: list[tuple[str, str, str]] | None = None if known is None else known.trusted
     total = len(devices)
@@ -498,7 +452,7 @@ def _iter_processes(
         log.info(
             "collecting in %s of %s",
             plural(processes, "process", "processes"),
-            plural(int(child_options["workers"]), "worker"),  # type: ignore[call-overload]
+            plural(child_options.workers, "worker"),
         )
         done = failed = 0
         open_children = {child.conn: child for child in children}
@@ -611,35 +565,28 @@ def _iter_run(
     if timeout <= 0:
         raise ValueError("timeout must be positive")
     count = _effective_processes(processes, workers, len(devices))
-    options: dict[str, object] = {
-        "timeout": timeout,
-        "retries": retries,
-        "backoff": backoff,
-        "peer": peer,
-        "clock": clock,
-        "keep_raw": keep_raw,
-        "retry_on": retry_on,
-        "grace": grace,
-        "breaker": breaker,  # shared memory: the children inherit it at the fork
-    }
+    options = RunOptions(
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        peer=peer,
+        clock=clock,
+        keep_raw=keep_raw,
+        retry_on=retry_on,
+        grace=grace,
+        breaker=breaker,  # shared memory: the children inherit it at the fork
+    )
     if count > 1:
         return _iter_processes(
             devices,
             credentials,
             transport,
             processes=count,
-            workers=workers,
+            options=options,
             on_progress=on_progress,
-            **options,
         )
-    return _iter_indexed(
-        devices,
-        credentials,
-        transport,
-        workers=workers,
-        on_progress=on_progress,
-        **options,  # type: ignore[arg-type]
-    )
+    return _iter_indexed(devices, credentials, transport, options, on_progress)
 
 
 def iter_fleet(
@@ -680,7 +627,7 @@ def iter_fleet(
         on_progress: Called in the consuming thread after every result.
         grace: Seconds past ``timeout`` before a stuck attempt is abandoned as ``timeout``.
         auth_breaker: Stops logging in as a user whose logins keep being refused
-            (:mod:`collector.fleet.breaker`); the skipped devices are ``skipped-auth``.
+            (:mod:`collector.ssh.breaker`); the skipped devices are ``skipped-auth``.
 
     Raises:
         InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address (before any connection).

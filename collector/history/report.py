@@ -6,6 +6,10 @@ device and day, per day and reason text); the partial days at the window's edges
 from the raw rows through per-device time ranges, so windows are exact to the second and
 a report over a million stored deletions reads tens of thousands of rows, not a million.
 Times in a history report are UTC (the store converted each device's local time).
+
+Size: over 500 lines because the fleet report over history is one plan (whole days from
+roll-ups, edges from raw rows) that every section (reasons, categories, groups, peers,
+trend, gaps, incidents, series) reads; each section is one function.
 """
 
 from __future__ import annotations

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collector.core.records import Device, DeviceResult
+    from collector.core.records import Device, DeviceResult, ErrorKind
+    from collector.ssh.breaker import AuthBreaker
     from collector.ssh.credentials import Credentials
     from collector.ssh.hostkeys import KnownHosts
 
-__all__ = ["Stage", "Transport", "current_phase", "published"]
+__all__ = ["RunOptions", "Stage", "Transport", "current_phase", "published"]
 
 
 @dataclass(slots=True)
@@ -26,6 +27,27 @@ class Stage:
     """Where a session is (for timeout messages); shared by the connection and the caller."""
 
     phase: str = "setup"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a fan-out reads every device: what the runner's threads, its forked children
+    and a transport with its own fan-out (asyncssh) all take, as one value."""
+
+    workers: int
+    """Devices read at once (threads, or sessions in flight)."""
+    timeout: float
+    """Seconds for one attempt at one device (the hard deadline)."""
+    retries: int
+    backoff: float
+    peer: str | None
+    clock: bool
+    keep_raw: bool
+    retry_on: frozenset[ErrorKind]
+    grace: float
+    """Seconds past the deadline before a stuck attempt is abandoned."""
+    breaker: AuthBreaker | None = field(default=None, compare=False)
+    """Shared memory: forked children inherit it."""
 
 
 class Transport(Protocol):

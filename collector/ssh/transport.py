@@ -23,6 +23,9 @@ device's line; output that is not this command's at all (garbage, another prompt
 ``protocol``; a table whose ``Current info Num`` does not match its rows, or a session
 closed by the device while the table was printing, is ``incomplete-output``; an answer over
 the byte or row caps of :mod:`collector.core.limits` is ``oversized-output``.
+
+Size: over 500 lines because the netmiko and NAPALM transports share the device flow
+(attempt, login, plan, failure) and the output checks every transport uses.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import contextlib
 import dataclasses
 import logging
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -39,7 +42,6 @@ from typing import Any
 
 from collector.core import commands
 from collector.core.clock import ClockParseError, DeviceClock, parse_display_clock
-from collector.core.errors import CollectorError
 from collector.core.limits import OutputGuard, OutputTooLarge
 from collector.core.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
@@ -47,18 +49,15 @@ from collector.ssh.credentials import Credentials
 from collector.ssh.deadline import Deadline, watched
 from collector.ssh.errors import SessionError, classify_error, one_line
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.protocol import Stage, Transport, published
+from collector.ssh.protocol import Stage, published
 from collector.ssh.ssh_config import SshConfigError, SshTarget, resolve_device
 from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
 
 __all__ = [
     "PASSTHROUGH_EXTRAS",
     "SUPPORTED_PLATFORMS",
-    "TRANSPORTS",
     "NapalmTransport",
     "NetmikoTransport",
-    "TransportUnavailable",
-    "make_transport",
     "result_from_output",
     "result_from_outputs",
 ]
@@ -341,15 +340,151 @@ class NetmikoTransport(_SessionTransport):
                 connection.close()
 
 
-def _read_clock(device: Device, run: Callable[[str], str]) -> DeviceClock | None:
+def _read_clock(device: Device, output: str) -> DeviceClock | None:
     """``display clock``, whole: the local time and the offset and zone it printed
     (the store and the skew check need the offset; the local time alone is UTC-less)."""
-    output = run(commands.CLOCK)
     try:
         return parse_display_clock(output)
     except ClockParseError as exc:
         log.warning("%s: display clock not understood: %s", device.name, exc)
         return None
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One attempt at one device, as every transport's flow shares it."""
+
+    device: Device
+    credentials: Credentials
+    deadline: Deadline
+    connect_deadline: Deadline
+    """``--connect-timeout``: from the start of the attempt to the prompt."""
+    started: datetime
+    stage: Stage
+    target: SshTarget
+    username: str | None = None
+
+
+def begin_attempt(
+    device: Device,
+    credentials: Credentials,
+    peer: str | None,
+    timeout: float,
+    connect_timeout: float | None = None,
+    stage: Stage | None = None,
+) -> Attempt:
+    """Start the clocks for one attempt (the deadline, the connect deadline).
+
+    Raises:
+        InvalidPeer: ``peer`` is not an IPv4 address (a usage error).
+    """
+    started = datetime.now(UTC)
+    if peer is not None:
+        commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
+    connect_deadline = Deadline(
+        timeout if connect_timeout is None else min(timeout, connect_timeout)
+    )
+    target = SshTarget(device.hostname, device.port, device.username)
+    return Attempt(
+        device,
+        credentials,
+        Deadline(timeout),
+        connect_deadline,
+        started,
+        stage if stage is not None else Stage(),
+        target,
+    )
+
+
+def login_for(attempt: Attempt) -> _Login:
+    """Check the platform, resolve the ssh_config and the user name for one attempt.
+
+    Raises:
+        SessionError: an unsupported platform or an unusable ssh_config setting.
+        CredentialsError: no user name.
+    """
+    device, credentials = attempt.device, attempt.credentials
+    if device.platform not in SUPPORTED_PLATFORMS:
+        raise SessionError(
+            ErrorKind.PROTOCOL,
+            f"platform {device.platform!r} is not supported"
+            f" (use one of: {', '.join(sorted(SUPPORTED_PLATFORMS))})",
+        )
+    try:
+        attempt.target = resolve_device(device, credentials.ssh_config_file, credentials.username)
+    except SshConfigError as exc:  # the CLI checks this before connecting
+        raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
+    attempt.username = credentials.username_for(attempt.target.user)
+    attempt.stage.phase = "SSH connect"
+    return _Login(
+        device,
+        credentials,
+        attempt.username,
+        attempt.deadline,
+        attempt.stage,
+        attempt.target,
+        attempt.connect_deadline,
+    )
+
+
+def failed_attempt(attempt: Attempt, exc: BaseException, known_hosts: KnownHosts) -> DeviceResult:
+    """The failure result for an attempt that raised ``exc`` (classified, logged, masked)."""
+    device, target, stage = attempt.device, attempt.target, attempt.stage
+    deadline, connect_deadline = attempt.deadline, attempt.connect_deadline
+    masker = attempt.credentials.masker()
+    connecting_too_long = connect_deadline.fired and not deadline.expired
+    kind, message = classify_error(
+        exc,
+        deadline=connect_deadline if connecting_too_long else deadline,
+        phase=stage.phase,
+        username=attempt.username,
+        host=target.hostname,
+        port=target.port,
+        known_hosts=known_hosts,
+        device_name=device.name,
+        masker=masker,
+    )
+    if connecting_too_long and kind is ErrorKind.TIMEOUT:
+        message = (
+            f"no prompt within {connect_deadline.seconds:g} s of connecting"
+            f" (--connect-timeout; during {stage.phase})"
+        )
+    log.info("%s: %s: %s", device.name, kind.value, message)
+    if log.isEnabledFor(logging.DEBUG):
+        detail = "".join(traceback.format_exception(exc))
+        log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
+    return DeviceResult.failure(
+        device,
+        kind,
+        message,
+        phase=stage.phase,
+        started=attempt.started,
+        finished=datetime.now(UTC),
+    )
+
+
+Plan = Generator[str, str, tuple[DeviceClock | None, list[Output]]]
+"""The commands of one device as a generator: it yields a command, is sent its output,
+and returns the clock and the IKE outputs (so sync and async sessions run the same plan)."""
+
+
+def device_plan(device: Device, peer: str | None, clock: bool) -> Plan:
+    """What to run on one device: ``display clock`` if asked, then its IKE table(s)."""
+    device_clock: DeviceClock | None = None
+    if clock:
+        device_clock = _read_clock(device, (yield commands.CLOCK))
+    outputs = yield from _offline_tables_plan(device, peer)
+    return device_clock, outputs
+
+
+def run_plan(plan: Plan, run: Callable[[str], str]) -> tuple[DeviceClock | None, list[Output]]:
+    """Run a :data:`Plan` over a blocking ``run(command) -> output``."""
+    try:
+        command = next(plan)
+        while True:
+            command = plan.send(run(command))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def _collect(
@@ -364,74 +499,19 @@ def _collect(
     stage: Stage | None = None,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
-    started = datetime.now(UTC)
-    if peer is not None:
-        commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
-    masker = credentials.masker()
-    deadline = Deadline(timeout)
-    connect_deadline = Deadline(
-        timeout if connect_timeout is None else min(timeout, connect_timeout)
-    )
-    username: str | None = None
-    stage = stage if stage is not None else Stage()
-    target = SshTarget(device.hostname, device.port, device.username)
+    attempt = begin_attempt(device, credentials, peer, timeout, connect_timeout, stage)
     try:
-        if device.platform not in SUPPORTED_PLATFORMS:
-            raise SessionError(
-                ErrorKind.PROTOCOL,
-                f"platform {device.platform!r} is not supported"
-                f" (use one of: {', '.join(sorted(SUPPORTED_PLATFORMS))})",
-            )
-        try:
-            target = resolve_device(device, credentials.ssh_config_file, credentials.username)
-        except SshConfigError as exc:  # the CLI checks this before connecting
-            raise SessionError(ErrorKind.PROTOCOL, str(exc)) from None
-        username = credentials.username_for(target.user)
-        login = _Login(device, credentials, username, deadline, stage, target, connect_deadline)
-        device_clock: DeviceClock | None = None
-        stage.phase = "SSH connect"
+        login = login_for(attempt)
         with factory.session(login) as run:
-            if clock:
-                device_clock = _read_clock(device, run)
-            outputs = _read_offline_tables(device, run, peer)
+            device_clock, outputs = run_plan(device_plan(device, peer, clock), run)
     except Exception as exc:
-        connecting_too_long = connect_deadline.fired and not deadline.expired
-        kind, message = classify_error(
-            exc,
-            deadline=connect_deadline if connecting_too_long else deadline,
-            phase=stage.phase,
-            username=username,
-            host=target.hostname,
-            port=target.port,
-            known_hosts=factory.known_hosts,
-            device_name=device.name,
-            masker=masker,
-        )
-        if connecting_too_long and kind is ErrorKind.TIMEOUT:
-            message = (
-                f"no prompt within {connect_deadline.seconds:g} s of connecting"
-                f" (--connect-timeout; during {stage.phase})"
-            )
-        log.info("%s: %s: %s", device.name, kind.value, message)
-        if log.isEnabledFor(logging.DEBUG):
-            detail = "".join(traceback.format_exception(exc))
-            log.debug("%s: exception detail:\n%s", device.name, masker.mask(detail))
-        return DeviceResult.failure(
-            device,
-            kind,
-            message,
-            phase=stage.phase,
-            started=started,
-            finished=datetime.now(UTC),
-        )
+        return failed_attempt(attempt, exc, factory.known_hosts)
     return result_from_outputs(
-        device, outputs, started=started, keep_raw=keep_raw, device_clock=device_clock
+        device, outputs, started=attempt.started, keep_raw=keep_raw, device_clock=device_clock
     )
 
 
-def _read_offline_tables(
-    device: Device, run: Callable[[str], str], peer: str | None
-) -> list[Output]:
+def _offline_tables_plan(device: Device, peer: str | None) -> Generator[str, str, list[Output]]:
     """Run the device's command(s) for its deleted tunnels, in the open session.
 
     The command comes from ``data.ike_command`` (the inventory), else it is found out:
@@ -445,12 +525,12 @@ def _read_offline_tables(
     chosen = commands.ike_command_setting(device.data.get("ike_command", "auto"))
     if chosen == commands.OFFLINE_HISTORY:
         command = commands.offline_history_command(peer)
-        return [(command, None, run(command))]
+        return [(command, None, (yield command))]
     if chosen is None and device.data.get(LEARNED_COMMAND) == commands.OFFLINE_HISTORY:
         # The history says this device answered offline history last time: ask it first,
         # and fall back to offline-info if it no longer knows it (a replaced device).
         history = commands.offline_history_command(peer)
-        answer = run(history)
+        answer = yield history
         if not _unrecognized(answer):
             return [(history, None, answer)]
         log.info("%s: '%s' unrecognised now; trying '%s'", device.name, history, OFFLINE_INFO)
@@ -460,13 +540,13 @@ def _read_offline_tables(
     outputs: list[Output] = []
     for spu in spus:
         command = commands.offline_info_command(peer, spu)
-        text = run(command)
+        text = yield command
         if chosen is None and not outputs and _unrecognized(text):
             log.info(
                 "%s: '%s' unrecognised; trying '%s'", device.name, command, commands.OFFLINE_HISTORY
             )
             history = commands.offline_history_command(peer)
-            answer = run(history)
+            answer = yield history
             if _unrecognized(answer):
                 # Neither is known: report the first refusal, the usual command's.
                 log.info("%s: '%s' unrecognised too", device.name, history)
@@ -617,36 +697,3 @@ class NapalmTransport(_SessionTransport):
                         log.debug("%s: napalm close failed: %s", device.name, exc)
                     finally:
                         holder[0].close()  # idempotent; also shuts our socket
-
-
-TRANSPORTS = ("netmiko", "napalm")
-"""The names ``--transport`` accepts."""
-
-
-class TransportUnavailable(CollectorError):
-    """A transport whose library is not installed; the message says what to install."""
-
-
-def make_transport(
-    name: str = "netmiko",
-    *,
-    known_hosts: KnownHosts | None = None,
-    allow_sha1_kex: bool = False,
-) -> Transport:
-    """The transport called ``name`` (``netmiko`` or ``napalm``).
-
-    Raises:
-        TransportUnavailable: ``napalm`` without napalm-huawei-vrp installed.
-        ValueError: an unknown name.
-    """
-    if name == "netmiko":
-        return NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
-    if name == "napalm":
-        try:
-            return NapalmTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
-        except ImportError:
-            raise TransportUnavailable(
-                "--transport napalm needs napalm-huawei-vrp:"
-                " pip install 'collect-ike-offline[napalm]'"
-            ) from None
-    raise ValueError(f"unknown transport {name!r} (use one of: {', '.join(TRANSPORTS)})")

@@ -5,20 +5,24 @@
 
 * **read-only**: every write to the channel goes through :mod:`collector.core.commands`; a
   ``[Y/N]`` question after login (password change, "security risks in the configuration
-  file ... save now?") is answered ``N``. Stock ``HuaweiSSH.special_login_handler`` answers
-  ``Y`` twice to the save question and saves the configuration.
+  file ... save now?") is answered ``N`` (by the dialogue). Stock
+  ``HuaweiSSH.special_login_handler`` answers ``Y`` twice to the save question and saves
+  the configuration.
 * **host keys** are checked against :class:`~collector.ssh.hostkeys.KnownHosts`
   (``_build_ssh_client`` is replaced; netmiko would install ``AutoAddPolicy``).
-* **paging**: if ``screen-length 0 temporary`` is refused, ``---- More ----`` pages are
-  turned with a space and the pager remnants removed (stock netmiko times out there).
+* **one dialogue**: what is said and understood (prompt, ``[Y/N]`` answers, paging when
+  ``screen-length 0 temporary`` is refused, echo and pager remnants removed, short reads)
+  is :class:`~collector.ssh.vrp_dialogue.VrpDialogue`'s, the same sans-I/O dialogue the
+  asyncssh transport drives; this class only moves its bytes over netmiko's channel.
 * **fast**: no fixed sleeps, no prompt lookup per command (the prompt is learnt from the
   login banner once), output is read with blocking ``recv`` until the prompt (no 10 ms
   polling), the session is closed with ``quit`` and a channel close (stock Huawei cleanup
   waits ~2 s for silence), and ``TCP_NODELAY`` is set on the socket paramiko would create
   with Nagle on.
 * **bounded**: each command's answer is counted as it arrives
-  (:class:`~collector.core.limits.OutputGuard`: bytes, declared rows, lines); past a cap the
-  read stops, the text is dropped and the device fails with ``oversized-output``.
+  (:class:`~collector.core.limits.OutputGuard`, in the dialogue: bytes, declared rows, lines);
+  past a cap the read stops, the text is dropped and the device fails with
+  ``oversized-output``.
 * **deadline**: a per-device :class:`~collector.ssh.deadline.Deadline`; a watchdog thread
   shuts the socket and the paramiko transport when it passes (and ends a jump-host
   proxy), so a hung banner or a silent device ends in ``timeout`` at the deadline
@@ -29,31 +33,27 @@
   before the session is up, its stderr and exit status become a ``jump-host`` error.
 
 It also holds what only the session uses: the paramiko ``Transport`` factories
-(:func:`client_transport`, :func:`legacy_transport`), the prompt/question patterns,
-:func:`clean_output` (pager remnants and ANSI codes) and the filter that demotes
+(:func:`client_transport`, :func:`legacy_transport`) and the filter that demotes
 paramiko's per-connection tracebacks to DEBUG.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import logging
 import os
-import re
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paramiko
 from netmiko.huawei.huawei import HuaweiSSH
 
 from collector.core import commands
-from collector.core.commands import check_command, check_keystrokes
-from collector.core.limits import OutputGuard, OutputLimits, OutputTooLarge
+from collector.core.commands import check_keystrokes
+from collector.core.limits import OutputLimits
 from collector.core.records import ErrorKind
-from collector.core.terminal import strip_controls
 from collector.ssh.credentials import SecretMasker
 from collector.ssh.deadline import Deadline
 from collector.ssh.errors import (
@@ -69,6 +69,7 @@ from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Stage
 from collector.ssh.proxy import ProxyProcess, ProxyStartError
 from collector.ssh.ssh_config import Proxy
+from collector.ssh.vrp_dialogue import Output, VrpDialogue, clean_output
 
 __all__ = [
     "AEAD_CIPHERS",
@@ -86,7 +87,6 @@ _LIBRARY_SLACK = 1.0
 """Library timeouts run this much past the deadline, so our watchdog always fires first."""
 _NUDGE_AFTER = 2.0
 """Seconds of silence after the shell opens before pressing Enter once."""
-_MAX_LOGIN_TEXT = 256 * 1024
 _PROXY_EXIT_WAIT = 1.0
 """After a failed connect, how long to wait for a jump-host proxy's exit status."""
 
@@ -143,38 +143,7 @@ def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return transport
 
 
-# --- output cleaning ------------------------------------------------------------------
-
-_PAGER = re.compile(r"[ \t]*-{2,}[ \t]*More[ \t]*-{2,}(?:[ \t]*\x1b\[[0-9]*D[ ]*\x1b\[[0-9]*D)?")
-_ERROR_LINE = re.compile(r"^\s*Error(?:\[[0-9]+\])?\s*:", re.MULTILINE)
-
-
-def clean_output(text: str) -> str:
-    """Remove pager prompts, their erase sequences and every other terminal control
-    (:func:`collector.core.terminal.strip_controls`); LF line ends.
-
-    Examples:
-        >>> clean_output("a\\r\\n  ---- More ----\\x1b[16D                \\x1b[16Db\\r\\n")
-        'a\\nb\\n'
-    """
-    # The substitutions cost more than the whole parse on a 200-row table: skip them
-    # unless there is something to remove.
-    if "More" in text:
-        text = _PAGER.sub("", text)
-    return strip_controls(text)
-
-
 # --- the netmiko connection -----------------------------------------------------------
-
-_QUESTION = re.compile(r"\[\s*Y\s*/\s*N\s*\]\s*:?\s*$|\(\s*y\s*/\s*n\s*\)\s*:?\s*$", re.I)
-_LOGIN_PROMPT = re.compile(
-    r"(?:^|[\r\n])[ \t]*(?P<prompt>(?:HRP_[MS])?"
-    r"(?:<(?P<angle>[^<>\r\n]{1,80})>|\[~?\*?(?P<square>[^\[\]\r\n]{1,80})\]))[ \t]*$"
-)
-_PROMPT_AT_END = re.compile(
-    r"(?:^|[\r\n])[ \t]*(?:HRP_[MS])?[<\[]~?\*?(?P<name>[^<>\[\]\r\n]{1,80})[>\]][ \t]*$"
-)
-_MORE_AT_END = re.compile(r"-{2,}[ \t]*More[ \t]*-{2,}[ \t]*$")
 
 
 class ReadOnlyHuaweiSSH(HuaweiSSH):
@@ -209,7 +178,6 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self.device_name = device_name
         self.masker = masker or SecretMasker()
         self.allow_sha1_kex = allow_sha1_kex
-        self.paging = True
         self.proxy = proxy
         self.identity_files = identity_files
         self.connect_timeout = connect_timeout
@@ -217,11 +185,12 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         self._proxy: ProxyProcess | None = None
         self._aborted = threading.Event()
         self._abort_lock = threading.Lock()
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.dialogue = VrpDialogue(device_name, limits=self.limits)
         self._target = ("", 22)
         kwargs.setdefault("auto_connect", False)
         kwargs.setdefault("fast_cli", True)
         super().__init__(*args, **kwargs)
+        self.dialogue.line_end = self.RETURN
 
     @property
     def phase(self) -> str:
@@ -365,48 +334,11 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         return client
 
     def special_login_handler(self, delay_factor: float = 1.0) -> None:
-        """Read the login banner up to the prompt, answering ``N`` to any [Y/N] question."""
+        """Read the login banner up to the prompt (the dialogue answers ``N`` to any
+        [Y/N] question); press Enter once if the device stays silent."""
         self.phase = "login"
-        text = ""
-        nudged = False
-        declined: list[str] = []
-        while True:
-            try:
-                chunk = self._recv(idle=None if nudged else _NUDGE_AFTER)
-            except ConnectionDropped:
-                if any("password" in question.lower() for question in declined):
-                    # Some releases end the session when an expired password is not changed.
-                    raise SessionError(
-                        ErrorKind.AUTH,
-                        "the device closed the session after the collector declined its"
-                        f" password change question ({declined[-1]!r}): change the password"
-                        " interactively; the collector never changes anything",
-                    ) from None
-                raise
-            if not chunk:
-                nudged = True  # some devices print the prompt only after a key press
-                self.write_channel(self.RETURN)
-                continue
-            text += chunk
-            tail = text[-512:].rstrip("\r\n")
-            if _QUESTION.search(tail):
-                lines = [line.strip() for line in tail.splitlines() if line.strip()]
-                question = " ".join(lines[-2:])
-                declined.append(question)
-                log.info("%s: answering N to %r", self.device_name, question)
-                self.write_channel(commands.ANSWER_NO + self.RETURN)
-                text = ""
-                continue
-            match = _LOGIN_PROMPT.search(text[-512:])
-            if match is not None:
-                self._learn_prompt(match)
-                return
-            if len(text) > _MAX_LOGIN_TEXT:
-                raise SessionError(ErrorKind.PROTOCOL, "no VRP prompt after login")
-
-    def _learn_prompt(self, match: re.Match[str]) -> None:
-        self.base_prompt = (match.group("angle") or match.group("square") or "").strip()
-        log.debug("%s: prompt %r", self.device_name, match.group("prompt"))
+        self._pump(lambda: self.dialogue.logged_in, nudge=True)
+        self.base_prompt = self.dialogue.prompt_name
 
     def set_base_prompt(self, *args: Any, **kwargs: Any) -> str:
         # Learnt from the login banner: no find_prompt() round trip.
@@ -423,16 +355,14 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             raise
 
     def session_preparation(self) -> None:
-        """Turn paging off for this session; remember if the device refused."""
-        self.ansi_escape_codes = False  # we strip pager codes ourselves
-        output = self.run_command(commands.DISABLE_PAGING)
-        self.paging = bool(_ERROR_LINE.search(output))
-        if self.paging:
-            log.info(
-                "%s: '%s' refused; turning pages with space",
-                self.device_name,
-                commands.DISABLE_PAGING,
-            )
+        """Turn paging off for this session; the dialogue remembers if the device refused."""
+        self.ansi_escape_codes = False  # the dialogue strips pager codes itself
+        self.run_command(commands.DISABLE_PAGING)
+
+    @property
+    def paging(self) -> bool:
+        """Whether the device refused ``screen-length 0 temporary`` (pages are turned)."""
+        return self.dialogue.paging
 
     # -- reading and writing -------------------------------------------------------------
 
@@ -443,10 +373,10 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             log.debug("%s > %r", self.device_name, self.masker.mask(out_data))
         super().write_channel(out_data)
 
-    def _recv(self, idle: float | None = None) -> str:
+    def _recv(self, idle: float | None = None) -> bytes:
         """One chunk from the channel; blocks until data, EOF or the deadline.
 
-        With ``idle``, returns "" if nothing arrives for that many seconds.
+        With ``idle``, returns b"" if nothing arrives for that many seconds.
         """
         channel = self.remote_conn
         if not isinstance(channel, paramiko.Channel):
@@ -465,16 +395,37 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             except TimeoutError:
                 waited += wait
                 if idle is not None and waited >= idle:
-                    return ""
+                    return b""
                 continue
             except (OSError, EOFError) as exc:
                 raise ConnectionDropped from exc
             if not data:
                 raise ConnectionDropped
-            text = self._decoder.decode(data)
             if log.isEnabledFor(logging.DEBUG):
+                text = data.decode("utf-8", "replace")
                 log.debug("%s < %r", self.device_name, self.masker.mask(text))
-            return text
+            return bytes(data)
+
+    def _pump(self, done: Callable[[], bool], *, nudge: bool = False) -> None:
+        """Feed the dialogue what the device sends, send what it answers, until ``done``."""
+        dialogue = self.dialogue
+        while not done():
+            idle = _NUDGE_AFTER if nudge and not dialogue.nudged else None
+            try:
+                data = self._recv(idle=idle)
+            except ConnectionDropped:
+                dialogue.closed()  # raises the right SessionError, or ConnectionDropped
+                raise
+            if data:
+                dialogue.receive(data)
+            else:
+                dialogue.idle()
+            self._flush()
+
+    def _flush(self) -> None:
+        data = self.dialogue.outgoing()
+        if data:
+            self.write_channel(data.decode("utf-8"))
 
     def run_command(self, command: str) -> str:
         """Send one allowed command and return its output (echo, prompt and pager removed).
@@ -484,53 +435,15 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             SessionError: the device closed the session while answering
                 (``incomplete-output``) or before (``protocol``).
         """
-        check_command(command)
-        if not self.base_prompt:
-            raise SessionError(ErrorKind.PROTOCOL, "no prompt seen before the first command")
+        dialogue = self.dialogue
+        dialogue.command(command)
         self.phase = f"'{command}'"
-        self.write_channel(command + self.RETURN)
-        text = ""
-        answered_at = -1
-        guard = OutputGuard(self.limits)
-        try:
-            while True:
-                chunk = self._recv()
-                guard.feed(chunk)
-                text += chunk
-                tail = text[-512:]
-                if self._at_prompt(tail):
-                    break
-                if _MORE_AT_END.search(tail) and len(text) != answered_at:
-                    self.write_channel(commands.PAGER_KEY)
-                    answered_at = len(text)
-        except OutputTooLarge as exc:
-            del text  # freed now, not when the device's result is built
-            raise SessionError(ErrorKind.OVERSIZED_OUTPUT, f"'{command}': {exc}") from None
-        except ConnectionDropped:
-            lines = clean_output(text).count("\n")
-            kind = ErrorKind.INCOMPLETE_OUTPUT if lines > 1 else ErrorKind.PROTOCOL
-            raise SessionError(
-                kind,
-                f"connection closed by the device during '{command}'"
-                f" after {lines} line(s) of output",
-            ) from None
-        return self._strip_echo_and_prompt(clean_output(text), command)
-
-    def _at_prompt(self, text: str) -> bool:
-        """Whether ``text`` ends with this device's prompt.
-
-        Any HRP_M/HRP_S prefix is accepted (it may flip during an HA switchover).
-        """
-        match = _PROMPT_AT_END.search(text)
-        return match is not None and match.group("name").strip() == self.base_prompt
-
-    def _strip_echo_and_prompt(self, text: str, command: str) -> str:
-        lines = text.split("\n")
-        if lines and command in lines[0]:
-            lines = lines[1:]
-        if lines and self._at_prompt(lines[-1]):
-            lines = lines[:-1]
-        return "\n".join(lines)
+        self._flush()
+        self._pump(lambda: dialogue.ready)
+        for event in dialogue.events():
+            if isinstance(event, Output) and event.command == command:
+                return event.text
+        raise SessionError(ErrorKind.PROTOCOL, f"no output for '{command}'")  # pragma: no cover
 
     def send_command(self, command_string: str, *args: Any, **kwargs: Any) -> str:
         """netmiko's API (NAPALM's ``cli()`` calls it): allowed commands only, our reader."""
@@ -542,7 +455,8 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         # Stock Huawei cleanup checks for config mode (a round trip with waits) before
         # 'quit'; we are never in config mode, so just say quit without waiting for it.
         if isinstance(self.remote_conn, paramiko.Channel) and not self._aborted.is_set():
-            self.write_channel(commands.QUIT + self.RETURN)
+            self.dialogue.quit()
+            self._flush()
 
     def close(self) -> None:
         """Leave the device now: ``quit``, close channel and transport, release netmiko state."""

@@ -34,8 +34,9 @@ _PAST_LOGIN = frozenset(
     {ErrorKind.COMMAND_REJECTED, ErrorKind.INCOMPLETE_OUTPUT, ErrorKind.OVERSIZED_OUTPUT}
 )
 """Failures that happen only after the device accepted the login."""
-_POLL = 0.05
+POLL = 0.05
 """Seconds between looks at the shared state while a user's logins are gated."""
+_POLL = POLL
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +85,28 @@ class AuthBreaker:
 
         Returns at once once the user is proven; also False when ``stop`` is set.
         """
+        while True:
+            allowed = self.try_acquire(device)
+            if allowed is not None:
+                return allowed
+            if stop.wait(_POLL):
+                return False
+
+    def try_acquire(self, device: Device) -> bool | None:
+        """:meth:`acquire` without waiting: True (may log in), False (breaker open), or
+        None (gated now: look again in :data:`POLL` seconds). For an event loop."""
         key = self._key_of.get(device.name)
         if key is None:
             return True
-        while True:
-            with self._lock:
-                if self._proven[key]:
-                    return True
-                if self._refused[key] >= self.limit:
-                    return False
-                if self._refused[key] + self._busy[key] < self.limit:
-                    self._busy[key] += 1
-                    return True
-            if stop.wait(_POLL):
+        with self._lock:
+            if self._proven[key]:
+                return True
+            if self._refused[key] >= self.limit:
                 return False
+            if self._refused[key] + self._busy[key] < self.limit:
+                self._busy[key] += 1
+                return True
+        return None
 
     def release(self, device: Device, result: DeviceResult) -> None:
         """Count the outcome of an attempt that :meth:`acquire` allowed."""
