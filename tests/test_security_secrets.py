@@ -294,12 +294,20 @@ def test_forked_processes_have_no_password_in_their_environment(tmp_path: Path) 
             env={**os.environ, "IKE_COLLECTOR_PASSWORD": CANARY, "NO_COLOR": "1"},
         )
         environs: dict[int, bytes] = {}
+        command_line = b""
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
             children = _children(process.pid)
+            with contextlib.suppress(OSError):
+                command_line = (Path("/proc") / str(process.pid) / "cmdline").read_bytes()
             for pid in [process.pid, *children]:
+                proc = Path("/proc") / str(pid)
                 with contextlib.suppress(OSError):
-                    environs[pid] = (Path("/proc") / str(pid) / "environ").read_bytes()
+                    # Forked children share the collector's command line; anything else
+                    # (ctypes' ldconfig run by a library, with its own LC_ALL=C
+                    # environment) is not one of them.
+                    if command_line and (proc / "cmdline").read_bytes() == command_line:
+                        environs[pid] = (proc / "environ").read_bytes()
             if len(children) >= 2 and len(environs) >= 3:
                 break
             time.sleep(0.05)
