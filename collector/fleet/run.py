@@ -263,16 +263,13 @@ def _iter_indexed(
     options: RunOptions,
     on_progress: Callable[[Progress], None] | None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
-    """The run itself: ``(position in devices, result)`` in completion order."""
+    """The run itself: ``(position in devices, result)`` in completion order (the peer and
+    the timeout are checked once, by :func:`_iter_run`, before any child exists)."""
     peer, timeout = options.peer, options.timeout
-    if peer is not None:
-        validate_peer(peer)
     device_list = devices
     total = len(device_list)
     if total == 0:
         return
-    if timeout <= 0:
-        raise ValueError("timeout must be positive")
     fan_out = getattr(transport, "iter_indexed", None)
     if fan_out is not None:  # a transport with its own fan-out (asyncssh: one event loop)
         yield from fan_out(device_list, credentials, options, on_progress)
