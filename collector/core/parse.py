@@ -758,6 +758,19 @@ def parse_offline_history(text: str) -> ParseResult:
     return ParseResult(tuple(records), tuple(problems), sum(counted) if counted else None)
 
 
+def _is_offline_history(text: str) -> bool:
+    """Whether text is NE40E ``display ike offline history`` output (its marks).
+
+    Examples:
+        >>> _is_offline_history("  IKE Offline Information for Slot : 1")
+        True
+        >>> _is_offline_history("  Current info Num :0")
+        False
+    """
+    marks = "Record Number" in text or "for Slot" in text or "VPN" in text
+    return marks and _HISTORY_MARK.search(text) is not None
+
+
 def _history_count_problems(sections: list[_HistorySection]) -> list[Problem]:
     """Each slot's ``Current Record Number`` against its own rows."""
     problems: list[Problem] = []
@@ -829,11 +842,11 @@ def parse(text: str) -> ParseResult:
         >>> result.complete
         True
     """
-    if ("Record Number" in text or "for Slot" in text or "VPN" in text) and _HISTORY_MARK.search(
-        text
-    ):
-        return parse_offline_history(text)
+    # The offline-info header ("peer ... offline-time") is near the top and found
+    # cheaply; only text without one is looked at as NE40E offline history.
     header = _find_header(text)
+    if header is None and _is_offline_history(text):
+        return parse_offline_history(text)
     collector = _Collector(firewall_first=_header_has_port(header))
     begin = _rows_begin(text, header)
     offset = 0
