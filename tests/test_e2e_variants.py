@@ -302,3 +302,30 @@ def test_history_report_is_utc_and_local_on_request(first_run: tuple[FleetThread
     local_by_name = {d["name"]: d for d in local["devices"]}
     shown = local_by_name["ar-clock-offset"]["newest_deletion"]
     assert shown == newest.astimezone(state.spec.clock.tz()).isoformat()
+
+
+def test_a_remembered_history_command_refused_now_falls_back_to_offline_info(
+    variants_fleet: FleetThread, tmp_path: Path
+) -> None:
+    # The history says ar-utc answered 'display ike offline history' (as if the address
+    # once held an NE40E); the router there now refuses it: the run falls back to
+    # offline-info in the same session and reads every record.
+    first = collect(variants_fleet, tmp_path, "--host", "ar-utc")
+    assert first.code == 0, first.stderr
+    with sqlite3.connect(first.db) as conn:
+        conn.execute(
+            "UPDATE devices SET ike_command = 'display ike offline history' WHERE name = 'ar-utc'"
+        )
+    state = variants_fleet.device("ar-utc")
+    sessions = {entry.session for entry in state.journal()}
+    again = collect(variants_fleet, tmp_path, "--host", "ar-utc")
+    assert again.code == 0, again.stderr
+    assert again.device("ar-utc")["record_count"] == len(state.records())
+    later = [e.text for e in state.journal() if e.kind == "command" and e.session not in sessions]
+    history = later.index("display ike offline history")
+    assert "display ike offline-info" in later[history:]
+    with sqlite3.connect(again.db) as conn:
+        (remembered,) = conn.execute(
+            "SELECT ike_command FROM devices WHERE name = 'ar-utc'"
+        ).fetchone()
+    assert remembered == "display ike offline-info"
