@@ -1,39 +1,44 @@
 """The fleet report: plain values, and the pure aggregation of one run's results.
 
-Two producers fill the same dataclasses: :func:`aggregate` over the in-memory
-``DeviceResult`` values of one ``collect`` run, and the store's SQL queries for
-``report --since`` over history. ``collector.output.render`` renders either the same way.
+Two producers fill the same dataclasses: :class:`RunFold` (and :func:`aggregate`, the
+fold over a list), one ``DeviceResult`` of a ``collect`` run at a time, and the store's
+SQL queries for ``report --since`` over history. ``collector.output.render`` renders
+either the same way.
 Nothing here touches a file, a socket or the clock (``generated_at`` is passed in).
 
 Size: over 500 lines because it holds both the report's value types (every section of
-:class:`FleetReport`) and the one-pass single-run aggregation that fills them.
+:class:`FleetReport`) and the single-run fold that fills them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from collector.core.clock import ZoneError, resolve_zone, to_utc
 from collector.core.incidents import (
     DEFAULT_THRESHOLDS,
+    Event,
     Incident,
     Thresholds,
     TunnelPair,
+    _epoch_seconds,
     address_book,
     find_incidents,
     pair_tunnels,
-    run_events,
+    relevant_keys,
     sort_events,
 )
 from collector.core.records import (
     UNKNOWN_REASON_CODE,
     Category,
+    Device,
     DeviceResult,
     DeviceStatus,
     ErrorKind,
@@ -373,7 +378,7 @@ def device_zone(result: DeviceResult) -> tzinfo:
         return UTC  # refused before connecting by the CLI; a library caller's own choice
 
 
-def _summary(result: DeviceResult, zone: tzinfo) -> DeviceSummary:
+def _summary(result: DeviceResult, zone: tzinfo, *, listing: bool) -> DeviceSummary:
     device = result.device
     error = result.error
     newest = max(map(_TIME, result.records), default=None)
@@ -387,7 +392,7 @@ def _summary(result: DeviceResult, zone: tzinfo) -> DeviceSummary:
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
         groups=device.groups,
-        listing=result.records,
+        listing=result.records if listing else (),
         disruptive_records=sum(1 for record in result.records if not record.category.routine),
     )
 
@@ -401,55 +406,41 @@ _REASON_KEY = attrgetter("reason_code", "category", "reason")
 _PEER_CODE = attrgetter("peer", "reason_code")
 _PEER_TIME = attrgetter("peer", "offline_time")
 _HOUR_KEY = attrgetter("year", "month", "day", "hour", "tzinfo")
+_EVENT_KEY = attrgetter("peer", "reason_code", "reason", "category")
 _RECORD_DIMENSIONS = {
     GroupBy.REASON: attrgetter("reason_code"),
     GroupBy.CATEGORY: attrgetter("category.value"),
     GroupBy.PEER: _PEER,
 }
+_HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
 class _Tally:
-    """One pass over a run's records: everything the report counts, by distinct value."""
+    """Everything the report counts over records, by distinct value (one device at a time)."""
 
-    reasons: Counter[tuple[str, Category, str]]
+    reasons: Counter[tuple[str, Category, str]] = dataclasses.field(default_factory=Counter)
     """(reason code, category, reason text as printed) -> deletions."""
-    reason_devices: Counter[str]
+    reason_devices: Counter[str] = dataclasses.field(default_factory=Counter)
     """reason code -> devices that saw it."""
-    peers: Counter[str]
+    peers: Counter[str] = dataclasses.field(default_factory=Counter)
     """peer -> deletions."""
-    peer_devices: Counter[str]
+    peer_devices: Counter[str] = dataclasses.field(default_factory=Counter)
     """peer -> devices that saw it."""
-    peer_codes: Counter[tuple[str, str]]
+    peer_codes: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     """(peer, reason code) -> deletions."""
 
-    @classmethod
-    def of(cls, results: Sequence[DeviceResult]) -> _Tally:
-        tally = cls(Counter(), Counter(), Counter(), Counter(), Counter())
-        for result in results:
-            records = result.records
-            if not records:
-                continue
-            reasons = Counter(map(_REASON_KEY, records))
-            tally.reasons.update(reasons)
-            tally.reason_devices.update({code for code, _, _ in reasons})
-            peers = Counter(map(_PEER, records))
-            tally.peers.update(peers)
-            tally.peer_devices.update(peers.keys())
-            tally.peer_codes.update(map(_PEER_CODE, records))
-        return tally
-
-
-def disruptive_only(results: Sequence[DeviceResult]) -> list[DeviceResult]:
-    """The results with their routine records left out (``Category.routine``)."""
-    return [
-        dataclasses.replace(
-            result, records=tuple(r for r in result.records if not r.category.routine)
-        )
-        if any(record.category.routine for record in result.records)
-        else result
-        for result in results
-    ]
+    def add(self, records: Sequence[OfflineRecord]) -> None:
+        """Count one device's records."""
+        if not records:
+            return
+        reasons = Counter(map(_REASON_KEY, records))
+        self.reasons.update(reasons)
+        self.reason_devices.update({code for code, _, _ in reasons})
+        peers = Counter(map(_PEER, records))
+        self.peers.update(peers)
+        self.peer_devices.update(peers.keys())
+        self.peer_codes.update(map(_PEER_CODE, records))
 
 
 def reason_counts(
@@ -518,92 +509,21 @@ def _unknown_reasons(tally: _Tally) -> tuple[UnknownReason, ...]:
     return tuple(UnknownReason(text, count) for text, count in ordered)
 
 
-def _top_peers(
-    results: Sequence[DeviceResult],
-    zones: Sequence[tzinfo],
-    tally: _Tally,
-    top: int | None,
-    threshold: int,
-) -> tuple[PeerFlap, ...]:
-    deletions, devices = tally.peers, tally.peer_devices
-    flapping = [peer for peer, count in deletions.items() if count >= threshold]
-    flapping.sort(key=lambda peer: (-deletions[peer], -devices[peer], peer))
-    if top is not None:
-        flapping = flapping[: max(top, 0)]
-    if not flapping:
-        return ()
-    listed = set(flapping)
-    reasons: defaultdict[str, dict[str, int]] = defaultdict(dict)
-    for (peer, code), count in tally.peer_codes.items():
-        if peer in listed:
-            reasons[peer][code] = count
-    last_seen: dict[str, datetime] = {}
-    for result, zone in zip(results, zones, strict=True):
-        # Sorted (peer, time) pairs into a dict: each peer keeps its latest time.
-        for peer, local in dict(sorted(map(_PEER_TIME, result.records))).items():
-            if peer in listed:
-                moment = to_utc(local, zone)
-                if peer not in last_seen or moment > last_seen[peer]:
-                    last_seen[peer] = moment
-    return tuple(
-        PeerFlap(
-            peer=peer,
-            deletions=deletions[peer],
-            devices=devices[peer],
-            reasons=tuple(
-                code
-                for code, _ in sorted(reasons[peer].items(), key=lambda item: (-item[1], item[0]))
-            ),
-            last_seen=last_seen[peer],
-        )
-        for peer in flapping
-    )
-
-
-def _trend(
-    results: Sequence[DeviceResult], zones: Sequence[tzinfo], interval: TrendInterval
-) -> tuple[TrendBucket, ...]:
-    """Deletions per UTC hour or day: each device's distinct local hours, shifted to UTC
-    (a zone with a half-hour offset has its records shifted one by one)."""
-    counts: Counter[datetime] = Counter()
-    for result, zone in zip(results, zones, strict=True):
-        if not result.records:
-            continue
-        hours = Counter(map(_HOUR_KEY, map(_TIME, result.records)))
-        shifted: list[tuple[datetime, int]] = []
-        for (year, month, day, hour, _), count in hours.items():
-            local = datetime(year, month, day, hour)
-            offset = zone.utcoffset(local) or timedelta(0)
-            if offset % _HOUR:
-                shifted = []
-                break
-            shifted.append(((local - offset).replace(tzinfo=UTC), count))
-        if shifted:
-            for start, count in shifted:
-                counts[bucket_start(start, interval)] += count
-        else:
-            counts.update(
-                bucket_start(to_utc(moment, zone), interval)
-                for moment in map(_TIME, result.records)
-            )
-    return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
-
-
-_HOUR = timedelta(hours=1)
-
-
-def _series(
-    results: Sequence[DeviceResult], zones: Sequence[tzinfo], interval: TrendInterval
-) -> Series:
-    categories: Counter[tuple[datetime, Category]] = Counter()
-    devices: Counter[tuple[str, datetime]] = Counter()
-    for result, zone in zip(results, zones, strict=True):
-        name = result.device.name
-        for record in result.records:
-            start = bucket_start(to_utc(record.offline_time, zone), interval)
-            categories[(start, record.category)] += 1
-            devices[(name, start)] += 1
-    return series_of(categories, devices)
+def _utc_hours(records: Sequence[OfflineRecord], zone: tzinfo) -> Iterable[tuple[datetime, int]]:
+    """One device's deletions per UTC hour: its distinct local hours, shifted to UTC (a
+    zone with a half-hour offset has its records shifted one by one)."""
+    hours = Counter(map(_HOUR_KEY, map(_TIME, records)))
+    shifted: list[tuple[datetime, int]] = []
+    for (year, month, day, hour, _), count in hours.items():
+        local = datetime(year, month, day, hour)
+        offset = zone.utcoffset(local) or timedelta(0)
+        if offset % _HOUR:
+            return Counter(
+                bucket_start(to_utc(moment, zone), TrendInterval.HOUR)
+                for moment in map(_TIME, records)
+            ).items()
+        shifted.append(((local - offset).replace(tzinfo=UTC), count))
+    return shifted
 
 
 def series_of(
@@ -641,7 +561,45 @@ def _sort_counts(counts: Iterable[GroupCount]) -> tuple[GroupCount, ...]:
     )
 
 
-def group_breakdown(results: Sequence[DeviceResult], dimension: GroupBy) -> GroupBreakdown:
+class _GroupFold:
+    """The ``--group-by`` breakdown, one device at a time (see :func:`group_breakdown`)."""
+
+    def __init__(self, dimension: GroupBy) -> None:
+        self.dimension = dimension
+        self.by_device = dimension in (GroupBy.DEVICE, GroupBy.SITE, GroupBy.GROUP)
+        self.deletions: Counter[str | None] = Counter()
+        self.members: defaultdict[str | None, set[str]] = defaultdict(set)
+        self.failed: defaultdict[str | None, set[str]] = defaultdict(set)
+
+    def add(self, result: DeviceResult) -> None:
+        name = result.device.name
+        if self.by_device:
+            for key in _group_keys(result, self.dimension):
+                self.deletions[key] += len(result.records)
+                self.members[key].add(name)
+                if not result.ok:
+                    self.failed[key].add(name)
+            return
+        counts = Counter(map(_RECORD_DIMENSIONS[self.dimension], result.records))
+        self.deletions.update(counts)
+        for key in counts:
+            self.members[key].add(name)
+
+    def breakdown(self) -> GroupBreakdown:
+        if self.by_device:
+            counts = (
+                GroupCount(key, self.deletions[key], len(names), len(self.failed[key]))
+                for key, names in self.members.items()
+            )
+        else:
+            counts = (
+                GroupCount(key, count, len(self.members[key]))
+                for key, count in self.deletions.items()
+            )
+        return GroupBreakdown(self.dimension, _sort_counts(counts))
+
+
+def group_breakdown(results: Iterable[DeviceResult], dimension: GroupBy) -> GroupBreakdown:
     """Break one run's deletions down by ``dimension``.
 
     For ``device``, ``site`` and ``group`` every device appears (failed ones too, with
@@ -655,41 +613,262 @@ def group_breakdown(results: Sequence[DeviceResult], dimension: GroupBy) -> Grou
     Returns:
         The counts, most deletions first, then by key (None last).
     """
-    if dimension in (GroupBy.DEVICE, GroupBy.SITE, GroupBy.GROUP):
-        deletions: Counter[str | None] = Counter()
-        members: defaultdict[str | None, set[str]] = defaultdict(set)
-        failed: defaultdict[str | None, set[str]] = defaultdict(set)
-        for result in results:
-            for key in _group_keys(result, dimension):
-                deletions[key] += len(result.records)
-                members[key].add(result.device.name)
-                if not result.ok:
-                    failed[key].add(result.device.name)
-        return GroupBreakdown(
-            dimension,
-            _sort_counts(
-                GroupCount(key, deletions[key], len(members[key]), len(failed[key]))
-                for key in members
+    fold = _GroupFold(GroupBy(dimension))
+    for result in results:
+        fold.add(result)
+    return fold.breakdown()
+
+
+class RunFold:
+    """One run's fleet report, folded one device result at a time.
+
+    :func:`aggregate` is this fold over a list; ``collect`` folds each result as it
+    arrives and drops its records (``listing=False``), so a run's memory does not grow
+    with its records. The state is compact: counters by distinct value, one summary per
+    device, and for incidents and tunnel pairs one (interned key, UTC epoch) pair per
+    disruptive deletion in arrays. Folding the same results in any order or split gives
+    the same report: device-ordered sections are put back in ``rank`` order.
+    """
+
+    def __init__(
+        self,
+        *,
+        top: int | None = DEFAULT_TOP,
+        flap_threshold: int = DEFAULT_FLAP_THRESHOLD,
+        group_by: GroupBy | str | None = None,
+        trend_interval: TrendInterval | str | None = None,
+        zone_of: Callable[[DeviceResult], tzinfo] = device_zone,
+        include_routine: bool = False,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        series: bool = False,
+        listing: bool = True,
+    ) -> None:
+        """Args as :func:`aggregate`'s; ``listing``: keep each device's records in its
+        :attr:`DeviceSummary.listing` (False: the records are counted, then dropped).
+
+        Raises:
+            ValueError: ``group_by`` or ``trend_interval`` is not a known value.
+        """
+        self._top = top
+        self._flap_threshold = flap_threshold
+        self._group = None if group_by is None else _GroupFold(GroupBy(group_by))
+        self._interval = None if trend_interval is None else TrendInterval(trend_interval)
+        self._zone_of = zone_of
+        self._include_routine = include_routine
+        self._thresholds = thresholds
+        self._listing = listing
+        self._devices: list[tuple[int, DeviceSummary, Device]] = []
+        self._started: datetime | None = None
+        self._finished: datetime | None = None
+        self._ok = 0
+        self._records = 0
+        self._span: list[datetime] = []
+        """The oldest and newest offline time (as printed), for the trend's interval."""
+        self._tally = _Tally()
+        self._peer_tally = self._tally if include_routine else _Tally()
+        self._last_seen: dict[str, tuple[float, datetime, tzinfo]] = {}
+        """peer -> (UTC epoch, local time, zone) of its newest flapping-relevant deletion."""
+        self._hours: Counter[datetime] = Counter()
+        self._series: tuple[Counter[tuple[datetime, Category]], Counter[tuple[str, datetime]]]
+        self._series = (Counter(), Counter())
+        self._want_series = series
+        self._pairs: set[tuple[str, str]] = set()
+        """(device, peer) of every disruptive deletion (:func:`relevant_keys`)."""
+        self._keys: dict[tuple[str, str, str, Category], int] = {}
+        """(peer, reason code, reason as printed, category) -> index, interned."""
+        self._event_key = array("I")
+        self._event_at = array("d")
+        self._event_slices: list[tuple[int, str, int, int]] = []
+        """(rank, device, first, end) of each device's disruptive deletions in the arrays."""
+
+    def add(self, result: DeviceResult, rank: int | None = None) -> DeviceSummary:
+        """Fold one device's result in; ``rank``: its place in the run (default: next).
+
+        Returns:
+            The device's line of the report.
+        """
+        rank = len(self._devices) if rank is None else rank
+        zone = self._zone_of(result)
+        records = result.records
+        summary = _summary(result, zone, listing=self._listing)
+        self._devices.append((rank, summary, result.device))
+        if result.started is not None and (self._started is None or result.started < self._started):
+            self._started = result.started
+        if result.finished is not None and (
+            self._finished is None or result.finished > self._finished
+        ):
+            self._finished = result.finished
+        self._ok += result.ok
+        if self._group is not None:
+            self._group.add(result)
+        if not records:
+            return summary
+        self._records += len(records)
+        times = list(map(_TIME, records))
+        oldest, newest = min(times), max(times)
+        self._span = (
+            [min(oldest, self._span[0]), max(newest, self._span[1])]
+            if self._span
+            else [oldest, newest]
+        )
+        self._tally.add(records)
+        disruptive = [record for record in records if not record.category.routine]
+        peer_records = records if self._include_routine else disruptive
+        if self._peer_tally is not self._tally:
+            self._peer_tally.add(peer_records)
+        epoch = _epoch_seconds(zone)
+        # Sorted (peer, time) pairs into a dict: each peer keeps its latest time.
+        for peer, local in dict(sorted(map(_PEER_TIME, peer_records))).items():
+            at = epoch(local)
+            seen = self._last_seen.get(peer)
+            if seen is None or at > seen[0]:
+                self._last_seen[peer] = (at, local, zone)
+        for start, count in _utc_hours(records, zone):
+            self._hours[start] += count
+        if self._want_series:
+            categories, devices = self._series
+            for record in records:
+                start = bucket_start(to_utc(record.offline_time, zone), TrendInterval.HOUR)
+                categories[(start, record.category)] += 1
+                devices[(result.device.name, start)] += 1
+        name = result.device.name
+        first = len(self._event_at)
+        keys = self._keys
+        for key in map(_EVENT_KEY, disruptive):
+            index = keys.get(key)
+            if index is None:
+                index = keys[key] = len(keys)
+            self._event_key.append(index)
+        self._event_at.extend(map(epoch, map(_TIME, disruptive)))
+        self._pairs.update((name, record.peer) for record in disruptive)
+        self._event_slices.append((rank, name, first, len(self._event_at)))
+        return summary
+
+    def _events(self, book: Mapping[str, str]) -> list[Event]:
+        """The disruptive deletions that can matter to incidents, in the run's order."""
+        peers, devices = relevant_keys(self._pairs, self._thresholds, book)
+        keys = list(self._keys)
+        events: list[Event] = []
+        for _, name, first, end in sorted(self._event_slices, key=itemgetter(0)):
+            keep_all = name in devices
+            for index, at in zip(
+                self._event_key[first:end], self._event_at[first:end], strict=True
+            ):
+                peer, code, reason, category = keys[index]
+                if keep_all or peer in peers:
+                    events.append(Event(name, peer, code, reason, category, at))
+        return events
+
+    def _top_peers(self) -> tuple[PeerFlap, ...]:
+        tally = self._peer_tally
+        deletions, devices = tally.peers, tally.peer_devices
+        flapping = [peer for peer, count in deletions.items() if count >= self._flap_threshold]
+        flapping.sort(key=lambda peer: (-deletions[peer], -devices[peer], peer))
+        if self._top is not None:
+            flapping = flapping[: max(self._top, 0)]
+        if not flapping:
+            return ()
+        listed = set(flapping)
+        reasons: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        for (peer, code), count in tally.peer_codes.items():
+            if peer in listed:
+                reasons[peer][code] = count
+        return tuple(
+            PeerFlap(
+                peer=peer,
+                deletions=deletions[peer],
+                devices=devices[peer],
+                reasons=tuple(
+                    code
+                    for code, _ in sorted(
+                        reasons[peer].items(), key=lambda item: (-item[1], item[0])
+                    )
+                ),
+                last_seen=to_utc(self._last_seen[peer][1], self._last_seen[peer][2]),
+            )
+            for peer in flapping
+        )
+
+    def _trend(self, interval: TrendInterval) -> tuple[TrendBucket, ...]:
+        counts: Counter[datetime] = Counter()
+        for start, count in self._hours.items():
+            counts[bucket_start(start, interval)] += count
+        return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
+
+    def _series_of(self, interval: TrendInterval) -> Series:
+        categories: Counter[tuple[datetime, Category]] = Counter()
+        devices: Counter[tuple[str, datetime]] = Counter()
+        for (start, category), count in self._series[0].items():
+            categories[(bucket_start(start, interval), category)] += count
+        for (name, start), count in self._series[1].items():
+            devices[(name, bucket_start(start, interval))] += count
+        return series_of(categories, devices)
+
+    def report(
+        self,
+        *,
+        generated_at: datetime,
+        run_started: datetime | None = None,
+        run_finished: datetime | None = None,
+    ) -> FleetReport:
+        """The fleet report of everything folded so far (see :func:`aggregate`)."""
+        ordered = sorted(self._devices, key=itemgetter(0))
+        devices = tuple(sorted((summary for _, summary, _ in ordered), key=attrgetter("name")))
+        if run_started is None:
+            run_started = self._started
+        if run_finished is None:
+            run_finished = self._finished
+        interval = self._interval or choose_trend_interval(self._span)
+        tally = self._tally
+        unknown = _unknown_reasons(tally)
+        ok = self._ok
+        totals = Totals(
+            devices=len(devices),
+            devices_ok=ok,
+            devices_failed=len(devices) - ok,
+            records=self._records,
+            peers=len(tally.peers),
+            unknown_reasons=sum(item.count for item in unknown),
+            routine=sum(
+                count for (_, category, _), count in tally.reasons.items() if category.routine
             ),
         )
-    record_counts: Counter[str] = Counter()
-    seen_by: defaultdict[str, set[str]] = defaultdict(set)
-    getter = _RECORD_DIMENSIONS[dimension]
-    for result in results:
-        counts = Counter(map(getter, result.records))
-        record_counts.update(counts)
-        for key in counts:
-            seen_by[key].add(result.device.name)
-    return GroupBreakdown(
-        dimension,
-        _sort_counts(
-            GroupCount(key, count, len(seen_by[key])) for key, count in record_counts.items()
-        ),
-    )
+        book = address_book(device for _, _, device in ordered)
+        events = sort_events(self._events(book))
+        failing = tuple(
+            DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
+            for d in devices
+            if d.status is DeviceStatus.FAILED and d.error_kind is not None
+        )
+        thresholds = self._thresholds
+        return FleetReport(
+            generated_at=generated_at,
+            window_since=None,
+            window_until=None,
+            devices=devices,
+            by_reason=_by_reason(tally),
+            by_category=_by_category(tally),
+            top_peers=self._top_peers(),
+            trend=self._trend(interval),
+            totals=totals,
+            by_group=None if self._group is None else self._group.breakdown(),
+            trend_interval=interval,
+            failing=failing,
+            unknown_reasons=unknown,
+            flap_threshold=self._flap_threshold,
+            run_started=run_started,
+            run_finished=run_finished,
+            last_success=run_finished if ok else None,
+            include_routine=self._include_routine,
+            incidents=find_incidents(events, book, thresholds, ordered=True),
+            pairs=pair_tunnels(events, book, thresholds.pair_window, ordered=True),
+            thresholds=thresholds,
+            series=self._series_of(interval) if self._want_series else None,
+        )
 
 
 def aggregate(
-    results: Sequence[DeviceResult],
+    results: Iterable[DeviceResult],
     *,
     generated_at: datetime,
     top: int | None = DEFAULT_TOP,
@@ -703,7 +882,7 @@ def aggregate(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     series: bool = False,
 ) -> FleetReport:
-    """Combine one run's device results into the fleet report.
+    """Combine one run's device results into the fleet report (a :class:`RunFold` over them).
 
     Args:
         results: One ``DeviceResult`` per device of the run.
@@ -729,67 +908,20 @@ def aggregate(
     Raises:
         ValueError: ``group_by`` or ``trend_interval`` is not a known value.
     """
-    zones = [zone_of(result) for result in results]
-    devices = tuple(
-        sorted(
-            (_summary(result, zone) for result, zone in zip(results, zones, strict=True)),
-            key=lambda d: d.name,
-        )
-    )
-    records = [record for result in results for record in result.records]
-    if run_started is None:
-        run_started = min((r.started for r in results if r.started is not None), default=None)
-    if run_finished is None:
-        run_finished = max((r.finished for r in results if r.finished is not None), default=None)
-    interval = (
-        choose_trend_interval(map(_TIME, records))
-        if trend_interval is None
-        else TrendInterval(trend_interval)
-    )
-    tally = _Tally.of(results)
-    peer_results = results if include_routine else disruptive_only(results)
-    peer_tally = tally if include_routine else _Tally.of(peer_results)
-    unknown = _unknown_reasons(tally)
-    ok = sum(1 for result in results if result.ok)
-    totals = Totals(
-        devices=len(results),
-        devices_ok=ok,
-        devices_failed=len(results) - ok,
-        records=len(records),
-        peers=len(tally.peers),
-        unknown_reasons=sum(item.count for item in unknown),
-        routine=sum(count for (_, category, _), count in tally.reasons.items() if category.routine),
-    )
-    book = address_book(result.device for result in results)
-    events = sort_events(run_events(results, zones, thresholds, book))
-    failing = tuple(
-        DeviceFailure(d.name, d.hostname, d.error_kind, d.error_message or "")
-        for d in devices
-        if d.status is DeviceStatus.FAILED and d.error_kind is not None
-    )
-    return FleetReport(
-        generated_at=generated_at,
-        window_since=None,
-        window_until=None,
-        devices=devices,
-        by_reason=_by_reason(tally),
-        by_category=_by_category(tally),
-        top_peers=_top_peers(peer_results, zones, peer_tally, top, flap_threshold),
-        trend=_trend(results, zones, interval),
-        totals=totals,
-        by_group=None if group_by is None else group_breakdown(results, GroupBy(group_by)),
-        trend_interval=interval,
-        failing=failing,
-        unknown_reasons=unknown,
+    fold = RunFold(
+        top=top,
         flap_threshold=flap_threshold,
-        run_started=run_started,
-        run_finished=run_finished,
-        last_success=run_finished if ok else None,
+        group_by=group_by,
+        trend_interval=trend_interval,
+        zone_of=zone_of,
         include_routine=include_routine,
-        incidents=find_incidents(events, book, thresholds, ordered=True),
-        pairs=pair_tunnels(events, book, thresholds.pair_window, ordered=True),
         thresholds=thresholds,
-        series=_series(results, zones, interval) if series else None,
+        series=series,
+    )
+    for result in results:
+        fold.add(result)
+    return fold.report(
+        generated_at=generated_at, run_started=run_started, run_finished=run_finished
     )
 
 
