@@ -146,7 +146,7 @@ def test_internal_error_is_one_masked_line_exit_70(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"boom with {PASSWORD} inside")
 
-    monkeypatch.setattr(collector.fleet.collect, "aggregate", broken)
+    monkeypatch.setattr(collector.fleet.collect.RunFold, "report", broken)
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), "--retries", "0")
     assert result.exit_code == 70
     assert "internal error: RuntimeError: boom with ******** inside" in result.stderr

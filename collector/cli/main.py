@@ -77,11 +77,13 @@ from collector.core.options import (
 from collector.core.parse import ParseError, Problem, parse
 from collector.core.records import ErrorKind, OfflineRecord
 from collector.inventory.selection import parse_shard, parse_where, select
-from collector.output.atomic import remove_stale_temps, write_atomic
+from collector.output.atomic import open_atomic, remove_stale_temps
 from collector.output.logs import PROGRAM, cli_logging
+from collector.output.machine import RecordText
 from collector.output.preflight import PreflightError, check_output_file
 from collector.output.prometheus import render_prometheus
-from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records, render_report
+from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records, write_report
+from collector.output.spool import RecordSpool, lists_records
 from collector.ssh.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
 
 if TYPE_CHECKING:
@@ -369,22 +371,44 @@ def _output_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _emit(
-    report: FleetReport, fmt: str, records: bool, output: Path | None, prometheus: Path | None
+    report: FleetReport,
+    fmt: str,
+    records: bool,
+    output: Path | None,
+    prometheus: Path | None,
+    listing: RecordText | None = None,
 ) -> None:
-    """The report to stdout or ``--output``, and the textfile to ``--prometheus``."""
+    """The report to stdout or ``--output`` (streamed; each device's records from
+    ``listing``, a spool, when given), and the textfile to ``--prometheus``."""
     width = None
     if output is None and sys.stdout.isatty():  # a person reads it: fit their terminal
         width = shutil.get_terminal_size().columns
-    text = render_report(report, fmt, records=records, width=width)
-    for path, content in ((output, text), (prometheus, None)):
+    for path in (output, prometheus):
         if path is None:
             continue
         try:
-            write_atomic(path, content if content is not None else render_prometheus(report))
+            with open_atomic(path) as handle:
+                if path is output:
+                    write_report(report, handle, fmt, records=records, listing=listing)
+                else:
+                    handle.write(render_prometheus(report))
         except OSError as error:
             raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
     if output is None:
-        click.echo(text, nl=False)
+        write_report(report, sys.stdout, fmt, records=records, width=width, listing=listing)
+        sys.stdout.flush()
+
+
+def _record_spool(fmt: str, records: bool, output: Path | None) -> RecordSpool | None:
+    """Where ``collect`` puts each device's records until the report is written (None: the
+    format lists none): beside ``--output``, else in $TMPDIR."""
+    if not lists_records(fmt, records):
+        return None
+    directory = None if output is None else (output.parent if str(output.parent) else Path("."))
+    try:
+        return RecordSpool(fmt, directory)
+    except OSError as error:
+        raise CommandError(f"cannot write {output or 'a temp file'}: {error}") from None
 
 
 def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = False) -> Store:
@@ -796,6 +820,9 @@ def collect_command(
         store = None if no_store else _open_store(db, keep_raw=keep_raw)
         if store is not None:
             stack.callback(store.close)
+        spool = _record_spool(fmt, records, output)
+        if spool is not None:
+            stack.callback(spool.close)
         collection = run_collection(
             devices,
             credentials,
@@ -816,9 +843,11 @@ def collect_command(
             thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
             series=fmt == Format.HTML.value,
             max_auth_failures=max_auth_failures,
+            keep_records=records and spool is None,  # table --records lists them from memory
+            on_records=None if spool is None else spool.add,
         )
         report = collection.report
-        _emit(report, fmt, records, output, prometheus)
+        _emit(report, fmt, records, output, prometheus, spool)
 
     failed = report.totals.devices_failed
     all_failed = failed == report.totals.devices

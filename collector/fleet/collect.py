@@ -2,18 +2,22 @@
 
 :func:`run_collection` is what ``collect-ike-offline collect`` does once it has its
 devices, credentials, transport, run lock and history: it reads every device (through
-:func:`collector.fleet.run.collect_fleet`), stores each result as it arrives (one transaction per
-device), builds the fleet report, adds what the history learnt (new deletions, gaps) and
-logs the warnings an operator needs (keys trusted on first use, clock skew, a wrapped
-buffer). The command line keeps the edges: options, inventory, credentials, the lock,
-opening the store, writing the report and the exit code.
+:func:`collector.fleet.run.iter_fleet`), stores each result as it arrives (one
+transaction per device), folds it into the fleet report
+(:class:`collector.core.aggregate.RunFold`) and may drop its records then
+(``keep_records=False``: ``collect`` keeps counts and a spool, not every device's 200
+records), adds what the history learnt (new deletions, gaps) and logs the warnings an
+operator needs (keys trusted on first use, clock skew, a wrapped buffer). The command
+line keeps the edges: options, inventory, credentials, the lock, opening the store,
+writing the report and the exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +27,7 @@ from collector.core.aggregate import (
     FleetReport,
     GapSummary,
     ReasonCount,
-    aggregate,
+    RunFold,
     device_zone,
     with_local_times,
 )
@@ -37,7 +41,7 @@ from collector.core.options import (
 )
 from collector.core.records import REASON_BY_CODE, Category, Device, DeviceResult, ErrorKind
 from collector.core.terminal import one_line
-from collector.fleet.run import auto_processes, collect_fleet
+from collector.fleet.run import auto_processes, iter_fleet
 from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_database_error
 from collector.output.progress import ProgressBar
 from collector.ssh.breaker import AuthBreaker
@@ -58,7 +62,8 @@ class Collection:
     report: FleetReport
     """The fleet report, with the history's new deletions and gaps when a store was given."""
     results: list[DeviceResult]
-    """One result per device, in the order the devices were given."""
+    """One result per device, in the order the devices were given (without their records
+    and raw output when the run was made with ``keep_records=False``)."""
     new_by_reason: dict[str, int]
     """This run's new deletions by reason code (empty without a store)."""
     database_error: str | None = None
@@ -88,6 +93,8 @@ def run_collection(
     thresholds: Thresholds | None = None,
     series: bool = False,
     max_auth_failures: int = DEFAULT_MAX_AUTH_FAILURES,
+    keep_records: bool = True,
+    on_records: Callable[[DeviceResult], None] | None = None,
 ) -> Collection:
     """Read every device, store each result as it arrives, and make the fleet report.
 
@@ -109,6 +116,11 @@ def run_collection(
         series: Count deletions per bucket by category and device (``--format html``).
         max_auth_failures: Refused logins as one user, before any succeeded, after which
             the devices not tried yet are skipped (``skipped-auth``); 0: never stop.
+        keep_records: Keep each device's records (and raw output) in ``results`` and in
+            the report's listing; False: they are stored, counted and handed to
+            ``on_records``, then dropped, so memory does not grow with the fleet.
+        on_records: Called with each result once it is stored and counted (the report's
+            record spool, :class:`collector.output.spool.RecordSpool`).
 
     Returns:
         The report, the per-device results and the new deletions by reason.
@@ -138,6 +150,17 @@ def run_collection(
         AuthBreaker(devices, credentials, max_auth_failures) if max_auth_failures > 0 else None
     )
 
+    fold = RunFold(
+        include_routine=include_routine,
+        thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
+        series=series,
+        listing=keep_records,
+    )
+    rank = {device.name: index for index, device in enumerate(devices)}
+    kept: list[DeviceResult | None] = [None] * len(devices)
+    gapped: dict[str, DeviceResult] = {}
+    """Devices whose buffer wrapped, with their records (for the gap warning's advice)."""
+
     def on_result(result: DeviceResult) -> None:
         outcome = None
         if store is not None and (run_id is None or failure):
@@ -154,6 +177,13 @@ def run_collection(
             else:
                 outcomes[result.device.name] = outcome
         _log_result(result, outcome)
+        index = rank[result.device.name]
+        fold.add(result, index)
+        if on_records is not None:
+            on_records(result)
+        if outcome is not None and outcome.gaps:
+            gapped[result.device.name] = result
+        kept[index] = result if keep_records else dataclasses.replace(result, records=(), raw=None)
 
     log.info(
         "collecting from %s (%s, %s transport)",
@@ -162,7 +192,7 @@ def run_collection(
         transport.name,
     )
     try:
-        results = collect_fleet(
+        run = iter_fleet(
             devices,
             credentials,
             transport,
@@ -173,21 +203,18 @@ def run_collection(
             peer=peer,
             clock=clock_from_device,
             keep_raw=keep_raw,
-            on_result=on_result,
             on_progress=bar,
             auth_breaker=breaker,
         )
+        with contextlib.closing(run):  # closing it stops the run (and its children)
+            for result in run:
+                on_result(result)
     finally:
         bar.close()
+    results = [result for result in kept if result is not None]
     run_finished = datetime.now(UTC)
-    report = aggregate(
-        results,
-        generated_at=run_finished,
-        run_started=run_started,
-        run_finished=run_finished,
-        include_routine=include_routine,
-        thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
-        series=series,
+    report = fold.report(
+        generated_at=run_finished, run_started=run_started, run_finished=run_finished
     )
     new_by_reason: dict[str, int] = {}
     if store is not None and run_id is not None and not failure:
@@ -203,12 +230,11 @@ def run_collection(
     _warn_trusted(transport)
     if breaker is not None:
         _warn_tripped(breaker, results, credentials)
-    by_name = {result.device.name: result for result in results}
     for result in results:
         warn_skew(result, outcomes.get(result.device.name))
     for outcome in outcomes.values():
         for gap in outcome.gaps:
-            warn_gap(gap, by_name.get(outcome.device))
+            warn_gap(gap, gapped.get(outcome.device))
     return Collection(
         report,
         results,

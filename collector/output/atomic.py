@@ -1,5 +1,6 @@
 """Files written whole or not at all (``--output``, ``--prometheus``, exports): a temp file in
-the same directory, fsync, rename; stale temps of killed writes removed.
+the same directory, fsync, rename; stale temps of killed writes removed. :func:`open_atomic`
+for a file written piece by piece (a streamed report), :func:`write_atomic` for a string.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     pass
@@ -35,19 +37,17 @@ def remove_stale_temps(directory: Path, name: str) -> None:
                     log.info("removed %s, left by an interrupted write", leftover)
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the new one, never half.
+@contextlib.contextmanager
+def open_atomic(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A text handle on a temp file that replaces ``path`` when the block ends without an
+    exception, so readers see the old file or the new one, never half of it.
 
-    A temporary file in the same directory (same filesystem, so the rename is
-    atomic) is written, flushed and fsynced, then renamed over ``path``. The
-    directory is fsynced too so the rename survives a crash.
-
-    Args:
-        path: The destination file.
-        text: The full content (UTF-8).
-
-    Temporary files of earlier writes to the same ``path`` that a killed process left
-    behind (our ``.NAME.*.tmp``, older than :data:`STALE_TEMP_SECONDS`) are removed first.
+    The temp file (``.NAME.XXXX.tmp``) is in the same directory (same filesystem, so the
+    rename is atomic); it is flushed and fsynced, given the mode of the file it replaces
+    (else rw-r--r--), then renamed over ``path``, and the directory is fsynced so the
+    rename survives a crash. On an exception the temp file is removed. Temporary files
+    of earlier writes that a killed process left behind (older than
+    :data:`STALE_TEMP_SECONDS`) are removed first.
 
     Raises:
         OSError: The directory is missing or not writable (the temp file is removed).
@@ -58,7 +58,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600, but node_exporter (another user) must read a textfile:
@@ -80,3 +80,13 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (:func:`open_atomic`).
+
+    Raises:
+        OSError: The directory is missing or not writable (the temp file is removed).
+    """
+    with open_atomic(path) as handle:
+        handle.write(text)

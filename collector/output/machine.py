@@ -1,5 +1,7 @@
 """Fleet reports and records as data: JSON, NDJSON and CSV (cells neutralised against formula
-injection). Every function returns a string or a dict; nothing prints.
+injection). The ``write_*`` functions write a whole report to a handle, a device at a time
+(``collect`` streams each device's records from a spool); the others return a string or a
+dict; nothing prints.
 """
 
 from __future__ import annotations
@@ -7,9 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     pass
@@ -322,55 +324,145 @@ def report_dict(report: FleetReport) -> dict[str, Any]:
     }
 
 
-def ndjson_report(report: FleetReport) -> str:
-    lines: list[str] = []
-    for device in report.devices:
-        for record in device.listing:
-            lines.append(json_line({"type": "record", "device": device.name, **record.to_dict()}))
-    for device in report.devices:
-        lines.append(json_line({"type": "device", **_device_dict(device, with_records=False)}))
-    lines.append(
-        json_line(
-            {
-                "type": "summary",
-                "schema_version": JSON_SCHEMA_VERSION,
-                "generated_at": _iso(report.generated_at),
-                "times": _TIMES[report.local_times],
-                "window": {
-                    "since": _iso(report.window_since),
-                    "until": _iso(report.window_until),
-                },
-                **summary_dict(report),
-            }
+RecordText = Callable[[DeviceSummary], Iterable[str]]
+"""One device's records as text in the format being written: from a spool
+(:class:`collector.output.spool.RecordSpool`) when ``collect`` streams them, else from
+:attr:`DeviceSummary.listing` (:func:`listing_text`)."""
+
+RecordFormat = Callable[[str, str, Sequence[OfflineRecord]], str]
+"""(device name, hostname, records) -> their text in one format (:data:`RECORD_FORMATS`)."""
+
+_RECORD_INDENT = " " * 8
+"""A record object's indentation in the JSON report (in ``devices[i].records``)."""
+
+
+def json_records(name: str, hostname: str, records: Sequence[OfflineRecord]) -> str:
+    """The records as the items of a device's JSON ``records`` list (``,`` between them,
+    indented as in the report, no newline at either end)."""
+    del name, hostname  # the device entry around them names the device
+    return ",\n".join(
+        _RECORD_INDENT
+        + json.dumps(record.to_dict(), ensure_ascii=False, indent=2).replace(
+            "\n", "\n" + _RECORD_INDENT
         )
+        for record in records
     )
-    return "".join(line + "\n" for line in lines)
 
 
-def csv_report(report: FleetReport, *, records: bool) -> str:
+def ndjson_records(name: str, hostname: str, records: Sequence[OfflineRecord]) -> str:
+    """The records as NDJSON ``record`` lines."""
+    del hostname
+    return "".join(
+        json_line({"type": "record", "device": name, **record.to_dict()}) + "\n"
+        for record in records
+    )
+
+
+def csv_records(name: str, hostname: str, records: Sequence[OfflineRecord]) -> str:
+    """The records as rows of ``csv --records`` (:data:`RECORD_CSV_FIELDS`), no header."""
+    buffer = io.StringIO()
+    writer = csv_writer(buffer)
+    for record in records:
+        writer.writerow([csv_cell(value) for value in (name, hostname, *record_row(record))])
+    return buffer.getvalue()
+
+
+RECORD_FORMATS: dict[str, RecordFormat] = {
+    "json": json_records,
+    "ndjson": ndjson_records,
+    "csv": csv_records,
+}
+"""The formats whose report lists the records: how each writes one device's records."""
+
+
+def listing_text(fmt: str) -> RecordText:
+    """Each device's records from the report itself (:attr:`DeviceSummary.listing`)."""
+    text = RECORD_FORMATS[fmt]
+
+    def of(device: DeviceSummary) -> Iterable[str]:
+        return (text(device.name, device.hostname, device.listing),) if device.listing else ()
+
+    return of
+
+
+def _indented(value: Any, indent: str) -> str:
+    """``value`` as JSON (indent 2) to sit at ``indent``: every line but the first shifted."""
+    return json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n" + indent)
+
+
+def write_json(report: FleetReport, handle: TextIO, records: RecordText | None = None) -> None:
+    """Write the JSON report, the same text as ``json.dumps(report_dict(report), indent=2)``
+    plus a newline, a device at a time: each device's records come from ``records``."""
+    records = listing_text("json") if records is None else records
+    head = _indented(
+        {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "generated_at": _iso(report.generated_at),
+            "times": _TIMES[report.local_times],
+            "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
+        },
+        "",
+    )
+    handle.write(head[: -len("\n}")] + ',\n  "devices": ')
+    handle.write("[\n" if report.devices else "[]")
+    for index, device in enumerate(report.devices):
+        entry = _indented(_device_dict(device, with_records=False), "    ")
+        handle.write(("    " if index == 0 else ",\n    ") + entry[: -len("\n    }")])
+        handle.write(',\n      "records": ')
+        empty = True
+        for text in records(device):
+            if text:
+                handle.write(("[\n" if empty else ",\n") + text)
+                empty = False
+        handle.write("[]\n    }" if empty else "\n      ]\n    }")
+    if report.devices:
+        handle.write("\n  ]")
+    handle.write(',\n  "summary": ' + _indented(summary_dict(report), "  ") + "\n}\n")
+
+
+def write_ndjson(report: FleetReport, handle: TextIO, records: RecordText | None = None) -> None:
+    """Write the NDJSON report: every record line, every device line, the summary line."""
+    records = listing_text("ndjson") if records is None else records
+    for device in report.devices:
+        for text in records(device):
+            handle.write(text)
+    for device in report.devices:
+        handle.write(json_line({"type": "device", **_device_dict(device, with_records=False)}))
+        handle.write("\n")
+    summary = {
+        "type": "summary",
+        "schema_version": JSON_SCHEMA_VERSION,
+        "generated_at": _iso(report.generated_at),
+        "times": _TIMES[report.local_times],
+        "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
+        **summary_dict(report),
+    }
+    handle.write(json_line(summary) + "\n")
+
+
+def write_csv(
+    report: FleetReport, handle: TextIO, *, records: bool, listing: RecordText | None = None
+) -> None:
+    """Write the CSV report: one row per device, or with ``records`` one per record."""
     if records:
-        return csv_text(
-            RECORD_CSV_FIELDS,
-            (
-                [device.name, device.hostname, *record_row(record)]
-                for device in report.devices
-                for record in device.listing
-            ),
-        )
-    return csv_text(
-        DEVICE_CSV_FIELDS,
-        (
-            [
-                device.name,
-                device.hostname,
-                device.site,
-                device.status.value,
-                device.records,
-                device.new_records,
-                _iso(device.newest_deletion),
-                None if device.error_kind is None else device.error_kind.value,
-                device.error_message,
-            ]
-            for device in report.devices
-        ),
-    )
+        listing = listing_text("csv") if listing is None else listing
+        csv_writer(handle).writerow(RECORD_CSV_FIELDS)
+        for device in report.devices:
+            for text in listing(device):
+                handle.write(text)
+        return
+    writer = csv_writer(handle)
+    writer.writerow(DEVICE_CSV_FIELDS)
+    for device in report.devices:
+        row = [
+            device.name,
+            device.hostname,
+            device.site,
+            device.status.value,
+            device.records,
+            device.new_records,
+            _iso(device.newest_deletion),
+            None if device.error_kind is None else device.error_kind.value,
+            device.error_message,
+        ]
+        writer.writerow([csv_cell(value) for value in row])

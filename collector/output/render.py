@@ -30,10 +30,11 @@ same on a terminal, in a pipe and under ``NO_COLOR``.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     pass
@@ -47,12 +48,13 @@ from collector.core.records import (
 )
 from collector.output.html import render_html
 from collector.output.machine import (
-    csv_report,
+    RecordText,
     csv_text,
     json_line,
-    ndjson_report,
     record_row,
-    report_dict,
+    write_csv,
+    write_json,
+    write_ndjson,
 )
 from collector.output.tables import table_report, tabulate_rows
 
@@ -158,13 +160,35 @@ def render_report(
     Raises:
         ValueError: ``fmt`` is not one of the formats.
     """
+    buffer = io.StringIO()
+    write_report(report, buffer, fmt, records=records, width=width)
+    return buffer.getvalue()
+
+
+def write_report(
+    report: FleetReport,
+    handle: TextIO,
+    fmt: str | Format = Format.TABLE,
+    *,
+    records: bool = False,
+    width: int | None = None,
+    listing: RecordText | None = None,
+) -> None:
+    """Write the fleet report to ``handle``: :func:`render_report`'s text, a device at a
+    time in JSON, NDJSON and CSV, each device's records from ``listing`` (a spool of
+    ``collect``'s, :mod:`collector.output.spool`) or else from the report.
+
+    Raises:
+        ValueError: ``fmt`` is not one of the formats.
+    """
     chosen = _format(fmt)
-    if chosen is Format.HTML:
-        return render_html(report)
     if chosen is Format.JSON:
-        return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
-    if chosen is Format.NDJSON:
-        return ndjson_report(report)
-    if chosen is Format.CSV:
-        return csv_report(report, records=records)
-    return table_report(report, records=records, width=width)
+        write_json(report, handle, listing)
+    elif chosen is Format.NDJSON:
+        write_ndjson(report, handle, listing)
+    elif chosen is Format.CSV:
+        write_csv(report, handle, records=records, listing=listing)
+    elif chosen is Format.HTML:
+        handle.write(render_html(report))
+    else:
+        handle.write(table_report(report, records=records, width=width))

@@ -1,0 +1,164 @@
+"""``RunFold``: one run's report folded a device at a time, as ``collect`` builds it.
+
+``aggregate(results)`` is the fold over a list; ``collect`` folds each result as it
+arrives (completion order) and drops its records. Over random fleets (zones fixed,
+half-hour, DST; incidents and tunnel pairs made likely by low thresholds): folded in any
+order with each device's place given, the report is the list's report exactly; in any
+order without it, every count is the same; a report taken midway changes nothing that
+follows; and without the listing the report is the same but for the listing itself.
+The records' text written back from a spool (``output.spool``) is the in-memory report's
+text, byte for byte, in every format that lists records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_report_reference import ZONES, fleets, results_of
+
+from collector.core.aggregate import FleetReport, GroupBy, RunFold, aggregate
+from collector.core.incidents import Thresholds
+from collector.core.records import (
+    Device,
+    DeviceResult,
+    DeviceStatus,
+    ErrorKind,
+    OfflineRecord,
+)
+from collector.output.machine import report_dict, summary_dict
+from collector.output.render import render_report, write_report
+from collector.output.spool import RecordSpool
+
+NOW = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
+LOW = Thresholds(gap=timedelta(hours=6), burst_min=2, spread_min=2, hub_min=2, spread_share=0.1)
+"""Thresholds low enough that small random fleets make incidents and pairs."""
+
+
+def with_failure(results: list[DeviceResult]) -> list[DeviceResult]:
+    device = Device("down", "192.0.2.1", data=MappingProxyType({"site": "bj"}))
+    failed = DeviceResult.failure(device, ErrorKind.AUTH, "authentication failed")
+    return [*results, failed]
+
+
+def fold(
+    results: list[DeviceResult],
+    order: list[int],
+    *,
+    ranked: bool,
+    listing: bool = True,
+    split: int | None = None,
+    group_by: GroupBy | None = None,
+) -> FleetReport:
+    state = RunFold(thresholds=LOW, series=True, listing=listing, group_by=group_by)
+    for step, index in enumerate(order):
+        if step == split:
+            state.report(generated_at=NOW)  # a report midway must not disturb the fold
+        state.add(results[index], index if ranked else None)
+    return state.report(generated_at=NOW)
+
+
+def unordered(report: FleetReport) -> dict[str, object]:
+    """Everything but the sections whose order of equal-time events may differ."""
+    summary = summary_dict(report)
+    summary.pop("incidents")
+    summary.pop("tunnel_pairs")
+    return {"devices": report.devices, "summary": summary}
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    fleets,
+    st.lists(st.sampled_from(ZONES), min_size=1, max_size=6),
+    st.randoms(use_true_random=False),
+    st.integers(0, 7),
+    st.sampled_from([None, *GroupBy]),
+)
+def test_folding_in_any_order_and_split_gives_the_lists_report(
+    fleet: list[list[OfflineRecord]],
+    zones: list[str | None],
+    shuffle: object,
+    split: int,
+    group_by: GroupBy | None,
+) -> None:
+    results = with_failure(results_of(fleet, zones))
+    whole = aggregate(results, generated_at=NOW, thresholds=LOW, series=True, group_by=group_by)
+    order = list(range(len(results)))
+    shuffle.shuffle(order)  # type: ignore[attr-defined]
+    # With each device's place: the same report, incidents and pairs included.
+    assert fold(results, order, ranked=True, split=split, group_by=group_by) == whole
+    # In completion order, unranked: every count and device line the same.
+    assert unordered(fold(results, order, ranked=False, group_by=group_by)) == unordered(whole)
+    # Records dropped once counted: only the listing differs.
+    light = fold(results, order, ranked=True, listing=False, group_by=group_by)
+    assert light == dataclasses.replace(
+        whole,
+        devices=tuple(dataclasses.replace(d, listing=()) for d in whole.devices),
+    )
+
+
+def sample() -> list[DeviceResult]:
+    base = datetime(2026, 3, 1, 8, 0)
+    data = MappingProxyType({"timezone": "Asia/Shanghai"})
+    rows = [
+        OfflineRecord.build("10.0.0.1", "dpd timeout", 2, base),
+        OfflineRecord.build("10.0.0.2", '对端请求删除 "quoted" \\ =SUM(1)', 1, base, port=4500),
+        OfflineRecord.build("10.0.0.1", "phase2 sa replace", 2, base + timedelta(minutes=3)),
+    ]
+    return with_failure(
+        [
+            DeviceResult(Device("r2", "r2.example.net", data=data), DeviceStatus.OK, tuple(rows)),
+            DeviceResult(Device("r1", "r1.example.net"), DeviceStatus.OK, tuple(rows[:1])),
+            DeviceResult(Device("empty", "e.example.net"), DeviceStatus.OK, ()),
+        ]
+    )
+
+
+def test_the_streamed_json_is_the_documents_text() -> None:
+    report = aggregate(sample(), generated_at=NOW, series=True)
+    expected = json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    assert render_report(report, "json") == expected
+    empty = aggregate([], generated_at=NOW)
+    assert render_report(empty, "json") == (
+        json.dumps(report_dict(empty), ensure_ascii=False, indent=2) + "\n"
+    )
+    assert json.loads(expected)["devices"][0]["records"] == []  # "empty" sorts first
+
+
+def test_records_written_back_from_a_spool_are_the_in_memory_text(tmp_path: object) -> None:
+    results = sample()
+    whole = aggregate(results, generated_at=NOW)
+    for fmt, records in (("json", False), ("ndjson", False), ("csv", True)):
+        state = RunFold(listing=False)
+        with RecordSpool(fmt) as spool:
+            for result in reversed(results):  # completion order is not the report's
+                state.add(result)
+                spool.add(result)
+            light = state.report(generated_at=NOW)
+            assert all(device.listing == () for device in light.devices)
+            buffer = io.StringIO()
+            write_report(light, buffer, fmt, records=records, listing=spool)
+        assert buffer.getvalue() == render_report(whole, fmt, records=records), fmt
+
+
+def test_a_spool_reads_back_in_chunks_that_split_characters(monkeypatch: object) -> None:
+    """Text read back a few bytes at a time (cutting multi-byte characters) is whole."""
+    import collector.output.spool as spool_module
+
+    monkeypatch.setattr(spool_module, "_CHUNK", 5)  # type: ignore[attr-defined]
+    results = sample()
+    with RecordSpool("ndjson") as spool:
+        for result in results:
+            spool.add(result)
+        text = "".join(spool(aggregate(results[:1], generated_at=NOW).devices[0]))
+    assert "对端请求删除" in text
+    assert [json.loads(line)["peer"] for line in text.splitlines()] == [
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.1",
+    ]
