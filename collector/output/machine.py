@@ -332,19 +332,19 @@ RecordText = Callable[[DeviceSummary], Iterable[str]]
 RecordFormat = Callable[[str, str, Sequence[OfflineRecord]], str]
 """(device name, hostname, records) -> their text in one format (:data:`RECORD_FORMATS`)."""
 
-_RECORD_INDENT = " " * 8
-"""A record object's indentation in the JSON report (in ``devices[i].records``)."""
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",\n" + " " * 10, ": "))
+"""A record's fields one a line as in the report (``devices[i].records[j]``, indent 10):
+with no ``indent`` the C encoder runs, ~10x faster than ``indent=2``; exact because every
+value of ``OfflineRecord.to_dict()`` is a scalar (the separator is only put between items)."""
 
 
 def json_records(name: str, hostname: str, records: Sequence[OfflineRecord]) -> str:
     """The records as the items of a device's JSON ``records`` list (``,`` between them,
     indented as in the report, no newline at either end)."""
     del name, hostname  # the device entry around them names the device
+    encode = _RECORD_ENCODER.encode
     return ",\n".join(
-        _RECORD_INDENT
-        + json.dumps(record.to_dict(), ensure_ascii=False, indent=2).replace(
-            "\n", "\n" + _RECORD_INDENT
-        )
+        "        {\n          " + encode(record.to_dict())[1:-1] + "\n        }"
         for record in records
     )
 
