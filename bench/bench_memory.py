@@ -23,6 +23,7 @@ Prints a table; writes nothing to the repository.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -45,6 +46,7 @@ from bench.bench_fleet import (
     machine,
     write_scenario,
 )
+from bench.bench_history import postgres_url
 from bench.fleet_clients import PASSWORD_ENV
 from mock_devices.process import start_fleet_process
 
@@ -140,7 +142,7 @@ def run_collector(command: Sequence[str], env: dict[str, str]) -> Run:
         )
 
 
-def collect_command(hosts: Path, directory: Path, fmt: str) -> list[str]:
+def collect_command(hosts: Path, directory: Path, fmt: str, db: str) -> list[str]:
     """The collect run; ``-P`` so that PYTHONPATH, not the working directory, picks the
     checkout."""
     return [
@@ -153,7 +155,7 @@ def collect_command(hosts: Path, directory: Path, fmt: str) -> list[str]:
         "--inventory",
         str(hosts),
         "--db",
-        str(directory / "history.sqlite3"),
+        db,
         "--known-hosts",
         str(directory / "known_hosts"),
         "--output",
@@ -161,6 +163,16 @@ def collect_command(hosts: Path, directory: Path, fmt: str) -> list[str]:
         "--quiet",
         *_format_options(fmt),
     ]
+
+
+def fresh_database(admin_url: str) -> str:
+    """An empty database on the cluster (the one of the previous run dropped)."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS bench_run WITH (FORCE)")
+        admin.execute("CREATE DATABASE bench_run")
+    return admin_url.rsplit("/", 1)[0] + "/bench_run"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the checkout measured as 'this' (default: this working tree)",
     )
     parser.add_argument("--extra", default="", help="more collect options, space-separated")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the history in a throwaway PostgreSQL cluster (a fresh database each run)",
+    )
     args = parser.parse_args(argv)
     formats = [name.strip() for name in args.formats.split(",") if name.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -192,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkouts.append(("this", args.checkout.resolve()))
     rows: list[list[object]] = []
     problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as temp:
+    with contextlib.ExitStack() as stack:
+        admin_url = None
+        if args.postgres:
+            admin_url = stack.enter_context(postgres_url(None)).rsplit("/", 1)[0] + "/postgres"
+        temp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-memory-"))
         directory = Path(temp)
         scenario = write_scenario(directory / "scenario.yaml", args.latency_ms, args.records)
         fleet = start_fleet_process(
@@ -216,7 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "PYTHONPATH": str(checkout),
                     }
                     env.pop("IKE_COLLECTOR_DB", None)
-                    command = collect_command(hosts, directory, fmt)
+                    db = str(directory / "history.sqlite3")
+                    if admin_url is not None:
+                        db = fresh_database(admin_url)
+                    command = collect_command(hosts, directory, fmt, db)
                     command += args.extra.split()
                     print(f"running {label} {fmt} ...", flush=True)
                     run = run_collector(command, env)
@@ -244,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"{args.devices} devices x {args.records} records, {args.latency_ms} ms per command, "
-        f"collect at defaults (store on){' ' + args.extra if args.extra else ''}"
+        f"collect at defaults (store on{', PostgreSQL' if args.postgres else ', SQLite'})"
+        f"{' ' + args.extra if args.extra else ''}"
     )
     print(
         tabulate(

@@ -31,8 +31,8 @@ from collector.core.incidents import (
     _epoch_seconds,
     address_book,
     find_incidents,
+    keys_to_keep,
     pair_tunnels,
-    relevant_keys,
     sort_events,
 )
 from collector.core.records import (
@@ -672,8 +672,10 @@ class RunFold:
         self._series: tuple[Counter[tuple[datetime, Category]], Counter[tuple[str, datetime]]]
         self._series = (Counter(), Counter())
         self._want_series = series
-        self._pairs: set[tuple[str, str]] = set()
-        """(device, peer) of every disruptive deletion (:func:`relevant_keys`)."""
+        self._peer_devices: Counter[str] = Counter()
+        """peer -> devices with a disruptive deletion toward it (:func:`keys_to_keep`)."""
+        self._device_peers: Counter[str] = Counter()
+        """device -> distinct peers of its disruptive deletions."""
         self._keys: dict[tuple[str, str, str, Category], int] = {}
         """(peer, reason code, reason as printed, category) -> index, interned."""
         self._event_key = array("I")
@@ -740,13 +742,17 @@ class RunFold:
                 index = keys[key] = len(keys)
             self._event_key.append(index)
         self._event_at.extend(map(epoch, map(_TIME, disruptive)))
-        self._pairs.update((name, record.peer) for record in disruptive)
+        peers = set(map(_PEER, disruptive))
+        self._peer_devices.update(peers)
+        self._device_peers[name] += len(peers)
         self._event_slices.append((rank, name, first, len(self._event_at)))
         return summary
 
     def _events(self, book: Mapping[str, str]) -> list[Event]:
         """The disruptive deletions that can matter to incidents, in the run's order."""
-        peers, devices = relevant_keys(self._pairs, self._thresholds, book)
+        peers, devices = keys_to_keep(
+            self._peer_devices, self._device_peers, self._thresholds, book
+        )
         keys = list(self._keys)
         events: list[Event] = []
         for _, name, first, end in sorted(self._event_slices, key=itemgetter(0)):

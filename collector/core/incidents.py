@@ -199,6 +199,17 @@ def relevant_keys(
     distinct = set(pairs)
     per_peer = Counter(peer for _, peer in distinct)
     per_device = Counter(device for device, _ in distinct)
+    return keys_to_keep(per_peer, per_device, thresholds, paired)
+
+
+def keys_to_keep(
+    per_peer: Mapping[_P, int],
+    per_device: Mapping[_D, int],
+    thresholds: Thresholds,
+    paired: Iterable[_P] = (),
+) -> tuple[set[_P], set[_D]]:
+    """:func:`relevant_keys` from the counts: devices per peer and distinct peers per
+    device (a fold that counts them one device at a time keeps no pairs)."""
     peers = {peer for peer, n in per_peer.items() if n >= thresholds.spread_min}
     peers.update(paired)
     devices = {device for device, n in per_device.items() if n >= thresholds.burst_min}

@@ -71,7 +71,8 @@ class Collection:
     database_error: str | None = None
     """Why the history failed during the run (None: it did not); the collection went on."""
     unstored: tuple[str, ...] = ()
-    """Devices whose result is not in the history (the database failed, or a bad zone)."""
+    """Devices whose result is not in the history (the database failed, or a bad zone), in
+    the order the devices were given."""
 
 
 def run_collection(
