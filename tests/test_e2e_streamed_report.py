@@ -49,8 +49,11 @@ FLEET = {
         {"name": "ar-bad", "faults": ["wrong_credentials"]},
     ],
 }
-VARIANTS = {"json": ("--format", "json"), "ndjson": ("--format", "ndjson")}
-VARIANTS["csv"] = ("--format", "csv", "--records")
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "json": ("--format", "json"),
+    "ndjson": ("--format", "ndjson"),
+    "csv": ("--format", "csv", "--records"),
+}
 
 
 def collect(inventory: Path, directory: Path, *args: str) -> tuple[int, str, str]:
