@@ -102,8 +102,7 @@ def in_memory(inventory: Path, directory: Path) -> dict[str, str]:
     report = collection.report
     assert all(len(d.listing) == d.records for d in report.devices)
     return {
-        fmt: render_report(report, fmt, records=fmt == "csv")
-        for fmt in ("json", "ndjson", "csv")
+        fmt: render_report(report, fmt, records=fmt == "csv") for fmt in ("json", "ndjson", "csv")
     }
 
 
