@@ -22,8 +22,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_report_reference import ZONES, fleets, results_of
 
-from collector.core.aggregate import FleetReport, GroupBy, RunFold, aggregate
-from collector.core.incidents import Thresholds
+from collector.core.aggregate import FleetReport, GroupBy, RunFold, aggregate, device_zone
+from collector.core.incidents import (
+    Thresholds,
+    address_book,
+    find_incidents,
+    pair_tunnels,
+    run_events,
+    sort_events,
+)
 from collector.core.records import (
     Device,
     DeviceResult,
@@ -36,6 +43,16 @@ from collector.output.render import render_report, write_report
 from collector.output.spool import RecordSpool
 
 NOW = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
+BASE = datetime(2024, 3, 1, 0, 0)
+PEERS = [f"10.0.0.{i}" for i in range(1, 9)]
+burst_record = st.builds(
+    OfflineRecord.build,
+    peer=st.sampled_from(PEERS),
+    reason=st.sampled_from(["dpd timeout", "peer request", "hard expiry", "odd text"]),
+    ike_version=st.just(2),
+    offline_time=st.integers(0, 600).map(lambda s: BASE + timedelta(seconds=s)),
+)
+"""Deletions close in time toward few peers: clusters, bursts and both-ends pairs."""
 LOW = Thresholds(gap=timedelta(hours=6), burst_min=2, spread_min=2, hub_min=2, spread_share=0.1)
 """Thresholds low enough that small random fleets make incidents and pairs."""
 
@@ -100,6 +117,31 @@ def test_folding_in_any_order_and_split_gives_the_lists_report(
         whole,
         devices=tuple(dataclasses.replace(d, listing=()) for d in whole.devices),
     )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(burst_record, max_size=14), max_size=6),
+    st.lists(st.sampled_from(ZONES), min_size=1, max_size=6),
+    st.sampled_from([LOW, Thresholds(burst_min=3, spread_min=2, hub_min=3)]),
+)
+def test_incidents_and_pairs_are_those_of_every_disruptive_deletion(
+    fleet: list[list[OfflineRecord]], zones: list[str | None], thresholds: Thresholds
+) -> None:
+    """The fold keeps only deletions that can matter (a peer seen widely or an inventory
+    device's address, a device's own cluster of many peers): the incidents and pairs are
+    what ``incidents.run_events`` over every disruptive deletion gives."""
+    results = results_of(fleet, zones)
+    # Devices whose addresses are peers of the others: both ends of tunnels.
+    results = [
+        dataclasses.replace(r, device=dataclasses.replace(r.device, hostname=PEERS[i % 4]))
+        for i, r in enumerate(results)
+    ]
+    report = aggregate(results, generated_at=NOW, thresholds=thresholds)
+    book = address_book(r.device for r in results)
+    events = sort_events(run_events(results, [device_zone(r) for r in results], thresholds, book))
+    assert report.incidents == find_incidents(events, book, thresholds, ordered=True)
+    assert report.pairs == pair_tunnels(events, book, thresholds.pair_window, ordered=True)
 
 
 def sample() -> list[DeviceResult]:

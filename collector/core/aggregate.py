@@ -406,7 +406,7 @@ _REASON_KEY = attrgetter("reason_code", "category", "reason")
 _PEER_CODE = attrgetter("peer", "reason_code")
 _PEER_TIME = attrgetter("peer", "offline_time")
 _HOUR_KEY = attrgetter("year", "month", "day", "hour", "tzinfo")
-_EVENT_KEY = attrgetter("peer", "reason_code", "reason", "category")
+_EVENT_REASON = attrgetter("reason_code", "reason", "category")
 _RECORD_DIMENSIONS = {
     GroupBy.REASON: attrgetter("reason_code"),
     GroupBy.CATEGORY: attrgetter("category.value"),
@@ -430,13 +430,18 @@ class _Tally:
     peer_codes: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
     """(peer, reason code) -> deletions."""
 
-    def add(self, records: Sequence[OfflineRecord]) -> None:
-        """Count one device's records."""
+    def add(self, records: Sequence[OfflineRecord], *, reasons: bool, peers: bool) -> None:
+        """Count one device's records: their reasons, their peers, or both."""
         if not records:
             return
-        reasons = Counter(map(_REASON_KEY, records))
-        self.reasons.update(reasons)
-        self.reason_devices.update({code for code, _, _ in reasons})
+        if reasons:
+            by_reason = Counter(map(_REASON_KEY, records))
+            self.reasons.update(by_reason)
+            self.reason_devices.update({code for code, _, _ in by_reason})
+        if peers:
+            self._add_peers(records)
+
+    def _add_peers(self, records: Sequence[OfflineRecord]) -> None:
         peers = Counter(map(_PEER, records))
         self.peers.update(peers)
         self.peer_devices.update(peers.keys())
@@ -561,6 +566,25 @@ def _sort_counts(counts: Iterable[GroupCount]) -> tuple[GroupCount, ...]:
     )
 
 
+def _in_bursts(times: Sequence[float], peers: Sequence[int], thresholds: Thresholds) -> list[int]:
+    """1 for each of one device's deletions in a cluster (neighbours at most ``gap``
+    apart, as :func:`collector.core.incidents.find_incidents` clusters them) with at
+    least ``burst_min`` distinct peers, else 0."""
+    flags = [0] * len(times)
+    gap = thresholds.gap.total_seconds()
+    order = sorted(range(len(times)), key=times.__getitem__)
+    cluster: list[int] = []
+    for index in [*order, -1]:
+        if index >= 0 and cluster and times[index] - times[cluster[-1]] <= gap:
+            cluster.append(index)
+            continue
+        if len({peers[i] for i in cluster}) >= thresholds.burst_min:
+            for member in cluster:
+                flags[member] = 1
+        cluster = [index]
+    return flags
+
+
 class _GroupFold:
     """The ``--group-by`` breakdown, one device at a time (see :func:`group_breakdown`)."""
 
@@ -665,21 +689,30 @@ class RunFold:
         self._span: list[datetime] = []
         """The oldest and newest offline time (as printed), for the trend's interval."""
         self._tally = _Tally()
-        self._peer_tally = self._tally if include_routine else _Tally()
+        """Reasons over every record (with ``include_routine`` peers too)."""
+        self._disruptive = _Tally()
+        """Peers over the disruptive records: flapping peers by default, and incidents."""
+        self._peer_tally = self._tally if include_routine else self._disruptive
+        self._all_peers: set[str] | None = None if include_routine else set()
+        """Every record's peer, for the totals (``_tally`` counts them with include_routine)."""
         self._last_seen: dict[str, tuple[float, datetime, tzinfo]] = {}
         """peer -> (UTC epoch, local time, zone) of its newest flapping-relevant deletion."""
         self._hours: Counter[datetime] = Counter()
         self._series: tuple[Counter[tuple[datetime, Category]], Counter[tuple[str, datetime]]]
         self._series = (Counter(), Counter())
         self._want_series = series
-        self._peer_devices: Counter[str] = Counter()
-        """peer -> devices with a disruptive deletion toward it (:func:`keys_to_keep`)."""
-        self._device_peers: Counter[str] = Counter()
-        """device -> distinct peers of its disruptive deletions."""
-        self._keys: dict[tuple[str, str, str, Category], int] = {}
-        """(peer, reason code, reason as printed, category) -> index, interned."""
-        self._event_key = array("I")
+        self._peer_ids: dict[str, int] = {}
+        """Peer -> its index in the event arrays (``_peers[index]``)."""
+        self._peers: list[str] = []
+        self._reason_ids: dict[tuple[str, str, Category], int] = {}
+        """(reason code, reason as printed, category) -> index."""
+        self._event_peer = array("I")
+        self._event_reason = array("I")
         self._event_at = array("d")
+        """One entry per disruptive deletion: peer, reason, UTC epoch."""
+        self._event_burst = array("b")
+        """1: in a cluster of its device's deletions (``gap`` apart) with at least
+        ``burst_min`` distinct peers, so it can be part of a device burst."""
         self._event_slices: list[tuple[int, str, int, int]] = []
         """(rank, device, first, end) of each device's disruptive deletions in the arrays."""
 
@@ -713,11 +746,12 @@ class RunFold:
             if self._span
             else [oldest, newest]
         )
-        self._tally.add(records)
         disruptive = [record for record in records if not record.category.routine]
+        self._tally.add(records, reasons=True, peers=self._include_routine)
+        self._disruptive.add(disruptive, reasons=False, peers=True)
+        if self._all_peers is not None:
+            self._all_peers.update(map(_PEER, records))
         peer_records = records if self._include_routine else disruptive
-        if self._peer_tally is not self._tally:
-            self._peer_tally.add(peer_records)
         epoch = _epoch_seconds(zone)
         # Sorted (peer, time) pairs into a dict: each peer keeps its latest time.
         for peer, local in dict(sorted(map(_PEER_TIME, peer_records))).items():
@@ -733,36 +767,55 @@ class RunFold:
                 start = bucket_start(to_utc(record.offline_time, zone), TrendInterval.HOUR)
                 categories[(start, record.category)] += 1
                 devices[(result.device.name, start)] += 1
-        name = result.device.name
-        first = len(self._event_at)
-        keys = self._keys
-        for key in map(_EVENT_KEY, disruptive):
-            index = keys.get(key)
-            if index is None:
-                index = keys[key] = len(keys)
-            self._event_key.append(index)
-        self._event_at.extend(map(epoch, map(_TIME, disruptive)))
-        peers = set(map(_PEER, disruptive))
-        self._peer_devices.update(peers)
-        self._device_peers[name] += len(peers)
-        self._event_slices.append((rank, name, first, len(self._event_at)))
+        self._add_events(result.device.name, rank, disruptive, epoch)
         return summary
+
+    def _add_events(
+        self,
+        name: str,
+        rank: int,
+        disruptive: Sequence[OfflineRecord],
+        epoch: Callable[[datetime], float],
+    ) -> None:
+        """One device's disruptive deletions as (peer, reason, time) in the arrays."""
+        first = len(self._event_at)
+        peer_ids, peers = self._peer_ids, self._peers
+        for peer in map(_PEER, disruptive):
+            index = peer_ids.get(peer)
+            if index is None:
+                index = peer_ids[peer] = len(peers)
+                peers.append(peer)
+            self._event_peer.append(index)
+        reason_ids = self._reason_ids
+        for reason in map(_EVENT_REASON, disruptive):
+            index = reason_ids.get(reason)
+            if index is None:
+                index = reason_ids[reason] = len(reason_ids)
+            self._event_reason.append(index)
+        times = list(map(epoch, map(_TIME, disruptive)))
+        self._event_at.extend(times)
+        self._event_burst.extend(_in_bursts(times, self._event_peer[first:], self._thresholds))
+        self._event_slices.append((rank, name, first, len(self._event_at)))
 
     def _events(self, book: Mapping[str, str]) -> list[Event]:
         """The disruptive deletions that can matter to incidents, in the run's order."""
-        peers, devices = keys_to_keep(
-            self._peer_devices, self._device_peers, self._thresholds, book
-        )
-        keys = list(self._keys)
+        # A deletion matters if its peer may make an incident or a pair, or if it may be
+        # part of a device burst (the flags, set per device: its own clusters decide).
+        peers, _ = keys_to_keep(self._disruptive.peer_devices, {}, self._thresholds, book)
+        wanted = {self._peer_ids[peer] for peer in peers if peer in self._peer_ids}
+        names, reasons = self._peers, list(self._reason_ids)
         events: list[Event] = []
         for _, name, first, end in sorted(self._event_slices, key=itemgetter(0)):
-            keep_all = name in devices
-            for index, at in zip(
-                self._event_key[first:end], self._event_at[first:end], strict=True
+            for peer, reason, at, burst in zip(
+                self._event_peer[first:end],
+                self._event_reason[first:end],
+                self._event_at[first:end],
+                self._event_burst[first:end],
+                strict=True,
             ):
-                peer, code, reason, category = keys[index]
-                if keep_all or peer in peers:
-                    events.append(Event(name, peer, code, reason, category, at))
+                if burst or peer in wanted:
+                    code, text, category = reasons[reason]
+                    events.append(Event(name, names[peer], code, text, category, at))
         return events
 
     def _top_peers(self) -> tuple[PeerFlap, ...]:
@@ -833,7 +886,7 @@ class RunFold:
             devices_ok=ok,
             devices_failed=len(devices) - ok,
             records=self._records,
-            peers=len(tally.peers),
+            peers=len(tally.peers if self._all_peers is None else self._all_peers),
             unknown_reasons=sum(item.count for item in unknown),
             routine=sum(
                 count for (_, category, _), count in tally.reasons.items() if category.routine
