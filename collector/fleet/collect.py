@@ -3,11 +3,10 @@
 :func:`run_collection` is what ``collect-ike-offline collect`` does once it has its
 devices, credentials, transport, run lock and history: it reads every device (through
 :func:`collector.fleet.run.iter_fleet`), stores each result as it arrives (one
-transaction per device, in a thread of its own: :mod:`collector.history.writer`), folds
-it into the fleet report (:class:`collector.core.aggregate.RunFold`) and may drop its
-records then
-(``keep_records=False``: ``collect`` keeps counts and a spool, not every device's
-200 records), adds what the history learnt (new deletions, gaps) and logs the warnings an
+transaction per device), folds it into the fleet report
+(:class:`collector.core.aggregate.RunFold`) and may drop its records then
+(``keep_records=False``: ``collect`` keeps counts and a spool, not every device's 200
+records), adds what the history learnt (new deletions, gaps) and logs the warnings an
 operator needs (keys trusted on first use, clock skew, a wrapped buffer). The command
 line keeps the edges: options, inventory, credentials, the lock, opening the store,
 writing the report and the exit code.
@@ -44,7 +43,6 @@ from collector.core.records import REASON_BY_CODE, Category, Device, DeviceResul
 from collector.core.terminal import one_line
 from collector.fleet.run import auto_processes, iter_fleet
 from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_database_error
-from collector.history.writer import Stored, StoreWriter
 from collector.output.progress import ProgressBar
 from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
@@ -165,40 +163,29 @@ def run_collection(
     gapped: dict[str, DeviceResult] = {}
     """Devices whose buffer wrapped, with their records (for the gap warning's advice)."""
 
-    writer = None if store is None or run_id is None else StoreWriter(store, run_id)
-
-    def settle(done: Stored) -> None:
-        """What the history made of one result: the outcome, or why it is not stored."""
-        result, outcome, name = done.result, done.outcome, done.result.device.name
-        if done.skipped:
-            unstored.append(name)
-        elif isinstance(done.error, StoreError):
-            log.error("%s: not stored: %s", name, done.error)
-            unstored.append(name)
-        elif done.error is not None:  # the database itself: keep collecting, store no more
-            database_failed(done.error, f"storing {name}")  # anything else: raised here
-            unstored.append(name)
-        elif outcome is not None:
-            outcomes[name] = outcome
-            if outcome.gaps:
-                gapped[name] = result
-        _log_result(result, outcome)
-
     def on_result(result: DeviceResult) -> None:
+        outcome = None
+        if store is not None and (run_id is None or failure):
+            unstored.append(result.device.name)
+        elif store is not None and run_id is not None:
+            try:
+                outcome = store.record_device(run_id, result)
+            except StoreError as error:
+                log.error("%s: not stored: %s", result.device.name, error)
+                unstored.append(result.device.name)
+            except Exception as error:  # the database itself: keep collecting, store no more
+                database_failed(error, f"storing {result.device.name}")
+                unstored.append(result.device.name)
+            else:
+                outcomes[result.device.name] = outcome
+        _log_result(result, outcome)
         index = rank[result.device.name]
         fold.add(result, index)
         if on_records is not None:
             on_records(result)
+        if outcome is not None and outcome.gaps:
+            gapped[result.device.name] = result
         kept[index] = result if keep_records else dataclasses.replace(result, records=(), raw=None)
-        if writer is not None and not failure:
-            writer.put(result)  # stored by the writer's thread; the collection goes on
-        else:
-            if store is not None:
-                unstored.append(result.device.name)
-            _log_result(result, None)
-        if writer is not None:
-            for done in writer.stored():
-                settle(done)
 
     log.info(
         "collecting from %s (%s, %s transport)",
@@ -225,10 +212,7 @@ def run_collection(
             for result in run:
                 on_result(result)
     finally:
-        left = () if writer is None else writer.close()  # what was handed over is stored
         bar.close()
-    for done in left:
-        settle(done)
     results = [result for result in kept if result is not None]
     run_finished = datetime.now(UTC)
     report = fold.report(
@@ -258,7 +242,7 @@ def run_collection(
         results,
         new_by_reason,
         database_error=failure[0] if failure else None,
-        unstored=tuple(sorted(unstored, key=rank.__getitem__)),  # in the devices' order
+        unstored=tuple(unstored),
     )
 
 
