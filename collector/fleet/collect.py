@@ -118,11 +118,10 @@ def run_collection(
         max_auth_failures: Refused logins as one user, before any succeeded, after which
             the devices not tried yet are skipped (``skipped-auth``); 0: never stop.
         keep_records: Keep each device's records (and raw output) in ``results`` and in
-            the report's listing; False: they are counted, handed to ``on_records`` and
-            to the history's writer thread, then dropped (the writer's once stored), so
-            memory does not grow with the fleet.
-        on_records: Called with each result once it is counted (the report's record
-            spool, :class:`collector.output.spool.RecordSpool`).
+            the report's listing; False: they are stored, counted and handed to
+            ``on_records``, then dropped, so memory does not grow with the fleet.
+        on_records: Called with each result once it is stored and counted (the report's
+            record spool, :class:`collector.output.spool.RecordSpool`).
 
     Returns:
         The report, the per-device results and the new deletions by reason.
