@@ -182,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated")
     parser.add_argument("--baseline", type=Path, help="another checkout to run first")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=ROOT,
+        help="the checkout measured as 'this' (default: this working tree)",
+    )
     parser.add_argument("--extra", default="", help="more collect options, space-separated")
     parser.add_argument(
         "--postgres",
@@ -200,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkouts: list[tuple[str, Path]] = []
     if args.baseline is not None:
         checkouts.append(("baseline", args.baseline.resolve()))
-    checkouts.append(("this", ROOT))
+    checkouts.append(("this", args.checkout.resolve()))
     rows: list[list[object]] = []
     problems: list[str] = []
     with contextlib.ExitStack() as stack:
