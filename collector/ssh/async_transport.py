@@ -60,6 +60,7 @@ from collector.core.options import DEFAULT_ASYNC_WORKERS
 from collector.core.protocols import STRAGGLERS, Progress
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
+from collector.ssh.base import Request, SshTransport
 from collector.ssh.breaker import POLL
 from collector.ssh.credentials import Credentials, SecretMasker
 from collector.ssh.errors import (
@@ -508,73 +509,47 @@ class _Session:
             await asyncio.to_thread(self.proxy.close)
 
 
-class AsyncsshTransport:
-    """``--transport asyncssh`` (see the module doc).
-
-    Args:
-        known_hosts: Host key store; ``~/.ssh/known_hosts`` with trust on first use if None.
-        allow_sha1_kex: Offer the SHA-1 key exchanges of older VRP releases (``--legacy-ssh``).
-    """
+class AsyncsshTransport(SshTransport):
+    """``--transport asyncssh`` (see the module doc); takes
+    :class:`~collector.ssh.base.SshTransport`'s arguments (``allow_sha1_kex``: offer the
+    SHA-1 key exchanges of older VRP releases, ``--legacy-ssh``)."""
 
     name = "asyncssh"
     default_workers = DEFAULT_ASYNC_WORKERS
 
-    def __init__(
-        self,
-        known_hosts: KnownHosts | None = None,
-        *,
-        allow_sha1_kex: bool = False,
-        connect_timeout: float | None = None,
-    ) -> None:
-        self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
-        self.allow_sha1_kex = allow_sha1_kex
-        self.connect_timeout = connect_timeout
-        """Seconds from the start of an attempt to the device's prompt (``--connect-timeout``)."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.known_hosts!r})"
-
     # -- one device ----------------------------------------------------------------------
 
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
+    def read(
+        self, device: Device, credentials: Credentials, request: Request, stage: Stage
     ) -> DeviceResult:
         """Read one device in an event loop of its own (see :meth:`collect_async`)."""
-        return asyncio.run(
-            self.collect_async(
-                device, credentials, peer=peer, timeout=timeout, clock=clock, keep_raw=keep_raw
-            )
-        )
+        return asyncio.run(self.collect_async(device, credentials, request, stage))
 
     async def collect_async(
         self,
         device: Device,
         credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
+        request: Request,
         stage: Stage | None = None,
     ) -> DeviceResult:
         """Log in, run the device's commands, check the output; never raises for a device
         problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
         session waits for (the progress line names it)."""
-        attempt = begin_attempt(device, credentials, peer, timeout, self.connect_timeout, stage)
+        peer = request.peer
+        attempt = begin_attempt(
+            device, credentials, peer, request.timeout, self.connect_timeout, stage
+        )
         try:
             login = login_for(attempt)
-            device_clock, outputs = await self._session(attempt, login, peer, clock)
+            device_clock, outputs = await self._session(attempt, login, peer, request.clock)
         except Exception as exc:
             return failed_attempt(attempt, exc, self.known_hosts)
         return result_from_outputs(
-            device, outputs, started=attempt.started, keep_raw=keep_raw, device_clock=device_clock
+            device,
+            outputs,
+            started=attempt.started,
+            keep_raw=request.keep_raw,
+            device_clock=device_clock,
         )
 
     async def _session(
@@ -644,12 +619,8 @@ class AsyncsshTransport:
         :class:`~collector.ssh.breaker.AuthBreaker`; closing the generator cancels the sessions
         still in flight."""
         workers, timeout, retries = options.workers, options.timeout, options.retries
-        backoff, peer, clock, keep_raw = (
-            options.backoff,
-            options.peer,
-            options.clock,
-            options.keep_raw,
-        )
+        backoff = options.backoff
+        request = Request(options.peer, timeout, options.clock, options.keep_raw)
         retry_on, grace, breaker = options.retry_on, options.grace, options.breaker
         total = len(devices)
         if total == 0:
@@ -680,15 +651,7 @@ class AsyncsshTransport:
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
                     async with asyncio.timeout(timeout + grace):
-                        result = await self.collect_async(
-                            device,
-                            credentials,
-                            peer=peer,
-                            timeout=timeout,
-                            clock=clock,
-                            keep_raw=keep_raw,
-                            stage=stage,
-                        )
+                        result = await self.collect_async(device, credentials, request, stage)
                 except TimeoutError:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
