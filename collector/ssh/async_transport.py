@@ -82,7 +82,6 @@ from collector.ssh.transport import (
     device_plan,
     failed_attempt,
     login_for,
-    result_from_outputs,
 )
 from collector.ssh.vrp_dialogue import Output, VrpDialogue
 from collector.ssh.vrp_session import AEAD_CIPHERS
@@ -535,26 +534,15 @@ class AsyncsshTransport(SshTransport):
         """Log in, run the device's commands, check the output; never raises for a device
         problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
         session waits for (the progress line names it)."""
-        peer = request.peer
-        attempt = begin_attempt(
-            device, credentials, peer, request.timeout, self.connect_timeout, stage
-        )
+        attempt = begin_attempt(device, credentials, request, self.connect_timeout, stage)
         try:
             login = login_for(attempt)
-            device_clock, outputs = await self._session(attempt, login, peer, request.clock)
+            device_clock, outputs = await self._session(attempt, login)
         except Exception as exc:
             return failed_attempt(attempt, exc, self.known_hosts)
-        return result_from_outputs(
-            device,
-            outputs,
-            started=attempt.started,
-            keep_raw=request.keep_raw,
-            device_clock=device_clock,
-        )
+        return attempt.result(outputs, device_clock)
 
-    async def _session(
-        self, attempt: Attempt, login: _Login, peer: str | None, clock: bool
-    ) -> tuple[Any, list[Any]]:
+    async def _session(self, attempt: Attempt, login: _Login) -> tuple[Any, list[Any]]:
         session = _Session(self, login)
         hard = asyncio.timeout(max(0.0, attempt.deadline.remaining()))
         try:
@@ -569,7 +557,7 @@ class AsyncsshTransport(SshTransport):
                             attempt.connect_deadline.fire()  # --connect-timeout
                             raise DeadlinePassed from None
                         raise
-                    plan = device_plan(attempt.device, peer, clock)
+                    plan = device_plan(attempt.device, attempt.request.peer, attempt.request.clock)
                     try:
                         command = next(plan)
                         while True:
