@@ -42,7 +42,7 @@ from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_da
 from collector.output.progress import ProgressBar
 from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
-from collector.ssh.protocol import Transport
+from collector.ssh.protocol import RunOptions, Transport
 from collector.ssh.transport import with_learned_commands
 
 if TYPE_CHECKING:
@@ -162,10 +162,7 @@ def run_collection(
         transport.name,
     )
     try:
-        results = collect_fleet(
-            devices,
-            credentials,
-            transport,
+        options = RunOptions(
             workers=workers,
             processes=auto_processes(len(devices)) if processes is None else processes,
             timeout=timeout,
@@ -173,9 +170,10 @@ def run_collection(
             peer=peer,
             clock=clock_from_device,
             keep_raw=keep_raw,
-            on_result=on_result,
-            on_progress=bar,
-            auth_breaker=breaker,
+            breaker=breaker,
+        )
+        results = collect_fleet(
+            devices, credentials, transport, options, on_result=on_result, on_progress=bar
         )
     finally:
         bar.close()
