@@ -82,6 +82,7 @@ from collector.ssh.transport import (
     device_plan,
     failed_attempt,
     login_for,
+    result_from_outputs,
 )
 from collector.ssh.vrp_dialogue import Output, VrpDialogue
 from collector.ssh.vrp_session import AEAD_CIPHERS
@@ -522,27 +523,36 @@ class AsyncsshTransport(SshTransport):
         self, device: Device, credentials: Credentials, request: Request, stage: Stage
     ) -> DeviceResult:
         """Read one device in an event loop of its own (see :meth:`collect_async`)."""
-        return asyncio.run(self.collect_async(device, credentials, request, stage))
+        keywords = dataclasses.asdict(request)  # peer, timeout, clock, keep_raw
+        return asyncio.run(self.collect_async(device, credentials, stage=stage, **keywords))
 
     async def collect_async(
         self,
         device: Device,
         credentials: Credentials,
-        request: Request,
+        *,
+        peer: str | None = None,
+        timeout: float = 30.0,
+        clock: bool = False,
+        keep_raw: bool = False,
         stage: Stage | None = None,
     ) -> DeviceResult:
         """Log in, run the device's commands, check the output; never raises for a device
         problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
         session waits for (the progress line names it)."""
-        attempt = begin_attempt(device, credentials, request, self.connect_timeout, stage)
+        attempt = begin_attempt(device, credentials, peer, timeout, self.connect_timeout, stage)
         try:
             login = login_for(attempt)
-            device_clock, outputs = await self._session(attempt, login)
+            device_clock, outputs = await self._session(attempt, login, peer, clock)
         except Exception as exc:
             return failed_attempt(attempt, exc, self.known_hosts)
-        return attempt.result(outputs, device_clock)
+        return result_from_outputs(
+            device, outputs, started=attempt.started, keep_raw=keep_raw, device_clock=device_clock
+        )
 
-    async def _session(self, attempt: Attempt, login: _Login) -> tuple[Any, list[Any]]:
+    async def _session(
+        self, attempt: Attempt, login: _Login, peer: str | None, clock: bool
+    ) -> tuple[Any, list[Any]]:
         session = _Session(self, login)
         hard = asyncio.timeout(max(0.0, attempt.deadline.remaining()))
         try:
@@ -557,7 +567,7 @@ class AsyncsshTransport(SshTransport):
                             attempt.connect_deadline.fire()  # --connect-timeout
                             raise DeadlinePassed from None
                         raise
-                    plan = device_plan(attempt.device, attempt.request.peer, attempt.request.clock)
+                    plan = device_plan(attempt.device, peer, clock)
                     try:
                         command = next(plan)
                         while True:
@@ -607,8 +617,12 @@ class AsyncsshTransport(SshTransport):
         :class:`~collector.ssh.breaker.AuthBreaker`; closing the generator cancels the sessions
         still in flight."""
         workers, timeout, retries = options.workers, options.timeout, options.retries
-        backoff = options.backoff
-        request = Request(options.peer, timeout, options.clock, options.keep_raw)
+        backoff, peer, clock, keep_raw = (
+            options.backoff,
+            options.peer,
+            options.clock,
+            options.keep_raw,
+        )
         retry_on, grace, breaker = options.retry_on, options.grace, options.breaker
         total = len(devices)
         if total == 0:
@@ -639,7 +653,15 @@ class AsyncsshTransport(SshTransport):
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
                     async with asyncio.timeout(timeout + grace):
-                        result = await self.collect_async(device, credentials, request, stage)
+                        result = await self.collect_async(
+                            device,
+                            credentials,
+                            peer=peer,
+                            timeout=timeout,
+                            clock=clock,
+                            keep_raw=keep_raw,
+                            stage=stage,
+                        )
                 except TimeoutError:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run

@@ -317,34 +317,23 @@ class Attempt:
     started: datetime
     stage: Stage
     target: SshTarget
-    request: Request
     username: str | None = None
-
-    def result(self, outputs: Sequence[Output], device_clock: DeviceClock | None) -> DeviceResult:
-        """The checked result of the outputs the session returned."""
-        return result_from_outputs(
-            self.device,
-            outputs,
-            started=self.started,
-            keep_raw=self.request.keep_raw,
-            device_clock=device_clock,
-        )
 
 
 def begin_attempt(
     device: Device,
     credentials: Credentials,
-    request: Request,
+    peer: str | None,
+    timeout: float,
     connect_timeout: float | None = None,
     stage: Stage | None = None,
 ) -> Attempt:
     """Start the clocks for one attempt (the deadline, the connect deadline).
 
     Raises:
-        InvalidPeer: ``request.peer`` is not an IPv4 address (a usage error).
+        InvalidPeer: ``peer`` is not an IPv4 address (a usage error).
     """
     started = datetime.now(UTC)
-    peer, timeout = request.peer, request.timeout
     if peer is not None:
         commands.validate_peer(peer)  # InvalidPeer: a usage error, raised
     connect_deadline = Deadline(
@@ -359,7 +348,6 @@ def begin_attempt(
         started,
         stage if stage is not None else Stage(),
         target,
-        request,
     )
 
 
@@ -462,14 +450,17 @@ def _collect(
     stage: Stage,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
-    attempt = begin_attempt(device, credentials, request, factory.connect_timeout, stage)
+    peer, timeout, clock, keep_raw = request.peer, request.timeout, request.clock, request.keep_raw
+    attempt = begin_attempt(device, credentials, peer, timeout, factory.connect_timeout, stage)
     try:
-        with factory.session(login_for(attempt)) as run:
-            plan = device_plan(device, request.peer, request.clock)
-            device_clock, outputs = run_plan(plan, run)
+        login = login_for(attempt)
+        with factory.session(login) as run:
+            device_clock, outputs = run_plan(device_plan(device, peer, clock), run)
     except Exception as exc:
         return failed_attempt(attempt, exc, factory.known_hosts)
-    return attempt.result(outputs, device_clock)
+    return result_from_outputs(
+        device, outputs, started=attempt.started, keep_raw=keep_raw, device_clock=device_clock
+    )
 
 
 def _offline_tables_plan(device: Device, peer: str | None) -> Generator[str, str, list[Output]]:
