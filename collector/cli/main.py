@@ -22,8 +22,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,17 +77,27 @@ from collector.core.options import (
 )
 from collector.core.parse import ParseError, Problem, parse
 from collector.core.records import ErrorKind, OfflineRecord
+from collector.history.report import history_report
+from collector.history.store import Store, StoreError, default_db_path, is_postgres_url, open_store
+from collector.inventory.loading import load_inventory
+from collector.inventory.model import InventoryError
 from collector.inventory.selection import parse_shard, parse_where, select
 from collector.output.atomic import remove_stale_temps, write_atomic
+from collector.output.export import write_export
 from collector.output.logs import PROGRAM, cli_logging
 from collector.output.preflight import PreflightError, check_output_file
 from collector.output.prometheus import render_prometheus
 from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records, render_report
-from collector.ssh.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
+from collector.ssh.credentials import (
+    DEFAULT_PASSWORD_ENV,
+    CredentialsError,
+    SecretMasker,
+    load_credentials,
+    scrub_environment,
+)
 
 if TYPE_CHECKING:
     from collector.core.aggregate import FleetReport
-    from collector.history.store import Store
     from collector.inventory.selection import Shard
 
 log = logging.getLogger("collector.cli.main")
@@ -423,8 +435,6 @@ def _emit(
 
 
 def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = False) -> Store:
-    from collector.history.store import StoreError, default_db_path, is_postgres_url, open_store
-
     if must_exist and not (db and is_postgres_url(db)):
         path = Path(db).expanduser() if db else default_db_path()
         if not path.exists():
@@ -701,14 +711,13 @@ def collect_command(
     comes from the environment (--password-env) or a prompt, never from the inventory
     or the command line.
     """
-    from collector.fleet.collect import run_collection
-    from collector.inventory.loading import load_inventory
-    from collector.inventory.model import InventoryError
-    from collector.ssh.credentials import CredentialsError, load_credentials, scrub_environment
-    from collector.ssh.errors import legacy_kex_available
-    from collector.ssh.factory import TransportUnavailable, make_transport
-    from collector.ssh.hostkeys import KnownHosts, KnownHostsFileError
-    from collector.ssh.ssh_config import SshConfigError, resolve_device
+    # The SSH stack loads netmiko and paramiko: only collect pays for it (start-up cost
+    # of parse, report, export, prune and --help).
+    from collector.fleet.collect import run_collection  # netmiko: start-up cost
+    from collector.ssh.errors import legacy_kex_available  # netmiko: start-up cost
+    from collector.ssh.factory import TransportUnavailable, make_transport  # netmiko
+    from collector.ssh.hostkeys import KnownHosts, KnownHostsFileError  # paramiko
+    from collector.ssh.ssh_config import SshConfigError, resolve_device  # paramiko
 
     if fail_on and no_store:
         raise click.UsageError(
@@ -1023,9 +1032,6 @@ def report_command(
             raise click.BadParameter(str(error), param_hint="--compare-to") from None
     addresses = None
     if inventory_path is not None:
-        from collector.inventory.loading import load_inventory
-        from collector.inventory.model import InventoryError
-
         try:
             addresses = address_book(load_inventory(inventory_path).devices)
         except InventoryError as error:
@@ -1039,8 +1045,6 @@ def report_command(
         "thresholds": thresholds,
         "addresses": addresses,
     }
-    from collector.history.report import history_report
-
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
         report = history_report(
             store,
@@ -1095,8 +1099,6 @@ def export_command(
     """Stored deletions, one event a line, for a SIEM (Splunk, Elastic, Loki): device, site,
     peer, port, reason as printed, code, category, routine/disruptive, local and UTC time,
     first-seen run. Streamed from the store in constant memory; field names in the README."""
-    from collector.output.export import write_export
-
     now = datetime.now(UTC)
     window_since, window_until = _window(since, until, now)
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
@@ -1107,8 +1109,6 @@ def export_command(
             except BrokenPipeError:
                 # The reader stopped (| head): not an error; keep Python from complaining
                 # again when it flushes stdout at exit.
-                import os
-
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return EXIT_OK
         else:
@@ -1121,11 +1121,6 @@ def _export_to_file(
     store: Store, output: Path, fmt: str, since: datetime, until: datetime | None
 ) -> int:
     """Stream the export into a temp file beside ``output``, renamed over it when complete."""
-    import os
-    import tempfile
-
-    from collector.output.export import write_export
-
     directory = output.parent if str(output.parent) else Path(".")
     remove_stale_temps(directory, output.name)  # what a killed export left behind
     try:
