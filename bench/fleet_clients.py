@@ -288,6 +288,7 @@ def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -
     from collector.inventory.loading import load_inventory
     from collector.ssh.credentials import Credentials, Secret
     from collector.ssh.hostkeys import KnownHosts
+    from collector.ssh.protocol import RunOptions
     from collector.ssh.transport import NetmikoTransport
 
     lap("imports (collector, netmiko, paramiko)")
@@ -295,7 +296,7 @@ def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -
     lap("inventory load")
     transport = NetmikoTransport(KnownHosts(directory / "stages_known_hosts"))
     credentials = Credentials(password=Secret(password))
-    results = collect_fleet(devices, credentials, transport, workers=workers)
+    results = collect_fleet(devices, credentials, transport, RunOptions(workers=workers))
     lap(f"fan-out: {len(devices)} devices, {workers} workers (login, command, parse)")
     store = open_store(str(directory / "stages.sqlite3"))
     run_id = store.start_run(hosts_file, None)

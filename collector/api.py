@@ -55,7 +55,7 @@ from collector.output.render import render_report
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.factory import TransportUnavailable, make_transport
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.protocol import Transport
+from collector.ssh.protocol import RunOptions, Transport
 
 __all__ = [
     "Category",
@@ -159,16 +159,14 @@ def collect_fleet(
         collector.core.commands.InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address.
     """
     chosen = _transport(transport, known_hosts)
-    return _run.collect_fleet(
-        devices,
-        credentials,
-        chosen,
+    options = RunOptions(
         workers=_workers(chosen, workers),
         timeout=timeout,
         retries=retries,
         peer=peer,
         clock=clock_from_device,
     )
+    return _run.collect_fleet(devices, credentials, chosen, options)
 
 
 def run_collection(

@@ -25,6 +25,7 @@ from collector.fleet.run import auto_processes, collect_fleet, iter_fleet
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
+from collector.ssh.protocol import RunOptions
 from mock_devices.fleet import start_fleet
 
 CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))
@@ -94,7 +95,7 @@ def test_results_in_inventory_order_with_attempts() -> None:
         }
     )
     names = ["a", "flaky", "down", "slowpoke", "badpw", "impostor", "refuses", "garbage", "z"]
-    results = collect_fleet(devices(*names), CREDENTIALS, fake, retries=2, backoff=0.01)
+    results = collect_fleet(devices(*names), CREDENTIALS, fake, RunOptions(retries=2, backoff=0.01))
     assert [r.device.name for r in results] == names
     by_name = {r.device.name: r for r in results}
     assert by_name["a"].ok and by_name["a"].attempts == 1
@@ -107,7 +108,7 @@ def test_results_in_inventory_order_with_attempts() -> None:
 
 def test_no_retries_by_request() -> None:
     fake = FakeTransport({"down": [ErrorKind.UNREACHABLE]})
-    [result] = collect_fleet(devices("down"), CREDENTIALS, fake, retries=0)
+    [result] = collect_fleet(devices("down"), CREDENTIALS, fake, RunOptions(retries=0))
     assert result.attempts == 1 and fake.calls["down"] == 1
 
 
@@ -117,16 +118,14 @@ def test_retry_kinds_are_configurable() -> None:
         devices("cut"),
         CREDENTIALS,
         fake,
-        retries=1,
-        backoff=0.01,
-        retry_on=frozenset({ErrorKind.INCOMPLETE_OUTPUT}),
+        RunOptions(retries=1, backoff=0.01, retry_on=frozenset({ErrorKind.INCOMPLETE_OUTPUT})),
     )
     assert result.ok and result.attempts == 2
 
 
 def test_an_exception_in_one_device_does_not_affect_the_others() -> None:
     fake = FakeTransport({"broken": ["raise"]})
-    results = collect_fleet(devices("a", "broken", "b"), CREDENTIALS, fake, workers=2)
+    results = collect_fleet(devices("a", "broken", "b"), CREDENTIALS, fake, RunOptions(workers=2))
     assert [r.ok for r in results] == [True, False, True]
     error = results[1].error
     assert error is not None and error.kind is ErrorKind.PROTOCOL
@@ -141,10 +140,7 @@ def test_a_hung_library_call_is_abandoned_as_timeout() -> None:
             devices("stuck", "a", "b", "c"),
             CREDENTIALS,
             fake,
-            workers=1,
-            timeout=0.3,
-            grace=0.3,
-            retries=0,
+            RunOptions(workers=1, timeout=0.3, grace=0.3, retries=0),
         )
     finally:
         fake.release.set()
@@ -160,7 +156,9 @@ def test_iterator_yields_each_result_and_progress_counts() -> None:
     seen: list[Progress] = []
     names = ["a", "b", "x", "c"]
     results = list(
-        iter_fleet(devices(*names), CREDENTIALS, fake, workers=3, on_progress=seen.append)
+        iter_fleet(
+            devices(*names), CREDENTIALS, fake, RunOptions(workers=3), on_progress=seen.append
+        )
     )
     assert sorted(r.device.name for r in results) == sorted(names)
     done = [p.done for p in seen]  # each result, plus looks at the stragglers while waiting
@@ -180,14 +178,16 @@ def test_on_result_is_called_as_devices_finish() -> None:
 
 def test_options_reach_the_transport() -> None:
     fake = FakeTransport({})
-    collect_fleet(devices("a"), CREDENTIALS, fake, peer="10.0.0.1", timeout=7, clock=True)
+    collect_fleet(
+        devices("a"), CREDENTIALS, fake, RunOptions(peer="10.0.0.1", timeout=7, clock=True)
+    )
     assert fake.kwargs == [{"peer": "10.0.0.1", "timeout": 7, "clock": True}]
 
 
 def test_invalid_peer_is_refused_before_any_device_is_touched() -> None:
     fake = FakeTransport({})
     with pytest.raises(InvalidPeer):
-        collect_fleet(devices("a"), CREDENTIALS, fake, peer="10.0.0.1; save")
+        collect_fleet(devices("a"), CREDENTIALS, fake, RunOptions(peer="10.0.0.1; save"))
     assert not fake.calls
 
 
@@ -235,11 +235,9 @@ def test_fault_fleet_end_to_end(
             inventory,
             Credentials("admin", Secret(password)),
             transport,
-            workers=8,
-            timeout=8,  # f-slow needs 3 x 1.5 s
-            retries=1,
-            backoff=0.1,
-            clock=True,
+            RunOptions(
+                workers=8, timeout=8, retries=1, backoff=0.1, clock=True
+            ),  # f-slow: 3 x 1.5 s
         )
         for result in results:
             state = fleet.device(result.device.name)
@@ -295,9 +293,7 @@ def test_processes_report_every_device_once_with_its_kind() -> None:
         inventory,
         CREDENTIALS,  # its Secret cannot be pickled: the children inherit it (fork)
         fake,
-        workers=4,
-        processes=2,
-        backoff=0.01,
+        RunOptions(workers=4, processes=2, backoff=0.01),
         on_progress=seen.append,
     )
     assert [r.device.name for r in results] == names
@@ -316,7 +312,9 @@ def test_a_child_that_dies_has_its_devices_reported_failed() -> None:
     # Two processes of one worker: shard 1 = a, dies, c, e; shard 2 = b, d, f.
     fake = FakeTransport({"dies": ["die"]})
     names = ["a", "b", "dies", "d", "c", "f", "e"]
-    results = list(iter_fleet(devices(*names), CREDENTIALS, fake, workers=2, processes=2))
+    results = list(
+        iter_fleet(devices(*names), CREDENTIALS, fake, RunOptions(workers=2, processes=2))
+    )
     assert sorted(r.device.name for r in results) == sorted(names)
     by_name = {r.device.name: r for r in results}
     for name in ("b", "d", "f"):
@@ -333,7 +331,7 @@ def test_stopping_the_parent_stops_the_children() -> None:
     # As on Ctrl-C or an exception in on_result: the consumer leaves the iterator early.
     fake = FakeTransport({"stuck-1": ["hang"], "stuck-2": ["hang"]})
     names = ["a", "b", "stuck-1", "stuck-2"]
-    results = iter_fleet(devices(*names), CREDENTIALS, fake, workers=4, processes=2)
+    results = iter_fleet(devices(*names), CREDENTIALS, fake, RunOptions(workers=4, processes=2))
     first = next(results)
     children = multiprocessing.active_children()
     assert first.device.name in ("a", "b") and len(children) == 2
@@ -367,14 +365,18 @@ def test_processes_over_real_ssh_match_one_process(tmp_path: Path, name: str) ->
         # This process reads the file and trusts two devices; the children trust the rest
         # (each key once in the file, all of them in this process's summary), and neither
         # a second sharded run nor a run in this process trusts any key again.
-        collect_fleet(inventory[:2], credentials, transport, processes=1, **options)
-        sharded = collect_fleet(inventory, credentials, transport, processes=2, **options)
+        collect_fleet(inventory[:2], credentials, transport, RunOptions(processes=1, **options))
+        sharded = collect_fleet(
+            inventory, credentials, transport, RunOptions(processes=2, **options)
+        )
         lines = known_hosts.read_text().splitlines()
         assert len(lines) == len(set(lines)) == len(fleet.devices)
         trusted = store.trusted
         assert sorted(name for name, _, _ in trusted) == sorted(s.name for s in fleet.devices)
-        collect_fleet(inventory, credentials, transport, processes=2, **options)
-        single = collect_fleet(inventory, credentials, transport, processes=1, **options)
+        collect_fleet(inventory, credentials, transport, RunOptions(processes=2, **options))
+        single = collect_fleet(
+            inventory, credentials, transport, RunOptions(processes=1, **options)
+        )
         assert known_hosts.read_text().splitlines() == lines
         assert len(store.trusted) == len(fleet.devices)
     assert [r.device.name for r in sharded] == [d.name for d in inventory]

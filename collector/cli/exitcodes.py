@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collector.cli.lock import LockHeld
 from collector.core.errors import CollectorError
+from collector.history.store import StoreError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -59,10 +61,6 @@ Exit codes:
 def exit_code_for(error: CollectorError) -> int:
     """The exit code of a collector error no command turned into its own: the lock held
     exits 75, the history database 5, anything else is a usage or configuration error."""
-    # Imported here, only when a run fails: the CLI starts without the store's modules.
-    from collector.cli.lock import LockHeld
-    from collector.history.store import StoreError
-
     if isinstance(error, LockHeld):
         return EXIT_LOCKED
     if isinstance(error, StoreError):

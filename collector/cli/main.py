@@ -22,8 +22,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,7 +56,6 @@ from collector.core.aggregate import with_local_times
 from collector.core.clock import ZoneError, parse_zone
 from collector.core.commands import (
     InvalidDeviceSetting,
-    InvalidPeer,
     check_device_settings,
     validate_peer,
 )
@@ -76,19 +77,29 @@ from collector.core.options import (
 )
 from collector.core.parse import ParseError, Problem, parse
 from collector.core.records import ErrorKind, OfflineRecord
+from collector.history.report import history_report
+from collector.history.store import Store, StoreError, default_db_path, is_postgres_url, open_store
+from collector.inventory.loading import load_inventory
+from collector.inventory.model import InventoryError
 from collector.inventory.selection import parse_shard, parse_where, select
 from collector.output.atomic import open_atomic, remove_stale_temps
+from collector.output.export import write_export
 from collector.output.logs import PROGRAM, cli_logging
 from collector.output.machine import RecordText
 from collector.output.preflight import PreflightError, check_output_file
 from collector.output.prometheus import render_prometheus
 from collector.output.render import FORMATS, REPORT_FORMATS, Format, render_records, write_report
 from collector.output.spool import RecordSpool, lists_records
-from collector.ssh.credentials import DEFAULT_PASSWORD_ENV, SecretMasker
+from collector.ssh.credentials import (
+    DEFAULT_PASSWORD_ENV,
+    CredentialsError,
+    SecretMasker,
+    load_credentials,
+    scrub_environment,
+)
 
 if TYPE_CHECKING:
     from collector.core.aggregate import FleetReport
-    from collector.history.store import Store
     from collector.inventory.selection import Shard
 
 log = logging.getLogger("collector.cli.main")
@@ -195,6 +206,8 @@ class CommandError(CollectorError):
 
 
 F = TypeVar("F", bound=Callable[..., int])
+Parsed = TypeVar("Parsed")
+"""What an option callback parses a value into."""
 
 
 def _say_error(message: str) -> None:
@@ -251,41 +264,85 @@ def verbosity_options(
     return decorate
 
 
-def _db_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        metavar="URL|PATH",
-        envvar="IKE_COLLECTOR_DB",
-        show_envvar=True,
-        default=None,
-        help="History database: a SQLite file or postgresql://user@host/db "
-        "(default: ~/.local/share/collect-ike-offline/history.sqlite3).",
-    )(func)
+_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def _format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+def _count_option(
+    name: str, default: int, help_text: str, *, least: int = 0, **extra: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An integer option of at least ``least``, its default shown in ``--help``."""
     return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(REPORT_FORMATS),
-        default=Format.TABLE.value,
+        name,
+        type=click.IntRange(min=least),
+        default=default,
         show_default=True,
-        help="Report format (json: {schema_version, generated_at, window, devices, summary};"
-        " html: one self-contained page with charts).",
-    )(func)
+        help=help_text,
+        **extra,
+    )
 
 
-def _local_times_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--local-times",
-        is_flag=True,
-        help="Show each device's times in its own zone, with the offset (default: UTC).",
-    )(func)
+def _file_option(
+    *declarations: str, help_text: str, **extra: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A file path option (not a directory), None when not given."""
+    return click.option(*declarations, type=_FILE, default=None, help=help_text, **extra)
 
 
-def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--incident-gap``, ``--spread-share`` and the ``--*-min`` counts (see incidents.py)."""
+_db_option = click.option(
+    "--db",
+    metavar="URL|PATH",
+    envvar="IKE_COLLECTOR_DB",
+    show_envvar=True,
+    default=None,
+    help="History database: a SQLite file or postgresql://user@host/db "
+    "(default: ~/.local/share/collect-ike-offline/history.sqlite3).",
+)
+
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default=Format.TABLE.value,
+    show_default=True,
+    help="Report format (json: {schema_version, generated_at, window, devices, summary};"
+    " html: one self-contained page with charts).",
+)
+
+
+_local_times_option = click.option(
+    "--local-times",
+    is_flag=True,
+    help="Show each device's times in its own zone, with the offset (default: UTC).",
+)
+
+
+def _incident_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--incident-gap``, ``--spread-share`` and the ``--*-min`` counts (see incidents.py),
+    passed to ``command`` as one ``thresholds`` (:class:`Thresholds`)."""
     defaults = DEFAULT_THRESHOLDS
+
+    @functools.wraps(command)
+    def bundled(
+        *,
+        incident_gap: timedelta | None,
+        burst_min: int,
+        spread_min: int,
+        hub_min: int,
+        spread_share: float,
+        **options: Any,
+    ) -> Any:
+        thresholds = dataclasses.replace(
+            defaults,
+            gap=incident_gap or defaults.gap,
+            burst_min=burst_min,
+            spread_min=spread_min,
+            hub_min=hub_min,
+            spread_share=spread_share,
+        )
+        return command(thresholds=thresholds, **options)
+
+    func: Callable[..., Any] = bundled
     for name, default, help_text in reversed(
         (
             (
@@ -305,9 +362,7 @@ def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
         )
     ):
-        func = click.option(
-            name, type=click.IntRange(min=1), default=default, show_default=True, help=help_text
-        )(func)
+        func = _count_option(name, default, help_text, least=1)(func)
     func = click.option(
         "--spread-share",
         type=click.FloatRange(min=0, max=1),
@@ -326,48 +381,40 @@ def _incident_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def _thresholds(
-    incident_gap: timedelta | None,
-    burst_min: int,
-    spread_min: int,
-    hub_min: int,
-    spread_share: float,
-) -> Thresholds:
-    return dataclasses.replace(
-        DEFAULT_THRESHOLDS,
-        gap=incident_gap or DEFAULT_THRESHOLDS.gap,
-        burst_min=burst_min,
-        spread_min=spread_min,
-        hub_min=hub_min,
-        spread_share=spread_share,
-    )
-
-
-def _include_routine_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--include-routine",
-        is_flag=True,
-        help="Count routine deletions (rekeys, HA housekeeping) in the totals, flapping "
-        "peers and --fail-on new; by default only disruptive ones (tunnels that went down).",
-    )(func)
+_include_routine_option = click.option(
+    "--include-routine",
+    is_flag=True,
+    help="Count routine deletions (rekeys, HA housekeeping) in the totals, flapping "
+    "peers and --fail-on new; by default only disruptive ones (tunnels that went down).",
+)
 
 
 def _output_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
+    func = _file_option(
         "--prometheus",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
         metavar="FILE",
-        help="Also write node_exporter textfile metrics here (atomically).",
+        help_text="Also write node_exporter textfile metrics here (atomically).",
     )(func)
-    return click.option(
+    return _file_option(
         "--output",
         "-o",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
         metavar="FILE",
-        help="Write the report here (atomically: temp file + rename) instead of stdout.",
+        help_text="Write the report here (atomically: temp file + rename) instead of stdout.",
     )(func)
+
+
+def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What a command printing a fleet report takes: ``--format``, ``--local-times``,
+    ``--output``, ``--prometheus``, ``--include-routine`` and the incident thresholds."""
+    for option in (
+        _incident_options,
+        _include_routine_option,
+        _output_options,
+        _local_times_option,
+        _format_option,
+    ):
+        func = option(func)
+    return func
 
 
 def _emit(
@@ -412,8 +459,6 @@ def _record_spool(fmt: str, records: bool, output: Path | None) -> RecordSpool |
 
 
 def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = False) -> Store:
-    from collector.history.store import StoreError, default_db_path, is_postgres_url, open_store
-
     if must_exist and not (db and is_postgres_url(db)):
         path = Path(db).expanduser() if db else default_db_path()
         if not path.exists():
@@ -430,22 +475,43 @@ def _open_store(db: str | None, *, keep_raw: bool = False, must_exist: bool = Fa
 # --- option callbacks: bad values are usage errors (exit 2) before anything connects --------
 
 
-def _peer_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
+def _usage_parse(parse: Callable[[str], Parsed], value: str) -> Parsed:
+    """``parse(value)``; a ValueError it raises is a usage error naming the option."""
     try:
-        return validate_peer(value)
-    except InvalidPeer as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _shard_value(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
-    if value is None:
-        return None
-    try:
-        return parse_shard(value)
+        return parse(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+def _parsed_by(
+    parse: Callable[[str], Parsed],
+) -> Callable[[click.Context, click.Parameter, str | None], Parsed | None]:
+    """A click callback: no value stays None, else ``parse(value)`` (see :func:`_usage_parse`)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Parsed | None:
+        return None if value is None else _usage_parse(parse, value)
+
+    return callback
+
+
+def _each_parsed_by(
+    parse: Callable[[str], Parsed],
+) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], tuple[Parsed, ...]]:
+    """:func:`_parsed_by` for a repeatable option: every value parsed."""
+
+    def callback(
+        ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+    ) -> tuple[Parsed, ...]:
+        return tuple(_usage_parse(parse, value) for value in values)
+
+    return callback
+
+
+_peer_value = _parsed_by(validate_peer)
+_shard_value = _parsed_by(parse_shard)
+_duration_value = _parsed_by(parse_duration)
+_where_values = _each_parsed_by(parse_where)
+_threshold_values = _each_parsed_by(parse_threshold)
 
 
 def _processes_value(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -459,35 +525,6 @@ def _processes_value(ctx: click.Context, param: click.Parameter, value: str) -> 
     if count < 1:
         raise click.BadParameter(f"{value!r}: give a number of processes (1 or more) or 'auto'")
     return count
-
-
-def _where_values(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[tuple[str, str], ...]:
-    try:
-        return tuple(parse_where(value) for value in values)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _threshold_values(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[Threshold, ...]:
-    try:
-        return tuple(parse_threshold(value) for value in values)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-
-
-def _duration_value(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 # --- collect -----------------------------------------------------------------------------
@@ -558,21 +595,17 @@ def _duration_value(
     help="Seconds from the start of an attempt to the device's prompt (TCP, SSH banner, key "
     "exchange, login, paging off), within --timeout: a silent device frees its worker soon.",
 )
-@click.option(
+@_count_option(
     "--retries",
-    type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Extra attempts after a connection failure (never after an authentication failure).",
+    1,
+    "Extra attempts after a connection failure (never after an authentication failure).",
 )
-@click.option(
+@_count_option(
     "--max-auth-failures",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_AUTH_FAILURES,
-    show_default=True,
-    metavar="N",
-    help="After N refused logins as one user, before any succeeded, stop logging in as it: "
+    DEFAULT_MAX_AUTH_FAILURES,
+    "After N refused logins as one user, before any succeeded, stop logging in as it: "
     "the devices left are skipped-auth (protects the account from lockout; 0: never stop).",
+    metavar="N",
 )
 @click.option(
     "--transport",
@@ -597,26 +630,18 @@ def _duration_value(
     default=None,
     help="SSH user for devices with none in the inventory or the ssh_config.",
 )
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="SSH private key (tried before the password).",
-)
+@_file_option("--key-file", help_text="SSH private key (tried before the password).")
 @click.option("--ssh-agent", is_flag=True, help="Offer the SSH agent's keys.")
-@click.option(
+@_file_option(
     "--ssh-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="OpenSSH client config: ProxyJump / ProxyCommand (jump hosts), User, Port, HostName,"
+    help_text="OpenSSH client config: ProxyJump / ProxyCommand (jump hosts), User, Port, HostName,"
     " IdentityFile, ConnectTimeout, ServerAliveInterval.",
 )
-@click.option(
+@_file_option(
     "--known-hosts",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     metavar="FILE",
-    help="known_hosts file (default ~/.ssh/known_hosts; new devices are trusted on first use).",
+    help_text="known_hosts file (default ~/.ssh/known_hosts; new devices are trusted on first"
+    " use).",
 )
 @click.option(
     "--strict-host-keys",
@@ -642,11 +667,7 @@ def _duration_value(
     help="Also read 'display clock': zone for devices without data.timezone, skew warnings.",
 )
 @click.option("--records", is_flag=True, help="Add the full listing of deletions to the report.")
-@_format_option
-@_local_times_option
-@_output_options
-@_include_routine_option
-@_incident_options
+@_report_options
 @click.option(
     "--fail-on",
     "fail_on",
@@ -656,11 +677,9 @@ def _duration_value(
     help="Exit 4 when this run's NEW deletions breach a threshold: dpd_timeout>5, "
     "liveness>=10, new>100 (disruptive ones), routine>500, failed>0, gaps>0 (repeatable).",
 )
-@click.option(
+@_file_option(
     "--lock-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Run lock (default: next to the SQLite database); a second run exits 75 at once.",
+    help_text="Run lock (default: next to the SQLite database); a second run exits 75 at once.",
 )
 @verbosity_options(
     quiet="Errors only: no warnings, no progress bar; a run that was not clean still prints"
@@ -702,11 +721,7 @@ def collect_command(
     output: Path | None,
     prometheus: Path | None,
     include_routine: bool,
-    incident_gap: timedelta | None,
-    burst_min: int,
-    spread_min: int,
-    hub_min: int,
-    spread_share: float,
+    thresholds: Thresholds,
     fail_on: tuple[Threshold, ...],
     lock_file: Path | None,
     verbose: int,
@@ -720,14 +735,13 @@ def collect_command(
     comes from the environment (--password-env) or a prompt, never from the inventory
     or the command line.
     """
-    from collector.fleet.collect import run_collection
-    from collector.inventory.loading import load_inventory
-    from collector.inventory.model import InventoryError
-    from collector.ssh.credentials import CredentialsError, load_credentials, scrub_environment
-    from collector.ssh.errors import legacy_kex_available
-    from collector.ssh.factory import TransportUnavailable, make_transport
-    from collector.ssh.hostkeys import KnownHosts, KnownHostsFileError
-    from collector.ssh.ssh_config import SshConfigError, resolve_device
+    # The SSH stack loads netmiko and paramiko: only collect pays for it (start-up cost
+    # of parse, report, export, prune and --help).
+    from collector.fleet.collect import run_collection  # netmiko: start-up cost
+    from collector.ssh.errors import legacy_kex_available  # netmiko: start-up cost
+    from collector.ssh.factory import TransportUnavailable, make_transport  # netmiko
+    from collector.ssh.hostkeys import KnownHosts, KnownHostsFileError  # paramiko
+    from collector.ssh.ssh_config import SshConfigError, resolve_device  # paramiko
 
     if fail_on and no_store:
         raise click.UsageError(
@@ -840,7 +854,7 @@ def collect_command(
             show_progress=False if quiet else None,
             local_times=local_times,
             include_routine=include_routine,
-            thresholds=_thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
+            thresholds=thresholds,
             series=fmt == Format.HTML.value,
             max_auth_failures=max_auth_failures,
             keep_records=records and spool is None,  # table --records lists them from memory
@@ -969,31 +983,20 @@ def _window(since: str, until: str | None, now: datetime) -> tuple[datetime, dat
     default=None,
     help="Also break deletions down by this dimension.",
 )
-@click.option(
+@_count_option(
     "--flap-threshold",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="A peer with at least this many deletions in the window is flapping.",
+    2,
+    "A peer with at least this many deletions in the window is flapping.",
+    least=1,
 )
-@click.option(
-    "--top",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="At most this many flapping peers.",
-)
+@_count_option("--top", 10, "At most this many flapping peers.")
 @click.option(
     "--interval",
     type=click.Choice(["hour", "day"]),
     default=None,
     help="Trend buckets (default: hourly up to two days of data, else daily).",
 )
-@_format_option
-@_local_times_option
-@_output_options
-@_include_routine_option
-@_incident_options
+@_report_options
 @click.option(
     "--compare-to",
     "compare_to",
@@ -1030,11 +1033,7 @@ def report_command(
     output: Path | None,
     prometheus: Path | None,
     include_routine: bool,
-    incident_gap: timedelta | None,
-    burst_min: int,
-    spread_min: int,
-    hub_min: int,
-    spread_share: float,
+    thresholds: Thresholds,
     inventory_path: Path | None,
     compare_to: str | None,
     verbose: int,
@@ -1062,9 +1061,6 @@ def report_command(
             raise click.BadParameter(str(error), param_hint="--compare-to") from None
     addresses = None
     if inventory_path is not None:
-        from collector.inventory.loading import load_inventory
-        from collector.inventory.model import InventoryError
-
         try:
             addresses = address_book(load_inventory(inventory_path).devices)
         except InventoryError as error:
@@ -1075,11 +1071,9 @@ def report_command(
         "top": top,
         "trend_interval": interval,
         "include_routine": include_routine,
-        "thresholds": _thresholds(incident_gap, burst_min, spread_min, hub_min, spread_share),
+        "thresholds": thresholds,
         "addresses": addresses,
     }
-    from collector.history.report import history_report
-
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
         report = history_report(
             store,
@@ -1109,13 +1103,11 @@ def report_command(
     show_default=True,
     help="ndjson: one JSON object a line; csv: a header row, then one row a deletion.",
 )
-@click.option(
+@_file_option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     metavar="FILE",
-    help="Write here (a temp file renamed when complete) instead of stdout.",
+    help_text="Write here (a temp file renamed when complete) instead of stdout.",
 )
 @verbosity_options(
     quiet="Errors only.",
@@ -1136,8 +1128,6 @@ def export_command(
     """Stored deletions, one event a line, for a SIEM (Splunk, Elastic, Loki): device, site,
     peer, port, reason as printed, code, category, routine/disruptive, local and UTC time,
     first-seen run. Streamed from the store in constant memory; field names in the README."""
-    from collector.output.export import write_export
-
     now = datetime.now(UTC)
     window_since, window_until = _window(since, until, now)
     with contextlib.closing(_open_store(db, must_exist=True)) as store:
@@ -1148,8 +1138,6 @@ def export_command(
             except BrokenPipeError:
                 # The reader stopped (| head): not an error; keep Python from complaining
                 # again when it flushes stdout at exit.
-                import os
-
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return EXIT_OK
         else:
@@ -1162,11 +1150,6 @@ def _export_to_file(
     store: Store, output: Path, fmt: str, since: datetime, until: datetime | None
 ) -> int:
     """Stream the export into a temp file beside ``output``, renamed over it when complete."""
-    import os
-    import tempfile
-
-    from collector.output.export import write_export
-
     directory = output.parent if str(output.parent) else Path(".")
     remove_stale_temps(directory, output.name)  # what a killed export left behind
     try:

@@ -46,7 +46,7 @@ from collector.history.store import DeviceOutcome, Gap, Store, StoreError, is_da
 from collector.output.progress import ProgressBar
 from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
-from collector.ssh.protocol import Transport
+from collector.ssh.protocol import RunOptions, Transport
 from collector.ssh.transport import with_learned_commands
 
 if TYPE_CHECKING:
@@ -193,10 +193,7 @@ def run_collection(
         transport.name,
     )
     try:
-        run = iter_fleet(
-            devices,
-            credentials,
-            transport,
+        options = RunOptions(
             workers=workers,
             processes=auto_processes(len(devices)) if processes is None else processes,
             timeout=timeout,
@@ -204,9 +201,9 @@ def run_collection(
             peer=peer,
             clock=clock_from_device,
             keep_raw=keep_raw,
-            on_progress=bar,
-            auth_breaker=breaker,
+            breaker=breaker,
         )
+        run = iter_fleet(devices, credentials, transport, options, on_progress=bar)
         with contextlib.closing(run):  # closing it stops the run (and its children)
             for result in run:
                 on_result(result)

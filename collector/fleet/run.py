@@ -61,7 +61,7 @@ from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
-from collector.ssh.protocol import RunOptions, Transport, current_phase
+from collector.ssh.protocol import DEFAULT_RETRY_ON, RunOptions, Transport, current_phase
 
 __all__ = [
     "DEFAULT_RETRY_ON",
@@ -74,9 +74,6 @@ __all__ = [
 
 log = logging.getLogger("collector.fleet.run")
 
-DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT})
-GRACE = 5.0
-"""Seconds past a device's deadline before the runner gives up on its thread."""
 MIN_DEVICES_PER_PROCESS = 25
 """Fewer devices per process than this and a run stays in one process (forking a child
 and its pipe costs more than the CPU it would spread)."""
@@ -542,45 +539,23 @@ def _iter_run(
     devices: Sequence[Device],
     credentials: Credentials,
     transport: Transport,
-    *,
-    workers: int,
-    processes: int,
-    timeout: float,
-    retries: int,
-    backoff: float,
-    peer: str | None,
-    clock: bool,
-    keep_raw: bool,
-    retry_on: frozenset[ErrorKind],
+    options: RunOptions,
     on_progress: Callable[[Progress], None] | None,
-    grace: float,
-    breaker: AuthBreaker | None,
 ) -> Generator[tuple[int, DeviceResult], None, None]:
-    """One process (threads) or several (forked shards), by ``processes`` and fleet size."""
-    if peer is not None:
-        validate_peer(peer)  # before any child exists
-    if timeout <= 0:
+    """One process (threads) or several (forked shards), by ``options.processes`` and
+    fleet size."""
+    if options.peer is not None:
+        validate_peer(options.peer)  # before any child exists
+    if options.timeout <= 0:
         raise ValueError("timeout must be positive")
-    count = _effective_processes(processes, workers, len(devices))
-    options = RunOptions(
-        workers=workers,
-        timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        peer=peer,
-        clock=clock,
-        keep_raw=keep_raw,
-        retry_on=retry_on,
-        grace=grace,
-        breaker=breaker,  # shared memory: the children inherit it at the fork
-    )
+    count = _effective_processes(options.processes, options.workers, len(devices))
     if count > 1:
         return _iter_processes(
             devices,
             credentials,
             transport,
             processes=count,
-            options=options,
+            options=options,  # the breaker is shared memory: the children inherit it
             on_progress=on_progress,
         )
     return _iter_indexed(devices, credentials, transport, options, on_progress)
@@ -590,19 +565,9 @@ def iter_fleet(
     devices: Iterable[Device],
     credentials: Credentials,
     transport: Transport,
+    options: RunOptions | None = None,
     *,
-    workers: int = DEFAULT_WORKERS,
-    processes: int = 1,
-    timeout: float = 30.0,
-    retries: int = 1,
-    backoff: float = 1.0,
-    peer: str | None = None,
-    clock: bool = False,
-    keep_raw: bool = False,
-    retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
     on_progress: Callable[[Progress], None] | None = None,
-    grace: float = GRACE,
-    auth_breaker: AuthBreaker | None = None,
 ) -> Generator[DeviceResult, None, None]:
     """Collect every device, yielding each result as soon as that device is done.
 
@@ -610,21 +575,11 @@ def iter_fleet(
         devices: The devices to read (names should be unique).
         credentials: The run's credentials.
         transport: ``NetmikoTransport`` or ``NapalmTransport`` (anything with ``collect``).
-        workers: Devices read at once (threads; shared out between the processes).
-        processes: Split the fleet over this many forked processes (one core each), if
-            there are at least :data:`MIN_DEVICES_PER_PROCESS` devices per process and
-            ``workers`` allows; 1 (the default) reads everything in this process.
-        timeout: Hard deadline per device and attempt, covering connect, login and commands.
-        retries: Extra attempts for failures whose kind is in ``retry_on``.
-        backoff: Seconds before the first retry; doubled for each further one.
-        peer: Only this peer's records (``display ike offline-info peer A.B.C.D``).
-        clock: Also read ``display clock`` (``DeviceResult.device_clock``).
-        keep_raw: Keep the command output on each result.
-        retry_on: Error kinds worth another attempt.
+        options: Workers, processes, timeout, retries, peer, ... (:class:`RunOptions`;
+            None: its defaults). ``processes`` splits the fleet over forked processes
+            only if there are at least :data:`MIN_DEVICES_PER_PROCESS` devices per
+            process and ``workers`` allows.
         on_progress: Called in the consuming thread after every result.
-        grace: Seconds past ``timeout`` before a stuck attempt is abandoned as ``timeout``.
-        auth_breaker: Stops logging in as a user whose logins keep being refused
-            (:mod:`collector.ssh.breaker`); the skipped devices are ``skipped-auth``.
 
     Raises:
         InvalidPeer: ``peer`` is not a dotted-decimal IPv4 address (before any connection).
@@ -632,23 +587,7 @@ def iter_fleet(
     Yields:
         One :class:`DeviceResult` per device, in completion order, ``attempts`` set.
     """
-    run = _iter_run(
-        list(devices),
-        credentials,
-        transport,
-        workers=workers,
-        processes=processes,
-        timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        peer=peer,
-        clock=clock,
-        keep_raw=keep_raw,
-        retry_on=retry_on,
-        on_progress=on_progress,
-        grace=grace,
-        breaker=auth_breaker,
-    )
+    run = _iter_run(list(devices), credentials, transport, options or RunOptions(), on_progress)
     with contextlib.closing(run):  # closing this iterator stops the run (and its children)
         for _, result in run:
             yield result
@@ -658,20 +597,10 @@ def collect_fleet(
     devices: Iterable[Device],
     credentials: Credentials,
     transport: Transport,
+    options: RunOptions | None = None,
     *,
-    workers: int = DEFAULT_WORKERS,
-    processes: int = 1,
-    timeout: float = 30.0,
-    retries: int = 1,
-    backoff: float = 1.0,
-    peer: str | None = None,
-    clock: bool = False,
-    keep_raw: bool = False,
-    retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON,
     on_result: Callable[[DeviceResult], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
-    grace: float = GRACE,
-    auth_breaker: AuthBreaker | None = None,
 ) -> list[DeviceResult]:
     """Collect every device; the results in the order of ``devices``.
 
@@ -680,23 +609,7 @@ def collect_fleet(
     """
     device_list = list(devices)
     results: list[DeviceResult | None] = [None] * len(device_list)
-    run = _iter_run(
-        device_list,
-        credentials,
-        transport,
-        workers=workers,
-        processes=processes,
-        timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        peer=peer,
-        clock=clock,
-        keep_raw=keep_raw,
-        retry_on=retry_on,
-        on_progress=on_progress,
-        grace=grace,
-        breaker=auth_breaker,
-    )
+    run = _iter_run(device_list, credentials, transport, options or RunOptions(), on_progress)
     with contextlib.closing(run):
         for index, result in run:
             if on_result is not None:

@@ -14,12 +14,14 @@ from collector.inventory.model import (
     CSV_COLUMNS,
     DEFAULT_PLATFORM,
     DEFAULT_PORT,
-    PLATFORMS,
     Inventory,
     InventoryError,
+    checked_hostname,
+    checked_platform,
+    checked_username,
     with_platform_command,
 )
-from collector.inventory.validation import has_control, username_problem, valid_hostname
+from collector.inventory.validation import has_control
 from collector.inventory.yaml_source import read_text, world_readable
 
 _CSV_KNOWN = frozenset({*CSV_COLUMNS, "username", "password"})
@@ -103,33 +105,16 @@ def _csv_device(path: Path, line: int, values: dict[str, str], seen: dict[str, i
             f"each name may appear once"
         )
     seen[name] = line
-    hostname = values.get("hostname") or name
-    if not valid_hostname(hostname):
-        raise InventoryError(
-            f"{where}: hostname {hostname!r} of host {name!r} is not a DNS name or IP "
-            f"address; fix it (refused before connecting)"
-        )
+    hostname = checked_hostname(values.get("hostname") or name, name, where)
     port = DEFAULT_PORT
     if values.get("port"):
         text = values["port"]
         if not text.isdigit() or not 1 <= int(text) <= 65535:
             raise InventoryError(f"{where}: port {text!r} is not an integer 1-65535; fix the port")
         port = int(text)
-    username = values.get("username") or None
-    if username is not None:
-        problem = username_problem(username)
-        if problem is not None:
-            raise InventoryError(
-                f"{where}: username {username!r} of host {name!r} {problem}; fix it "
-                f"(refused before connecting)"
-            )
+    username = checked_username(values.get("username") or None, name, where)
     platform_text = values.get("platform") or DEFAULT_PLATFORM
-    platform = PLATFORMS.get(platform_text.lower())
-    if platform is None:
-        raise InventoryError(
-            f"{where}: platform {platform_text!r} of host {name!r} is not supported; use "
-            f"one of {', '.join(PLATFORMS)}"
-        )
+    platform = checked_platform(platform_text, name, where)
     groups = tuple(
         group.strip()
         for group in _CSV_GROUP_SEPARATORS.split(values.get("groups", ""))

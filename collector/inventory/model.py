@@ -9,6 +9,7 @@ from typing import Any
 
 from collector.core.errors import CollectorError
 from collector.core.records import Device
+from collector.inventory.validation import username_problem, valid_hostname
 
 MAX_INVENTORY_BYTES = 20 * 1024 * 1024
 """Refuse bigger files: an inventory of 100,000 devices is a few MB."""
@@ -49,6 +50,41 @@ CSV_COLUMNS: tuple[str, ...] = ("name", "hostname", "port", "platform", "site", 
 
 class InventoryError(CollectorError):
     """The inventory cannot be used; the message is one line naming the file and line."""
+
+
+# Checks every inventory reader applies to a device's fields, ``where``: the file and line.
+
+
+def checked_hostname(hostname: str, host: str, where: str) -> str:
+    """``hostname``, unless it is not a DNS name or an IP address safe to hand to SSH."""
+    if not valid_hostname(hostname):
+        raise InventoryError(
+            f"{where}: hostname {hostname!r} of host {host!r} is not a DNS name or IP "
+            f"address; fix it (refused before connecting)"
+        )
+    return hostname
+
+
+def checked_username(username: str | None, host: str, where: str) -> str | None:
+    """``username`` (None: none given), unless it could not be a user name."""
+    problem = None if username is None else username_problem(username)
+    if problem is not None:
+        raise InventoryError(
+            f"{where}: username {username!r} of host {host!r} {problem}; fix it "
+            f"(refused before connecting)"
+        )
+    return username
+
+
+def checked_platform(platform_text: str, host: str, where: str) -> str:
+    """The netmiko device type of an inventory ``platform``, unless it is not supported."""
+    platform = PLATFORMS.get(platform_text.strip().lower())
+    if platform is None:
+        raise InventoryError(
+            f"{where}: platform {platform_text!r} of host {host!r} is not supported; use "
+            f"one of {', '.join(PLATFORMS)}"
+        )
+    return platform
 
 
 @dataclass(frozen=True, slots=True)

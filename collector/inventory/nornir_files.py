@@ -14,12 +14,14 @@ from collector.core.records import Device
 from collector.inventory.model import (
     DEFAULT_PLATFORM,
     DEFAULT_PORT,
-    PLATFORMS,
     Inventory,
     InventoryError,
+    checked_hostname,
+    checked_platform,
+    checked_username,
     with_platform_command,
 )
-from collector.inventory.validation import has_control, username_problem, valid_hostname
+from collector.inventory.validation import has_control
 from collector.inventory.yaml_source import LineMapping, load_yaml, world_readable
 
 _ELEMENT_KEYS = frozenset(
@@ -99,6 +101,48 @@ def _check_port(value: Any, where: str) -> int:
     return value
 
 
+def _refuse_unknown_keys(
+    path: Path,
+    mapping: Mapping[str, Any],
+    line: int,
+    allowed: frozenset[str],
+    where: str,
+    hint: str = "",
+) -> None:
+    """Refuse the first key of ``mapping`` not in ``allowed``, naming its line and ``where``."""
+    key_lines = mapping.key_lines if isinstance(mapping, LineMapping) else {}
+    for key in mapping:
+        if key not in allowed:
+            raise InventoryError(
+                f"{path}:{key_lines.get(key, line)}: unknown key {key!r} in {where}; "
+                f"allowed: {', '.join(sorted(allowed))}{hint}"
+            )
+
+
+def _attributes(
+    path: Path, mapping: Mapping[str, Any], line: int, owner: str, prefix: str = ""
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The host attributes ``mapping`` sets (``port`` checked, the others text) and the line
+    of each; ``prefix``: where they sit (``connection_options.netmiko.``)."""
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for key in _ATTRIBUTES:
+        value = mapping.get(key)
+        if value is None:
+            continue
+        lines[key] = _lines(mapping, key, line)
+        spot = f"{path}:{lines[key]}"
+        if key == "port":
+            values[key] = _check_port(value, spot)
+        elif not isinstance(value, str):
+            # The plain attributes have always named the value they got; the netmiko ones not.
+            got = "" if prefix else f", got {type(value).__name__} {value!r}"
+            raise InventoryError(f"{spot}: {prefix}{key} of {owner} must be text{got}; quote it")
+        else:
+            values[key] = value
+    return values, lines
+
+
 def _element(
     path: Path, name: str, raw: Any, line: int, *, kind: str, allowed: frozenset[str]
 ) -> _Element:
@@ -110,34 +154,14 @@ def _element(
             f"{path}:{line}: {kind} {name!r} must be a mapping of "
             f"{', '.join(sorted(allowed))}; got {type(raw).__name__}"
         )
-    key_lines = raw.key_lines if isinstance(raw, LineMapping) else {}
-    for key in raw:
-        if key not in allowed:
-            key_line = key_lines.get(key, line)
-            raise InventoryError(
-                f"{path}:{key_line}: unknown key {key!r} in {kind} {name!r}; "
-                f"allowed: {', '.join(sorted(allowed))} (free-form values go under data:)"
-            )
+    _refuse_unknown_keys(
+        path, raw, line, allowed, f"{kind} {name!r}", " (free-form values go under data:)"
+    )
 
     def where(key: str) -> str:
         return f"{path}:{_lines(raw, key, line)}"
 
-    attributes: dict[str, Any] = {}
-    attribute_lines: dict[str, int] = {}
-    for key in _ATTRIBUTES:
-        value = raw.get(key)
-        if value is None:
-            continue
-        attribute_lines[key] = _lines(raw, key, line)
-        if key == "port":
-            attributes[key] = _check_port(value, where(key))
-        elif not isinstance(value, str):
-            raise InventoryError(
-                f"{where(key)}: {key} of {kind} {name!r} must be text, got "
-                f"{type(value).__name__} {value!r}; quote it"
-            )
-        else:
-            attributes[key] = value
+    attributes, attribute_lines = _attributes(path, raw, line, f"{kind} {name!r}")
 
     groups_value = raw.get("groups")
     groups: tuple[str, ...] = ()
@@ -181,33 +205,21 @@ def _element(
                     f"{path}:{settings_line}: connection_options.{connection} of {kind} "
                     f"{name!r} must be a mapping"
                 )
-            setting_keys = settings.key_lines if isinstance(settings, LineMapping) else {}
-            for key in settings:
-                if key not in _CONNECTION_KEYS:
-                    raise InventoryError(
-                        f"{path}:{setting_keys.get(key, settings_line)}: unknown key {key!r} "
-                        f"in connection_options.{connection} of {kind} {name!r}; allowed: "
-                        f"{', '.join(sorted(_CONNECTION_KEYS))}"
-                    )
+            _refuse_unknown_keys(
+                path,
+                settings,
+                settings_line,
+                _CONNECTION_KEYS,
+                f"connection_options.{connection} of {kind} {name!r}",
+            )
             if settings.get("password") is not None:
                 has_password = True
             if connection != "netmiko":
                 continue
-            for key in _ATTRIBUTES:
-                value = settings.get(key)
-                if value is None:
-                    continue
-                spot = f"{path}:{_lines(settings, key, settings_line)}"
-                if key == "port":
-                    netmiko[key] = _check_port(value, spot)
-                elif not isinstance(value, str):
-                    raise InventoryError(
-                        f"{spot}: connection_options.netmiko.{key} of {kind} {name!r} must "
-                        f"be text; quote it"
-                    )
-                else:
-                    netmiko[key] = value
-                attribute_lines[f"netmiko.{key}"] = _lines(settings, key, settings_line)
+            netmiko, netmiko_lines = _attributes(
+                path, settings, settings_line, f"{kind} {name!r}", "connection_options.netmiko."
+            )
+            attribute_lines.update((f"netmiko.{key}", n) for key, n in netmiko_lines.items())
             extras_value = settings.get("extras")
             if extras_value is None:
                 continue
@@ -341,26 +353,10 @@ def _resolve(
         return f"{source.path}:{source.attribute_lines.get(lookup, source.line)}"
 
     hostname = values["hostname"][0] if values["hostname"][0] is not None else host.name
-    if not valid_hostname(hostname):
-        raise InventoryError(
-            f"{spot('hostname')}: hostname {hostname!r} of host {host.name!r} is not a DNS "
-            f"name or IP address; fix it (refused before connecting)"
-        )
-    username = values["username"][0]
-    if username is not None:
-        problem = username_problem(username)
-        if problem is not None:
-            raise InventoryError(
-                f"{spot('username')}: username {username!r} of host {host.name!r} {problem}; "
-                f"fix it (refused before connecting)"
-            )
+    hostname = checked_hostname(hostname, host.name, spot("hostname"))
+    username = checked_username(values["username"][0], host.name, spot("username"))
     platform_text = values["platform"][0] or DEFAULT_PLATFORM
-    platform = PLATFORMS.get(platform_text.strip().lower())
-    if platform is None:
-        raise InventoryError(
-            f"{spot('platform')}: platform {platform_text!r} of host {host.name!r} is not "
-            f"supported; use one of {', '.join(PLATFORMS)}"
-        )
+    platform = checked_platform(platform_text, host.name, spot("platform"))
     port = values["port"][0] if values["port"][0] is not None else DEFAULT_PORT
     device = Device(
         name=host.name,

@@ -60,6 +60,7 @@ from collector.core.options import DEFAULT_ASYNC_WORKERS
 from collector.core.protocols import STRAGGLERS, Progress
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
+from collector.ssh.base import Request, SshTransport
 from collector.ssh.breaker import POLL
 from collector.ssh.credentials import Credentials, SecretMasker
 from collector.ssh.errors import (
@@ -508,50 +509,22 @@ class _Session:
             await asyncio.to_thread(self.proxy.close)
 
 
-class AsyncsshTransport:
-    """``--transport asyncssh`` (see the module doc).
-
-    Args:
-        known_hosts: Host key store; ``~/.ssh/known_hosts`` with trust on first use if None.
-        allow_sha1_kex: Offer the SHA-1 key exchanges of older VRP releases (``--legacy-ssh``).
-    """
+class AsyncsshTransport(SshTransport):
+    """``--transport asyncssh`` (see the module doc); takes
+    :class:`~collector.ssh.base.SshTransport`'s arguments (``allow_sha1_kex``: offer the
+    SHA-1 key exchanges of older VRP releases, ``--legacy-ssh``)."""
 
     name = "asyncssh"
     default_workers = DEFAULT_ASYNC_WORKERS
 
-    def __init__(
-        self,
-        known_hosts: KnownHosts | None = None,
-        *,
-        allow_sha1_kex: bool = False,
-        connect_timeout: float | None = None,
-    ) -> None:
-        self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
-        self.allow_sha1_kex = allow_sha1_kex
-        self.connect_timeout = connect_timeout
-        """Seconds from the start of an attempt to the device's prompt (``--connect-timeout``)."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.known_hosts!r})"
-
     # -- one device ----------------------------------------------------------------------
 
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
+    def read(
+        self, device: Device, credentials: Credentials, request: Request, stage: Stage
     ) -> DeviceResult:
         """Read one device in an event loop of its own (see :meth:`collect_async`)."""
-        return asyncio.run(
-            self.collect_async(
-                device, credentials, peer=peer, timeout=timeout, clock=clock, keep_raw=keep_raw
-            )
-        )
+        keywords = dataclasses.asdict(request)  # peer, timeout, clock, keep_raw
+        return asyncio.run(self.collect_async(device, credentials, stage=stage, **keywords))
 
     async def collect_async(
         self,

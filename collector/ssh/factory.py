@@ -48,8 +48,8 @@ def make_transport(
                 " pip install 'collect-ike-offline[napalm]'"
             ) from None
     if name == "asyncssh":
-        try:  # asyncssh is loaded only when it is chosen (and may be missing)
-            from collector.ssh.async_transport import AsyncsshTransport
+        try:
+            from collector.ssh.async_transport import AsyncsshTransport  # optional: asyncssh
         except ImportError:
             raise TransportUnavailable(
                 "--transport asyncssh needs asyncssh: pip install 'collect-ike-offline[asyncssh]'"

@@ -13,13 +13,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from collector.core.options import DEFAULT_WORKERS
+from collector.core.records import ErrorKind
+
 if TYPE_CHECKING:
-    from collector.core.records import Device, DeviceResult, ErrorKind
+    from collector.core.records import Device, DeviceResult
     from collector.ssh.breaker import AuthBreaker
     from collector.ssh.credentials import Credentials
     from collector.ssh.hostkeys import KnownHosts
 
-__all__ = ["RunOptions", "Stage", "Transport", "current_phase", "published"]
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "GRACE",
+    "RunOptions",
+    "Stage",
+    "Transport",
+    "current_phase",
+    "published",
+]
+
+DEFAULT_RETRY_ON: frozenset[ErrorKind] = frozenset({ErrorKind.UNREACHABLE, ErrorKind.TIMEOUT})
+"""The failures worth another attempt by default (``--retry-on``)."""
+GRACE = 5.0
+"""Seconds past a device's deadline before the runner gives up on its thread."""
 
 
 @dataclass(slots=True)
@@ -34,20 +50,31 @@ class RunOptions:
     """How a fan-out reads every device: what the runner's threads, its forked children
     and a transport with its own fan-out (asyncssh) all take, as one value."""
 
-    workers: int
-    """Devices read at once (threads, or sessions in flight)."""
-    timeout: float
-    """Seconds for one attempt at one device (the hard deadline)."""
-    retries: int
-    backoff: float
-    peer: str | None
-    clock: bool
-    keep_raw: bool
-    retry_on: frozenset[ErrorKind]
-    grace: float
-    """Seconds past the deadline before a stuck attempt is abandoned."""
+    workers: int = DEFAULT_WORKERS
+    """Devices read at once (threads, or sessions in flight; shared out between processes)."""
+    timeout: float = 30.0
+    """Seconds for one attempt at one device (the hard deadline: connect, login, commands)."""
+    retries: int = 1
+    """Extra attempts for failures whose kind is in ``retry_on``."""
+    backoff: float = 1.0
+    """Seconds before the first retry; doubled for each further one."""
+    peer: str | None = None
+    """Only this peer's records (``display ike offline-info peer A.B.C.D``)."""
+    clock: bool = False
+    """Also read ``display clock`` (``DeviceResult.device_clock``)."""
+    keep_raw: bool = False
+    """Keep the command output on each result."""
+    retry_on: frozenset[ErrorKind] = DEFAULT_RETRY_ON
+    """Error kinds worth another attempt."""
+    grace: float = GRACE
+    """Seconds past the deadline before a stuck attempt is abandoned as ``timeout``."""
     breaker: AuthBreaker | None = field(default=None, compare=False)
-    """Shared memory: forked children inherit it."""
+    """Stops logging in as a user whose logins keep being refused
+    (:mod:`collector.ssh.breaker`; the skipped devices are ``skipped-auth``). Shared
+    memory: forked children inherit it."""
+    processes: int = 1
+    """Split the fleet over this many forked processes (one core each), when the fleet
+    and ``workers`` allow (see :func:`collector.fleet.run.iter_fleet`); 1: this process."""
 
 
 class Transport(Protocol):

@@ -45,11 +45,12 @@ from collector.core.clock import ClockParseError, DeviceClock, parse_display_clo
 from collector.core.limits import OutputGuard, OutputTooLarge
 from collector.core.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
+from collector.ssh.base import Request, SshTransport
 from collector.ssh.credentials import Credentials
 from collector.ssh.deadline import Deadline, watched
 from collector.ssh.errors import SessionError, classify_error, one_line
 from collector.ssh.hostkeys import KnownHosts
-from collector.ssh.protocol import Stage, published
+from collector.ssh.protocol import Stage
 from collector.ssh.ssh_config import SshConfigError, SshTarget, resolve_device
 from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
 
@@ -211,75 +212,29 @@ class _Login:
     """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
 
 
-class _SessionTransport:
-    """What both transports share: :meth:`collect` is one flow over each one's :meth:`session`."""
-
-    name: str
-    known_hosts: KnownHosts
-    connect_timeout: float | None = None
-    """Seconds from the start of an attempt to the device's prompt; None: the deadline."""
+class _SessionTransport(SshTransport):
+    """What netmiko and NAPALM share: :meth:`read` is one flow over each one's :meth:`session`."""
 
     def session(self, login: _Login) -> contextlib.AbstractContextManager[Callable[[str], str]]:
         """A logged-in session yielding ``run(command) -> output``; closed on exit."""
         raise NotImplementedError
 
-    def collect(
-        self,
-        device: Device,
-        credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
+    def read(
+        self, device: Device, credentials: Credentials, request: Request, stage: Stage
     ) -> DeviceResult:
-        """Read one device (see :class:`Transport`): login, optional clock, the command.
-
-        ``timeout`` bounds the whole attempt; :attr:`connect_timeout` (when shorter) the
-        part up to the device's prompt (TCP, SSH banner, key exchange, login).
-        """
-        stage = Stage()
-        with published(stage):  # for a progress display: what this device waits for
-            return _collect(
-                self,
-                device,
-                credentials,
-                peer,
-                timeout,
-                clock,
-                keep_raw,
-                self.connect_timeout,
-                stage,
-            )
+        return _collect(self, device, credentials, request, stage)
 
 
 class NetmikoTransport(_SessionTransport):
     """The default transport: :class:`ReadOnlyHuaweiSSH` over paramiko.
 
-    Args:
-        known_hosts: Host key store; ``~/.ssh/known_hosts`` with trust on first use if None.
-        allow_sha1_kex: Allow the SHA-1 key exchanges of older VRP releases, if the
-            installed paramiko has them (paramiko < 5, ``netmiko[par4]``). Off by default:
-            they are disabled even where paramiko still offers them.
-        connect_timeout: Seconds from the start of an attempt to the device's prompt
-            (``--connect-timeout``); None: the attempt's deadline alone.
+    Takes :class:`~collector.ssh.base.SshTransport`'s arguments; ``allow_sha1_kex``: the
+    SHA-1 key exchanges of older VRP releases, if the installed paramiko has them
+    (paramiko < 5, ``netmiko[par4]``); off by default, they are disabled even where
+    paramiko still offers them.
     """
 
     name = "netmiko"
-
-    def __init__(
-        self,
-        known_hosts: KnownHosts | None = None,
-        *,
-        allow_sha1_kex: bool = False,
-        connect_timeout: float | None = None,
-    ) -> None:
-        self.known_hosts = known_hosts if known_hosts is not None else KnownHosts()
-        self.allow_sha1_kex = allow_sha1_kex
-        self.connect_timeout = connect_timeout
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.known_hosts!r})"
 
     def connection(self, login: _Login) -> ReadOnlyHuaweiSSH:
         """An unconnected :class:`ReadOnlyHuaweiSSH` for one device."""
@@ -491,15 +446,12 @@ def _collect(
     factory: _SessionTransport,
     device: Device,
     credentials: Credentials,
-    peer: str | None,
-    timeout: float,
-    clock: bool,
-    keep_raw: bool,
-    connect_timeout: float | None = None,
-    stage: Stage | None = None,
+    request: Request,
+    stage: Stage,
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
-    attempt = begin_attempt(device, credentials, peer, timeout, connect_timeout, stage)
+    peer, timeout, clock, keep_raw = request.peer, request.timeout, request.clock, request.keep_raw
+    attempt = begin_attempt(device, credentials, peer, timeout, factory.connect_timeout, stage)
     try:
         login = login_for(attempt)
         with factory.session(login) as run:
@@ -640,20 +592,10 @@ class NapalmTransport(_SessionTransport):
 
     name = "napalm"
 
-    def __init__(
-        self,
-        known_hosts: KnownHosts | None = None,
-        *,
-        allow_sha1_kex: bool = False,
-        connect_timeout: float | None = None,
-    ) -> None:
-        self._netmiko = NetmikoTransport(known_hosts, allow_sha1_kex=allow_sha1_kex)
-        self.connect_timeout = connect_timeout
-        self.known_hosts = self._netmiko.known_hosts
-        self._driver_class = _read_only_vrp_driver()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.known_hosts!r})"
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # SshTransport's arguments
+        self._driver_class = _read_only_vrp_driver()  # first: ImportError without the extra
+        super().__init__(*args, **kwargs)
+        self._netmiko = NetmikoTransport(self.known_hosts, allow_sha1_kex=self.allow_sha1_kex)
 
     @contextlib.contextmanager
     def session(self, login: _Login) -> Iterator[Callable[[str], str]]:
