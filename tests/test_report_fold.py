@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -22,7 +23,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_report_reference import ZONES, fleets, results_of
 
-from collector.core.aggregate import FleetReport, GroupBy, RunFold, aggregate, device_zone
+from collector.core.aggregate import (
+    FleetReport,
+    GroupBy,
+    RunFold,
+    aggregate,
+    bucket_start,
+    device_zone,
+    series_of,
+)
+from collector.core.clock import to_utc
 from collector.core.incidents import (
     Thresholds,
     address_book,
@@ -32,6 +42,7 @@ from collector.core.incidents import (
     sort_events,
 )
 from collector.core.records import (
+    Category,
     Device,
     DeviceResult,
     DeviceStatus,
@@ -111,6 +122,17 @@ def test_folding_in_any_order_and_split_gives_the_lists_report(
     assert fold(results, order, ranked=True, split=split, group_by=group_by) == whole
     # In completion order, unranked: every count and device line the same.
     assert unordered(fold(results, order, ranked=False, group_by=group_by)) == unordered(whole)
+    # The HTML series, counted record by record in the report's buckets.
+    categories: Counter[tuple[datetime, Category]] = Counter()
+    devices: Counter[tuple[str, datetime]] = Counter()
+    for result in results:
+        for rec in result.records:
+            start = bucket_start(
+                to_utc(rec.offline_time, device_zone(result)), whole.trend_interval
+            )
+            categories[(start, rec.category)] += 1
+            devices[(result.device.name, start)] += 1
+    assert whole.series == series_of(categories, devices)
     # Records dropped once counted: only the listing differs.
     light = fold(results, order, ranked=True, listing=False, group_by=group_by)
     assert light == dataclasses.replace(

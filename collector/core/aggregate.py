@@ -700,6 +700,8 @@ class RunFold:
         self._hours: Counter[datetime] = Counter()
         self._series: tuple[Counter[tuple[datetime, Category]], Counter[tuple[str, datetime]]]
         self._series = (Counter(), Counter())
+        """(bucket, category) and (device, bucket) counts, in ``_series_interval`` buckets."""
+        self._series_interval = TrendInterval.HOUR
         self._want_series = series
         self._peer_ids: dict[str, int] = {}
         """Peer -> its index in the event arrays (``_peers[index]``)."""
@@ -762,9 +764,15 @@ class RunFold:
         for start, count in _utc_hours(records, zone):
             self._hours[start] += count
         if self._want_series:
+            # Hourly until the records span more than two days: then the report's buckets
+            # are days whatever comes (the span only grows), and so are these from now on.
+            interval = self._interval or choose_trend_interval(self._span)
+            if interval is not self._series_interval:
+                self._series = self._series_in(interval)
+                self._series_interval = interval
             categories, devices = self._series
             for record in records:
-                start = bucket_start(to_utc(record.offline_time, zone), TrendInterval.HOUR)
+                start = bucket_start(to_utc(record.offline_time, zone), interval)
                 categories[(start, record.category)] += 1
                 devices[(result.device.name, start)] += 1
         self._add_events(result.device.name, rank, disruptive, epoch)
@@ -854,14 +862,20 @@ class RunFold:
             counts[bucket_start(start, interval)] += count
         return tuple(TrendBucket(start, counts[start]) for start in sorted(counts))
 
-    def _series_of(self, interval: TrendInterval) -> Series:
+    def _series_in(
+        self, interval: TrendInterval
+    ) -> tuple[Counter[tuple[datetime, Category]], Counter[tuple[str, datetime]]]:
+        """The series counts so far, in ``interval`` buckets."""
         categories: Counter[tuple[datetime, Category]] = Counter()
         devices: Counter[tuple[str, datetime]] = Counter()
         for (start, category), count in self._series[0].items():
             categories[(bucket_start(start, interval), category)] += count
         for (name, start), count in self._series[1].items():
             devices[(name, bucket_start(start, interval))] += count
-        return series_of(categories, devices)
+        return categories, devices
+
+    def _series_of(self, interval: TrendInterval) -> Series:
+        return series_of(*self._series_in(interval))
 
     def report(
         self,
