@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import assert_matches_mock, assert_read_only, record_key, row_key
 
 from collector.cli.main import main
 from collector.core import commands
-from collector.core.commands import check_command
-from collector.core.records import RECORD_FIELDS, ErrorKind, normalize_reason
+from collector.core.records import RECORD_FIELDS, ErrorKind
 from collector.output.machine import DEVICE_CSV_FIELDS, RECORD_CSV_FIELDS
-from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "canary-E2e-pw-4411"
@@ -115,39 +114,6 @@ def full_run(env: Env) -> Run:
     for device in env.fleet.devices:
         device.clear_journal()
     return env.collect("--format", "json", "--clock-from-device")
-
-
-def row_key(row: Any) -> tuple[Any, ...]:
-    return (row.peer, normalize_reason(row.reason), row.version, row.time.isoformat())
-
-
-def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        record["peer"],
-        normalize_reason(record["reason"]),
-        record["ike_version"],
-        record["offline_time"],
-    )
-
-
-def assert_matches_mock(device: dict[str, Any], state: DeviceState) -> None:
-    assert device["status"] == "ok", device["error"]
-    assert device["error"] is None
-    rows = state.records()
-    assert [record_key(r) for r in device["records"]] == [row_key(row) for row in rows]
-    if state.layout == "firewall":
-        assert [r["port"] for r in device["records"]] == [row.port for row in rows]
-    assert device["record_count"] == len(rows)
-
-
-def assert_read_only(state: DeviceState) -> None:
-    for entry in state.journal():
-        if entry.kind == "command":
-            check_command(entry.text)
-        elif entry.kind == "answer":
-            assert entry.text == commands.ANSWER_NO, (state.name, entry)
-        assert entry.text.strip().upper() not in ("Y", "YES"), (state.name, entry)
-        assert entry.kind not in ("config-saved", "password-change"), (state.name, entry)
 
 
 # --- the whole fault fleet -------------------------------------------------------------

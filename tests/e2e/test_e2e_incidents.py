@@ -10,63 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from handmade import OUTAGE, SPOKES
 
 from collector.cli.main import main
 from mock_devices.fleet import FleetThread
 
 PASSWORD = "canary-Inc-pw-4410"
-SPOKES = [f"spoke-{n}" for n in range(1, 7)]
-
-OUTAGE: dict[str, Any] = {
-    "defaults": {
-        "username": "admin",
-        "timezone": "Asia/Shanghai",
-        "records": {"generate": {"count": 0}},
-    },
-    "devices": [
-        {
-            "name": "hub-1",
-            "layout": "firewall",
-            "timezone": "UTC",
-            "inventory_data": {"addresses": ["192.0.2.1"]},
-            "scripted": [
-                {
-                    "minutes_ago": 40,
-                    "offset_s": 1,
-                    "every_s": 2,
-                    "reason": "dpd timeout",
-                    "peers": [f"10.1.0.{n}" for n in range(1, 7)],
-                },
-                {"minutes_ago": 90, "offset_s": 1, "reason": "peer request", "peer": "10.1.0.1"},
-            ],
-        },
-        *(
-            {
-                "name": name,
-                "inventory_data": {"addresses": [f"10.1.0.{n}"]},
-                "scripted": [
-                    {
-                        "minutes_ago": 40,
-                        "offset_s": 2 * n,
-                        "reason": "dpd timeout",
-                        "peer": "192.0.2.1",
-                    },
-                    # A second hub that only rekeys, every 10 minutes: routine, never a flap.
-                    {
-                        "minutes_ago": 200,
-                        "every_s": 600,
-                        "reason": "phase2 sa replace",
-                        "peers": ["192.0.2.99"] * 12,
-                    },
-                ],
-            }
-            for n, name in enumerate(SPOKES, start=1)
-        ),
-    ],
-}
-OUTAGE["devices"][1]["scripted"].append(
-    {"minutes_ago": 90, "reason": "config modify or manual offline", "peer": "192.0.2.1"}
-)
 
 
 def invoke(*args: str) -> Any:

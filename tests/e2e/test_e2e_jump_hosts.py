@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import assert_matches_mock
 from sshd_server import Bastion
-from test_e2e_faults import assert_matches_mock
 
 from collector.cli.main import main
 from collector.ssh.factory import TRANSPORTS

@@ -26,9 +26,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT, record_key, row_key
 
 from collector.cli.main import main
-from collector.core.records import ErrorKind, normalize_reason
+from collector.core.records import ErrorKind
 from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
@@ -37,7 +38,7 @@ from mock_devices.server import Fleet
 PASSWORD = "fault-matrix-Pw-3381"
 TIMEOUT = 4.0
 """Per device and attempt: the hung devices end in ``timeout`` after this."""
-DOC = Path(__file__).resolve().parent.parent / "docs" / "SECURITY.md"
+DOC = ROOT / "docs" / "SECURITY.md"
 
 
 @dataclass(frozen=True)
@@ -149,19 +150,6 @@ def collector_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from collector.cli.main import main; main()"]
-
-
-def row_key(row: Any) -> tuple[Any, ...]:
-    return (row.peer, normalize_reason(row.reason), row.version, row.time.isoformat())
-
-
-def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        record["peer"],
-        normalize_reason(record["reason"]),
-        record["ike_version"],
-        record["offline_time"],
-    )
 
 
 def stored(db: Path) -> dict[str, tuple[str | None, str | None, int]]:

@@ -16,11 +16,12 @@ from typing import Any
 
 import promql_parser
 from click.testing import CliRunner
+from helpers import ROOT
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.cli.main import main
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "ike-offline.json"
+DASHBOARD = ROOT / "contrib" / "grafana" / "ike-offline.json"
 PASSWORD = "grafana-dash-pw"
 SCRAPE_LABELS = {"instance", "job"}
 """Added by Prometheus when it scrapes node_exporter, not in the textfile."""

@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 import collector.api
 
-API_DOC = Path(__file__).resolve().parent.parent / "docs" / "API.md"
+API_DOC = ROOT / "docs" / "API.md"
 
 
 def test_api_doc_examples_run_and_print_what_they_show(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import importlib
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
 MAP = DOC[DOC.index("## Modules") :]
 

@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 from chromium import open_page, screenshot
 from click.testing import CliRunner
-from test_e2e_incidents import OUTAGE, PASSWORD
+from handmade import OUTAGE
+from helpers import ROOT
 
 from collector.cli.main import main
 from collector.core.aggregate import aggregate
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.output.render import render_report
 
-ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "canary-Html-pw-6120"
 
 
 def expected_figures(summary: dict[str, Any]) -> dict[str, Any]:

@@ -18,13 +18,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, SAMPLES
 
 import collector
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "offline_info" / "reference_ar.txt"
+FIXTURE = SAMPLES / "reference_ar.txt"
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,13 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from handmade import BASE, big_run_results, make_device, ok, rec, window
+from helpers import ROOT, TESTS
 
 from collector.core.aggregate import GroupBy, TrendInterval
 from collector.core.records import (
@@ -29,41 +30,6 @@ from collector.core.records import (
 from collector.history.report import history_report
 from collector.history.schema import Dialect
 from collector.history.store import FULL_BUFFER, Store, StoreError, open_store
-
-BASE = datetime(2026, 3, 1)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_device(
-    name: str, site: str | None = "bj", groups: tuple[str, ...] = ("core",), tz: str | None = "UTC"
-) -> Device:
-    data: dict[str, object] = {}
-    if site is not None:
-        data["site"] = site
-    if tz is not None:
-        data["timezone"] = tz
-    return Device(name, f"{name}.example.net", groups=groups, data=MappingProxyType(data))
-
-
-def rec(
-    minute: int,
-    peer: str = "10.0.0.1",
-    reason: str = "dpd timeout",
-    version: int = 2,
-    port: int | None = None,
-) -> OfflineRecord:
-    return OfflineRecord.build(peer, reason, version, BASE + timedelta(minutes=minute), port=port)
-
-
-def window(newest: int, count: int, peers: int = 7) -> tuple[OfflineRecord, ...]:
-    """What a device prints: ``count`` deletions ending at minute ``newest``, newest first."""
-    return tuple(
-        rec(minute, peer=f"10.0.{minute % peers}.1") for minute in range(newest, newest - count, -1)
-    )
-
-
-def ok(device: Device, records: tuple[OfflineRecord, ...], **kwargs: object) -> DeviceResult:
-    return DeviceResult(device, DeviceStatus.OK, records, **kwargs)  # type: ignore[arg-type]
 
 
 def stored(store: Store, device: str) -> Counter[OfflineRecord]:
@@ -287,7 +253,7 @@ def test_concurrent_writers_add_no_duplicates(db_target: str) -> None:
 WRITER = """
 import sys, time
 sys.path[:0] = [{root!r}, {tests!r}]
-from test_store import big_run_results
+from handmade import big_run_results
 from collector.history.store import open_store
 store = open_store({target!r})
 run = store.start_run(host="victim")
@@ -300,15 +266,10 @@ print("finished", flush=True)
 """
 
 
-def big_run_results(devices: int = 400) -> Iterator[DeviceResult]:
-    for index in range(devices):
-        yield ok(make_device(f"big{index:04d}"), window(5000 + index, FULL_BUFFER, peers=13))
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_leaves_an_intact_database(db_target: str) -> None:
     open_store(db_target).close()
-    code = WRITER.format(root=str(ROOT), tests=str(ROOT / "tests"), target=db_target)
+    code = WRITER.format(root=str(ROOT), tests=str(TESTS), target=db_target)
     victim = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
     )

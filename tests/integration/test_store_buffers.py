@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_store import BASE, make_device, ok
+from handmade import BASE, make_device, ok
+from helpers import SAMPLES
 
 from collector.cli.main import main
 from collector.core.clock import DeviceClock
@@ -19,7 +20,6 @@ from collector.core.records import DeviceResult, ErrorKind, OfflineRecord
 from collector.history.report import history_report
 from collector.history.store import FULL_BUFFER, Store, open_store
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "offline_info"
 HISTORY = "display ike offline history"
 OFFLINE_INFO = "display ike offline-info"
 
@@ -301,7 +301,7 @@ def test_report_command_names_the_wrapped_buffer(tmp_path: Path) -> None:
 def test_ne40e_sample_same_row_in_two_slots_is_stored_twice(store: Store) -> None:
     # Huawei's NE40E sample (fixtures/offline_info/SOURCES.md): slot 1 and slot 3 both
     # print "192.168.1.2:500  -  2021-07-23 11:24:18  Receive phase1 delete info".
-    parsed = parse_offline_history((FIXTURES / "ne40e_offline_history.txt").read_text())
+    parsed = parse_offline_history((SAMPLES / "ne40e_offline_history.txt").read_text())
     assert parsed.records[0][:7] == parsed.records[2][:7]  # the same row but for its slot
     device = make_device("ne40e", tz="+08:00")
     outcome = store.record_device(store.start_run(), ok(device, parsed.records, command=HISTORY))

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT
 
 from mock_devices.fleet import write_password_file
 
-UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
+UNITS = ROOT / "contrib" / "systemd"
 INSTALLED = "/usr/local/bin/collect-ike-offline"
 SCRIPT = Path(sys.executable).with_name("collect-ike-offline")
 PASSWORD = "systemd-unit-pw"

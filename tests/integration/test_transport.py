@@ -21,6 +21,7 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from helpers import SAMPLES, assert_read_only
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
 from collector.core import commands
@@ -47,7 +48,6 @@ from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.tables import Row, render_table
 
 PASSWORD = "canary-Pw-7f3a9"
-FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -97,19 +97,6 @@ def assert_records_match(result: DeviceResult, state: DeviceState) -> None:
     assert [record_key(r) for r in result.records] == [row_key(r) for r in rows]
     if state.layout == "firewall":
         assert [r.port for r in result.records] == [row.port for row in rows]
-
-
-def assert_read_only(state: DeviceState) -> None:
-    """Every line the device received is on the allowed list; nothing was ever saved."""
-    for entry in state.journal():
-        if entry.kind == "command":
-            check_command(entry.text)
-        elif entry.kind == "answer":
-            assert entry.text == commands.ANSWER_NO, entry
-        elif entry.kind == "key":
-            assert entry.text == "space", entry
-        assert entry.kind not in ("config-saved", "password-change"), entry
-        assert entry.text.strip().upper() not in ("Y", "YES"), entry
 
 
 @pytest.fixture(scope="module")
@@ -744,15 +731,15 @@ def _result(text: str, keep_raw: bool = False) -> DeviceResult:
 
 
 def test_output_checks_on_parser_fixtures() -> None:
-    ok = _result((FIXTURES / "reference_ar.txt").read_text(), keep_raw=True)
+    ok = _result((SAMPLES / "reference_ar.txt").read_text(), keep_raw=True)
     assert ok.ok and ok.records and ok.raw is not None
-    rejected = _result((FIXTURES / "rejected_unrecognized.txt").read_text())
+    rejected = _result((SAMPLES / "rejected_unrecognized.txt").read_text())
     assert rejected.error is not None and rejected.error.kind is ErrorKind.COMMAND_REJECTED
     assert "Error" in rejected.error.message
-    truncated = _result((FIXTURES / "truncated_table.txt").read_text())
+    truncated = _result((SAMPLES / "truncated_table.txt").read_text())
     assert truncated.error is not None
     assert truncated.error.kind is ErrorKind.INCOMPLETE_OUTPUT
-    garbage = _result((FIXTURES / "not_offline_info.txt").read_text())
+    garbage = _result((SAMPLES / "not_offline_info.txt").read_text())
     assert garbage.error is not None and garbage.error.kind is ErrorKind.PROTOCOL
     empty = _result("")
     assert empty.error is not None and empty.error.kind is ErrorKind.PROTOCOL

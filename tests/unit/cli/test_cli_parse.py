@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import SAMPLES
 
 from collector.cli.main import main
 from collector.core.records import RECORD_FIELDS
 
-FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
 RECORD_CASES = sorted(
     path.stem
-    for path in FIXTURES.glob("*.txt")
-    if "records" in json.loads((FIXTURES / f"{path.stem}.json").read_text("utf-8"))
+    for path in SAMPLES.glob("*.txt")
+    if "records" in json.loads((SAMPLES / f"{path.stem}.json").read_text("utf-8"))
 )
 
 
 def fixture(case: str) -> str:
-    return str(FIXTURES / f"{case}.txt")
+    return str(SAMPLES / f"{case}.txt")
 
 
 def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
@@ -35,7 +35,7 @@ def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
 def test_json_output_is_the_golden(case: str) -> None:
     code, out, _ = run("--format", "json", fixture(case))
     assert code == 0
-    assert json.loads(out) == json.loads((FIXTURES / f"{case}.json").read_text("utf-8"))
+    assert json.loads(out) == json.loads((SAMPLES / f"{case}.json").read_text("utf-8"))
 
 
 def test_json_record_fields_are_exactly_the_record_fields() -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from collector.cli.exitcodes import EXIT_LOCKED
 from collector.cli.lock import LockHeld, RunLock, default_lock_path
@@ -22,12 +23,11 @@ lock.acquire()
 print("held", flush=True)
 time.sleep(120)
 """
-ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def _hold_in_child(path: Path) -> subprocess.Popen[str]:
     child = subprocess.Popen(
-        [sys.executable, "-c", HOLDER.format(root=ROOT, path=str(path))],
+        [sys.executable, "-c", HOLDER.format(root=str(ROOT), path=str(path))],
         stdout=subprocess.PIPE,
         text=True,
     )

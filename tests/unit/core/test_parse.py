@@ -14,10 +14,10 @@ import doctest
 import json
 import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import SAMPLES
 
 import collector.core.parse
 from collector.core.parse import (
@@ -32,14 +32,13 @@ from collector.core.parse import (
 from collector.core.records import Category, OfflineRecord
 from mock_devices.tables import Row, render_output
 
-FIXTURES = Path(__file__).parent / "fixtures" / "offline_info"
-CASES = sorted(path.stem for path in FIXTURES.glob("*.txt"))
+CASES = sorted(path.stem for path in SAMPLES.glob("*.txt"))
 UPDATE_GOLDENS = os.environ.get("UPDATE_GOLDENS") == "1"
 
 
 def fixture_text(case: str) -> str:
     # Bytes, not read_text(): universal newlines would hide the CRLF case.
-    return (FIXTURES / f"{case}.txt").read_bytes().decode("utf-8")
+    return (SAMPLES / f"{case}.txt").read_bytes().decode("utf-8")
 
 
 def parse_case(case: str) -> ParseResult:
@@ -84,12 +83,12 @@ def test_every_required_case_has_a_fixture() -> None:
         "ne40e_truncated_slot",
     }
     assert required <= set(CASES)
-    assert (FIXTURES / "SOURCES.md").exists(), "each sample's source is quoted beside it"
+    assert (SAMPLES / "SOURCES.md").exists(), "each sample's source is quoted beside it"
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str) -> None:
-    golden = FIXTURES / f"{case}.json"
+    golden = SAMPLES / f"{case}.json"
     actual = outcome(fixture_text(case))
     if UPDATE_GOLDENS:
         golden.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", "utf-8")

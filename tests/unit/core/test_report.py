@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 import pytest
+from handmade import FINISHED, GENERATED, STARTED, R, at, device, make_results
+from helpers import ROOT
 
 from collector.core.aggregate import (
     CategoryCount,
@@ -28,64 +30,12 @@ from collector.core.records import (
     DeviceResult,
     DeviceStatus,
     ErrorKind,
-    OfflineRecord,
 )
-
-GENERATED = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
-STARTED = datetime(2024, 3, 2, 7, 59, 0, tzinfo=UTC)
-FINISHED = datetime(2024, 3, 2, 7, 59, 30, tzinfo=UTC)
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2024, 3, day, hour, minute)
 
 
 def utc(day: int, hour: int, minute: int = 0) -> datetime:
     """A report time: the devices of these tests have no zone, so their times are UTC."""
     return at(day, hour, minute).replace(tzinfo=UTC)
-
-
-R = OfflineRecord.build
-
-
-def device(name: str, site: str | None = None, groups: tuple[str, ...] = ()) -> Device:
-    data = {} if site is None else {"site": site}
-    return Device(name, f"{name}.example.net", groups=groups, data=MappingProxyType(data))
-
-
-def make_results() -> list[DeviceResult]:
-    r1 = DeviceResult(
-        device("r1", "par1", ("routers", "paris")),
-        DeviceStatus.OK,
-        (
-            R("10.1.1.1", "dpd timeout", 2, at(1, 10, 5)),
-            R("10.1.1.1", "dpd timeout", 2, at(1, 10, 5)),  # same second: a distinct event
-            R("10.1.1.1", "phase2 sa replace", 2, at(1, 11, 0)),
-            R("10.2.2.2", "tunnel removed for unknown cause", 1, at(1, 12, 30)),
-        ),
-        started=STARTED,
-        finished=datetime(2024, 3, 2, 7, 59, 10, tzinfo=UTC),
-    )
-    fw1 = DeviceResult(
-        device("fw1", "par1", ("firewalls", "paris")),
-        DeviceStatus.OK,
-        (
-            R("10.1.1.1", "dpd-timeout", 2, at(1, 10, 40), port=4500),
-            R("10.3.3.3", "peer-request", 1, at(1, 23, 59), port=500),
-            R("10.2.2.2", "tunnel removed for unknown cause", 1, at(1, 9, 0), port=500),
-            R("10.4.4.4", "strange new reason", 2, at(1, 9, 30), port=500),
-        ),
-        started=STARTED,
-        finished=FINISHED,
-    )
-    r2 = DeviceResult(device("r2", "lyo1", ("routers",)), DeviceStatus.OK, ())
-    bad = DeviceResult.failure(
-        device("r3", None, ("routers",)),
-        ErrorKind.AUTH,
-        "authentication failed for user netops",
-    )
-    timeout = DeviceResult.failure(device("fw2", "lyo1"), ErrorKind.TIMEOUT, "no answer in 30 s")
-    return [r1, fw1, r2, bad, timeout]
 
 
 @pytest.fixture
@@ -349,8 +299,7 @@ def test_report_is_frozen(results: list[DeviceResult]) -> None:
 
 def test_readme_documents_the_mapping_in_one_table() -> None:
     import re
-    from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `([a-z]+)` \| (routine|disruptive) \|", readme, re.M))
     assert rows == {category.value: category.impact for category in Category}

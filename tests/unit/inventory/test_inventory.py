@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from collector.core.records import Device
 from collector.inventory.loading import load_inventory
@@ -15,7 +16,7 @@ from collector.inventory.model import Inventory, InventoryError
 from collector.inventory.selection import Shard, parse_shard, parse_where, select
 from collector.inventory.validation import username_problem, valid_hostname
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "inventory"
+EXAMPLES = ROOT / "inventory"
 
 
 def write(directory: Path, name: str, text: str) -> Path:

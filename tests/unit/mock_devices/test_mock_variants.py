@@ -12,12 +12,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from helpers import SAMPLES
 from netmiko import ConnectHandler
 
 from mock_devices.client import ShellClient
@@ -29,7 +29,6 @@ from mock_devices.scenario import EXTRA_REASONS, ScenarioError, load_scenario
 from mock_devices.tables import Row, firewall_reason, render_history, render_row, render_table
 
 PROMPT = r"[>\]]$"
-FIXTURES = Path(__file__).with_name("fixtures") / "offline_info"
 """The parser's samples (sources quoted in SOURCES.md there): the mock must print the same."""
 
 
@@ -42,7 +41,7 @@ def state(**device: Any) -> DeviceState:
 
 def fixture_body(name: str) -> str:
     """A fixture's output between the echoed command and the closing prompt."""
-    text = (FIXTURES / name).read_text(encoding="utf-8")
+    text = (SAMPLES / name).read_text(encoding="utf-8")
     return text.split("\n", 1)[1].rsplit("\n", 1)[0]
 
 

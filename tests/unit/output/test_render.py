@@ -13,8 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from handmade import GENERATED, make_results
 from prometheus_client.parser import text_string_to_metric_families
-from test_report import GENERATED, make_results
 
 from collector.core.aggregate import FleetReport, GapSummary, ReasonCount, aggregate
 from collector.core.records import (
