@@ -7,9 +7,18 @@ The test tree mirrors the packages (``tests/unit/<package>``, ``tests/integratio
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
+from collector.cli.main import main
 from collector.core import commands
 from collector.core.commands import check_command
 from collector.core.records import normalize_reason
@@ -21,6 +30,116 @@ ROOT = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 SAMPLES = FIXTURES / "offline_info"
 """One file per device case: ``<case>.txt`` is device output byte for byte."""
+SCRIPT = Path(sys.executable).with_name("collect-ike-offline")
+"""The console script this venv installed, as cron or systemd runs it."""
+
+
+# --- the real CLI, as an operator runs it ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run of the CLI gave the operator (and the history file it wrote, if any)."""
+
+    code: int
+    stdout: str
+    stderr: str
+    db: Path | None = None
+
+    def json(self) -> dict[str, Any]:
+        """stdout as the JSON document it must be (``--format json``)."""
+        document: dict[str, Any] = json.loads(self.stdout)
+        return document
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        """The JSON report's devices by name."""
+        return {device["name"]: device for device in self.json()["devices"]}
+
+    def device(self, name: str) -> dict[str, Any]:
+        return self.devices()[name]
+
+    def history(self) -> Path:
+        """The SQLite history this run wrote."""
+        assert self.db is not None, "the run was given no SQLite history"
+        return self.db
+
+
+def invoke(
+    *args: str,
+    password: str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    stdin: str | bytes | None = None,
+    tracebacks: bool = False,
+) -> Run:
+    """``collect-ike-offline ARGS`` in this process (click's CliRunner).
+
+    ``password`` is in ``IKE_COLLECTOR_PASSWORD`` as an operator sets it (``None``: the
+    variable is unset); ``env`` adds or, with ``None``, removes variables. Whatever the
+    outcome, the CLI must end through its own exit, never an escaped exception, and print
+    no traceback (unless ``tracebacks``: ``-vv`` debug lines may carry a device's).
+    """
+    environment: dict[str, str | None] = {"IKE_COLLECTOR_PASSWORD": password}
+    environment.update(env or {})
+    result = CliRunner().invoke(main, list(args), env=environment, input=stdin)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert tracebacks or "Traceback" not in result.stderr, result.stderr
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def collect(
+    inventory: Path | str | None,
+    directory: Path,
+    *args: str,
+    password: str | None,
+    timeout: float = 10,
+    env: Mapping[str, str | None] | None = None,
+    tracebacks: bool = False,
+) -> Run:
+    """``collect --inventory INVENTORY --timeout TIMEOUT ARGS`` through :func:`invoke`.
+
+    Its files are in ``directory``: ``known_hosts`` and the history ``history.sqlite3``
+    unless ``args`` name their own (``--known-hosts``, ``--db`` or ``--no-store``); the
+    history file is the run's ``db``.
+    """
+    argv = ["collect", "--timeout", f"{timeout:g}"]
+    if inventory is not None:
+        argv += ["--inventory", str(inventory)]
+    if "--known-hosts" not in args:
+        argv += ["--known-hosts", str(directory / "known_hosts")]
+    db: Path | None = None
+    if "--db" in args:
+        target = args[args.index("--db") + 1]
+        db = None if "://" in target else Path(target)
+    elif "--no-store" not in args:
+        db = directory / "history.sqlite3"
+        argv += ["--db", str(db)]
+    return replace(invoke(*argv, *args, password=password, env=env, tracebacks=tracebacks), db=db)
+
+
+def collector_command() -> list[str]:
+    """The installed console script (as cron would run it), else the module."""
+    if SCRIPT.exists():
+        return [str(SCRIPT)]
+    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
+
+
+def on_a_terminal(*args: str, typed: bytes) -> tuple[int, str, str]:
+    """``collect-ike-offline ARGS`` with stdin on a real pseudo-terminal where the operator
+    types ``typed``: its exit code, stdout and stderr."""
+    leader, follower = os.openpty()
+    with subprocess.Popen(
+        [*collector_command(), *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        os.close(follower)
+        os.write(leader, typed)
+        stdout, stderr = process.communicate(timeout=60)
+    os.close(leader)
+    return process.returncode, stdout.decode(), stderr.decode()
 
 
 # --- what the mock holds, and what it was sent -------------------------------------------

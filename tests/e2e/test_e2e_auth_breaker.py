@@ -13,10 +13,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
-from click.testing import CliRunner
+from helpers import Run
 
-from collector.cli.main import main
 from collector.core.records import ErrorKind
 from mock_devices.fleet import FleetThread, start_fleet
 
@@ -31,25 +31,14 @@ def scenario(count: int) -> dict[str, Any]:
     }
 
 
-def collect(fleet: FleetThread, tmp_path: Path, password: str, *args: str) -> Any:
-    assert fleet.inventory_path is not None
-    return CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--db",
-            str(tmp_path / "history.sqlite3"),
-            "--timeout",
-            "20",
-            "--format",
-            "json",
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": password, "NO_COLOR": "1"},
+def collect(fleet: FleetThread, tmp_path: Path, password: str, *args: str) -> Run:
+    return helpers.collect(
+        fleet.inventory_path,
+        tmp_path,
+        *("--format", "json", *args),
+        password=password,
+        timeout=20,
+        env={"NO_COLOR": "1"},
     )
 
 
@@ -68,7 +57,7 @@ def test_wrong_password_stops_after_three_refused_logins(
     with start_fleet(scenario(count), password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         result = collect(fleet, tmp_path, WRONG, "--processes", processes, "--transport", transport)
         refused = refused_logins(fleet)
-    assert result.exit_code == 3, result.stderr
+    assert result.code == 3, result.stderr
     # What the AAA server sees: three refused logins for the whole run, not one per device.
     assert refused == 3
     kinds = [device["error"]["kind"] for device in json.loads(result.stdout)["devices"]]
@@ -97,7 +86,7 @@ def test_one_success_proves_the_password(tmp_path: Path) -> None:
         entry["faults"] = ["wrong_credentials"]
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         result = collect(fleet, tmp_path, PASSWORD, "--workers", "1")
-    assert result.exit_code == 3, result.stderr  # none read: skipped devices are failures
+    assert result.code == 3, result.stderr  # none read: skipped devices are failures
     kinds = [device["error"] for device in json.loads(result.stdout)["devices"]]
     # Workers 1, inventory order: three refusals open the breaker before any success...
     assert [error["kind"] if error else None for error in kinds] == [
@@ -116,7 +105,7 @@ def test_one_success_proves_the_password(tmp_path: Path) -> None:
         entry["faults"] = ["wrong_credentials"]
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv2") as fleet:
         result = collect(fleet, tmp_path, PASSWORD, "--workers", "1")
-    assert result.exit_code == 1, result.stderr
+    assert result.code == 1, result.stderr
     kinds = [device["error"] for device in json.loads(result.stdout)["devices"]]
     assert [error["kind"] if error else None for error in kinds] == [
         None,
@@ -135,6 +124,6 @@ def test_max_auth_failures_zero_tries_every_device(tmp_path: Path) -> None:
     with start_fleet(scenario(6), password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         result = collect(fleet, tmp_path, WRONG, "--max-auth-failures", "0")
         refused = refused_logins(fleet)
-    assert result.exit_code == 3, result.stderr
+    assert result.code == 3, result.stderr
     assert refused == 6
     assert "were refused before" not in result.stderr

@@ -5,14 +5,12 @@ what the history records (attempts), never on seconds."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import collect
 
-from collector.cli.main import main
 from mock_devices.fleet import start_fleet
 
 PASSWORD = "connect-timeout-Pw-9"
@@ -27,31 +25,17 @@ def test_hanging_device_ends_at_the_connect_timeout(tmp_path: Path, transport: s
     db = tmp_path / "history.sqlite3"
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         assert fleet.inventory_path is not None
-        result = CliRunner().invoke(
-            main,
-            [
-                "collect",
-                "--inventory",
-                str(fleet.inventory_path),
-                "--known-hosts",
-                str(tmp_path / "known_hosts"),
-                "--db",
-                str(db),
-                "--timeout",
-                "600",
-                "--connect-timeout",
-                "1",
-                "--retries",
-                "5",
-                "--format",
-                "json",
-                "--transport",
-                transport,
-            ],
-            env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+        result = collect(
+            fleet.inventory_path,
+            tmp_path,
+            *("--connect-timeout", "1", "--retries", "5", "--format", "json"),
+            *("--transport", transport),
+            password=PASSWORD,
+            timeout=600,
+            env={"NO_COLOR": "1"},
         )
-    assert result.exit_code == 1, result.stderr
-    devices = {device["name"]: device for device in json.loads(result.stdout)["devices"]}
+    assert result.code == 1, result.stderr
+    devices = result.devices()
     assert devices["fine"]["error"] is None
     error = devices["hangs"]["error"]
     assert error == {

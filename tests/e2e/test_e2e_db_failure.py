@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import SCRIPT
 from pg_server import PgServer, find_pg_bin, running_server
 
 from mock_devices.fleet import start_fleet
@@ -36,9 +36,8 @@ def own_server() -> Iterator[PgServer]:
 
 
 def collector(*args: str) -> subprocess.Popen[str]:
-    script = Path(sys.executable).with_name("collect-ike-offline")
     return subprocess.Popen(
-        [str(script), *args],
+        [str(SCRIPT), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,22 +10,18 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from helpers import assert_matches_mock, assert_read_only, record_key, row_key
+from helpers import Run, assert_matches_mock, assert_read_only, collect, record_key, row_key
 
-from collector.cli.main import main
 from collector.core import commands
 from collector.core.records import RECORD_FIELDS, ErrorKind
 from collector.output.machine import DEVICE_CSV_FIELDS, RECORD_CSV_FIELDS
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "canary-E2e-pw-4411"
-TIMEOUT = "8"
+TIMEOUT = 8
 """Per device: f-slow (1.5 s per round trip) fits, the hung devices end in timeout."""
 
 EXPECTED_ERRORS: dict[str, ErrorKind | None] = {
@@ -49,20 +45,6 @@ EXPECTED_ERRORS: dict[str, ErrorKind | None] = {
 }
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return {device["name"]: device for device in self.json()["devices"]}
-
-
 class Env:
     """The fleet and the options every run of this module shares."""
 
@@ -73,31 +55,17 @@ class Env:
         self.inventory = fleet.inventory_path
         self.runs = 0
 
-    def collect(self, *args: str, password: str | None = PASSWORD) -> Run:
+    def collect(self, *args: str, password: str | None = PASSWORD, tracebacks: bool = False) -> Run:
         self.runs += 1
-        env = {"IKE_COLLECTOR_PASSWORD": password}
-        result = CliRunner().invoke(
-            main,
-            [
-                "collect",
-                "--inventory",
-                str(self.inventory),
-                "--known-hosts",
-                str(self.directory / "known_hosts"),
-                "--db",
-                str(self.directory / f"history-{self.runs}.sqlite3"),
-                "--timeout",
-                TIMEOUT,
-                "--retries",
-                "0",
-                *args,
-            ],
-            env=env,
+        db = self.directory / f"history-{self.runs}.sqlite3"
+        return collect(
+            self.inventory,
+            self.directory,
+            *("--db", str(db), "--retries", "0", *args),
+            password=password,
+            timeout=TIMEOUT,
+            tracebacks=tracebacks,
         )
-        assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-            result.exception
-        )
-        return Run(result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +271,9 @@ def test_table_is_the_default_and_records_adds_the_listing(env: Env) -> None:
 
 
 def test_vv_shows_the_conversation_but_never_the_password(env: Env) -> None:
-    run = env.collect("--host", "ok-router", "--host", "f-wrong-credentials", "-vv")
+    run = env.collect(
+        "--host", "ok-router", "--host", "f-wrong-credentials", "-vv", tracebacks=True
+    )
     assert run.code == 1
     assert "display ike offline-info" in run.stderr
     assert "debug:" in run.stderr

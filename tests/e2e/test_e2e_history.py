@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import Run, collect, invoke
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.cli.lock import RunLock, default_lock_path
-from collector.cli.main import main
 from collector.core.records import normalize_reason
 from collector.history.store import open_store
 from mock_devices.fleet import FleetThread
@@ -29,53 +27,22 @@ from mock_devices.tables import Row
 PASSWORD = "canary-Hist-pw-9921"
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-
-def invoke(*args: str) -> Run:
-    result = CliRunner().invoke(main, list(args), env={"IKE_COLLECTOR_PASSWORD": PASSWORD})
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return Run(result.exit_code, result.stdout, result.stderr)
-
-
 class History:
     """A fleet, its inventory and one history database."""
 
     def __init__(self, fleet: FleetThread, directory: Path) -> None:
         self.fleet = fleet
+        self.directory = directory
         self.db = directory / "history.sqlite3"
         self.known_hosts = directory / "known_hosts"
         assert fleet.inventory_path is not None
         self.inventory = fleet.inventory_path
 
     def collect(self, *args: str) -> Run:
-        return invoke(
-            "collect",
-            "--inventory",
-            str(self.inventory),
-            "--db",
-            str(self.db),
-            "--known-hosts",
-            str(self.known_hosts),
-            "--timeout",
-            "10",
-            "--format",
-            "json",
-            *args,
-        )
+        return collect(self.inventory, self.directory, "--format", "json", *args, password=PASSWORD)
 
     def report(self, *args: str) -> Run:
-        return invoke("report", "--db", str(self.db), "--format", "json", *args)
+        return invoke("report", "--db", str(self.db), "--format", "json", *args, password=PASSWORD)
 
     def stored(self, name: str) -> Counter[tuple[Any, ...]]:
         with open_store(self.db) as store:
@@ -342,13 +309,22 @@ def test_report_since_until_numbers_and_prune(mock_fleet: Any, tmp_path: Path) -
     assert [(p["peer"], p["deletions"]) for p in flapping] == [("10.0.0.1", 3)]
     early = history.report("--since", "2026-01-01T02:30+00:00", "--until", "2026-01-01T03:30Z")
     assert early.json()["summary"]["totals"]["records"] == 1
-    table = invoke("report", "--db", str(history.db), "--since", "2026-01-01", "--group-by", "site")
+    table = invoke(
+        "report",
+        "--db",
+        str(history.db),
+        "--since",
+        "2026-01-01",
+        "--group-by",
+        "site",
+        password=PASSWORD,
+    )
     assert table.code == 0
     assert "Deletions by site" in table.stdout and "beijing" in table.stdout
 
     before = datetime.now(UTC) - datetime(2026, 1, 2, 12, tzinfo=UTC)
     older = f"{int(before / timedelta(hours=1))}h"  # cuts between the two days
-    pruned = invoke("prune", "--db", str(history.db), "--older-than", older)
+    pruned = invoke("prune", "--db", str(history.db), "--older-than", older, password=PASSWORD)
     assert pruned.code == 0, pruned.stderr
     assert "removed 3 deletions" in pruned.stderr
     after = history.report("--since", "2025-12-01")

@@ -14,9 +14,10 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from helpers import collector_command
 
 from collector.core.records import ErrorKind, normalize_reason
 from mock_devices.fleet import start_fleet
@@ -40,13 +41,6 @@ SCENARIO: dict[str, Any] = {
         {"name": "noisy", "layout": "firewall", "faults": ["terminal_noise"]},
     ],
 }
-
-
-def collector_command() -> list[str]:
-    script = Path(sys.executable).with_name("collect-ike-offline")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def run_measured(args: list[str]) -> tuple[int, str, int]:

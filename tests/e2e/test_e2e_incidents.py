@@ -9,21 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from handmade import OUTAGE, SPOKES
+from helpers import invoke
 
-from collector.cli.main import main
 from mock_devices.fleet import FleetThread
 
 PASSWORD = "canary-Inc-pw-4410"
-
-
-def invoke(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), env={"IKE_COLLECTOR_PASSWORD": PASSWORD})
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result
 
 
 def utc_of(fleet: FleetThread, name: str, reason: str) -> list[datetime]:
@@ -53,8 +44,9 @@ def test_scripted_hub_outage_is_one_incident_in_collect_and_report(
         "--format",
         "json",
         *common,
+        password=PASSWORD,
     )
-    assert run.exit_code == 0, run.stderr
+    assert run.code == 0, run.stderr
     summary = json.loads(run.stdout)["summary"]
     (incident,) = summary["incidents"]
     assert incident["kind"] == "hub"
@@ -95,14 +87,23 @@ def test_scripted_hub_outage_is_one_incident_in_collect_and_report(
         "--inventory",
         str(fleet.inventory_path),
         *common,
+        password=PASSWORD,
     )
-    assert report.exit_code == 0, report.stderr
+    assert report.code == 0, report.stderr
     stored = json.loads(report.stdout)["summary"]
     assert [(i["kind"], i["start"], i["end"], i["devices"]) for i in stored["incidents"]] == [
         ("hub", incident["start"], incident["end"], incident["devices"])
     ]
     assert stored["tunnel_pairs"] == summary["tunnel_pairs"]
-    table = invoke("report", "--since", "1d", "--inventory", str(fleet.inventory_path), *common)
+    table = invoke(
+        "report",
+        "--since",
+        "1d",
+        "--inventory",
+        str(fleet.inventory_path),
+        *common,
+        password=PASSWORD,
+    )
     assert incident["summary"] in table.stdout
     assert "12 tunnels on 7 devices dropped within" in incident["summary"]
     assert "all toward hub-1 (192.0.2.1)" in incident["summary"]
@@ -118,6 +119,7 @@ def test_scripted_hub_outage_is_one_incident_in_collect_and_report(
         "--spread-min",
         "7",
         *common,
+        password=PASSWORD,
     )
     # ... and what is left is the hub's own six peers down at once: a device burst.
     (burst,) = json.loads(tighter.stdout)["summary"]["incidents"]

@@ -9,20 +9,19 @@ bastion listens on 127.0.0.2 and 127.0.0.3, the mock devices on 127.0.0.1, so an
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import yaml
-from click.testing import CliRunner
-from helpers import assert_matches_mock
+from helpers import Run, assert_matches_mock
 from sshd_server import Bastion
 
-from collector.cli.main import main
 from collector.ssh.factory import TRANSPORTS
 from mock_devices.fleet import FleetThread, start_fleet
 from mock_devices.pytest_plugin import FleetFactory
@@ -87,16 +86,6 @@ def usual_jump(bastion: Bastion) -> str:
     return f"Host 127.0.0.1\n    ProxyJump {bastion.user}@{bastion.host}:{bastion.port}\n\n"
 
 
-class Run:
-    def __init__(self, code: int, stderr: str, report: dict[str, Any]) -> None:
-        self.code = code
-        self.stderr = stderr
-        self.report = report
-
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return {device["name"]: device for device in self.report["devices"]}
-
-
 def collect(
     tmp_path: Path,
     inventory: Path,
@@ -108,37 +97,17 @@ def collect(
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text(config, encoding="utf-8")
     output = tmp_path / "report.json"
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(inventory),
-            "--ssh-config",
-            str(ssh_config),
-            "--transport",
-            transport,
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--no-store",
-            "--timeout",
-            str(TIMEOUT),
-            "--retries",
-            "0",
-            "--format",
-            "json",
-            "--output",
-            str(output),
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": password},
+    run = helpers.collect(
+        inventory,
+        tmp_path,
+        *("--ssh-config", str(ssh_config), "--transport", transport, "--no-store"),
+        *("--retries", "0", "--format", "json", "--output", str(output), *args),
+        password=password,
+        timeout=TIMEOUT,
     )
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in result.stderr
-    assert output.is_file(), result.stderr
-    return Run(result.exit_code, result.stderr, json.loads(output.read_text(encoding="utf-8")))
+    assert output.is_file(), run.stderr
+    # The report is the file --output wrote: read it as the run's document.
+    return replace(run, stdout=output.read_text(encoding="utf-8"))
 
 
 def assert_all_read_through(run: Run, fleet: FleetThread, bastion: Bastion, since: int) -> None:
@@ -272,7 +241,7 @@ def assert_jump_host_failures(run: Run, fleet: FleetThread, said: str) -> None:
         assert f"127.0.0.1:{state.port}" in error["message"], error  # the real target
         assert device["records"] == []
     # It came from the bastion's answer, not from the deadline.
-    assert run.report["summary"]["run"]["duration_seconds"] < TIMEOUT / 2, run.report["summary"]
+    assert run.json()["summary"]["run"]["duration_seconds"] < TIMEOUT / 2, run.json()["summary"]
     assert "jump-host" in run.stderr
 
 
@@ -393,4 +362,4 @@ def test_connect_timeout_bounds_the_wait_for_the_banner(
         f"no SSH banner from 127.0.0.1:{mute.devices[0].port} within ConnectTimeout 1 s"
         " (ssh_config)"
     )
-    assert run.report["summary"]["run"]["duration_seconds"] < TIMEOUT / 2
+    assert run.json()["summary"]["run"]["duration_seconds"] < TIMEOUT / 2

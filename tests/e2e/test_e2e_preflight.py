@@ -7,12 +7,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import Run, collect, invoke
 
-from collector.cli.main import main
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "preflight-Pw-31"
@@ -29,18 +27,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
         yield running
 
 
-def run(fleet: FleetThread, tmp_path: Path, *args: str, command: str = "collect") -> Any:
-    assert fleet.inventory_path is not None
+def run(fleet: FleetThread, tmp_path: Path, *args: str, command: str = "collect") -> Run:
     fleet.device("only").clear_journal()
-    base = ["collect", "--inventory", str(fleet.inventory_path), "--timeout", "20"]
-    if "--known-hosts" not in args:
-        base += ["--known-hosts", str(tmp_path / "known_hosts")]
-    if "--db" not in args:
-        base += ["--db", str(tmp_path / "history.sqlite3")]
-    argv = [*base, *args] if command == "collect" else [command, *args]
-    result = CliRunner().invoke(main, argv, env={"IKE_COLLECTOR_PASSWORD": PASSWORD})
-    assert "Traceback" not in result.stderr
-    return result
+    if command != "collect":
+        return invoke(command, *args, password=PASSWORD)
+    return collect(fleet.inventory_path, tmp_path, *args, password=PASSWORD, timeout=20)
 
 
 def untouched(fleet: FleetThread) -> bool:
@@ -50,7 +41,7 @@ def untouched(fleet: FleetThread) -> bool:
 def test_output_into_a_missing_directory(fleet: FleetThread, tmp_path: Path) -> None:
     target = tmp_path / "missing" / "ike.json"
     result = run(fleet, tmp_path, "--output", str(target))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert result.stderr.splitlines() == [
         f"collect-ike-offline: error: --output {target}: directory {target.parent} does not"
         " exist: create it first"
@@ -61,7 +52,7 @@ def test_output_into_a_missing_directory(fleet: FleetThread, tmp_path: Path) -> 
 
 def test_prometheus_into_a_directory(fleet: FleetThread, tmp_path: Path) -> None:
     result = run(fleet, tmp_path, "--prometheus", str(tmp_path))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "'--prometheus'" in result.stderr and "is a directory" in result.stderr
     assert untouched(fleet)
 
@@ -78,7 +69,7 @@ def test_foreign_sqlite_file_is_refused_and_left_alone(fleet: FleetThread, tmp_p
     db = tmp_path / "theirs.sqlite3"
     before = foreign_sqlite(db)
     result = run(fleet, tmp_path, "--db", str(db))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert result.stderr.splitlines() == [
         f"collect-ike-offline: error: {db}: not a collect-ike-offline history database (it"
         " holds other tables: devices; no schema marker of ours): point --db at a new file or"
@@ -89,7 +80,7 @@ def test_foreign_sqlite_file_is_refused_and_left_alone(fleet: FleetThread, tmp_p
     for command in ("report", "prune"):
         extra = ["--older-than", "90d"] if command == "prune" else []
         result = run(fleet, tmp_path, "--db", str(db), *extra, command=command)
-        assert result.exit_code == 2, result.stderr
+        assert result.code == 2, result.stderr
         assert "not a collect-ike-offline history database" in result.stderr
         assert db.read_bytes() == before
 
@@ -99,7 +90,7 @@ def test_report_and_prune_never_create_a_schema(fleet: FleetThread, tmp_path: Pa
     sqlite3.connect(db).close()  # an existing, empty SQLite file
     for args in (["report"], ["prune", "--older-than", "90d"]):
         result = run(fleet, tmp_path, "--db", str(db), *args[1:], command=args[0])
-        assert result.exit_code == 2, result.stderr
+        assert result.code == 2, result.stderr
         assert result.stderr.splitlines() == [
             f"collect-ike-offline: error: {db}: no collect-ike-offline history there yet: run"
             " 'collect-ike-offline collect' first, or point --db at the history"
@@ -109,8 +100,8 @@ def test_report_and_prune_never_create_a_schema(fleet: FleetThread, tmp_path: Pa
         connection.close()
         assert tables == []
     # A history made by collect is then read by report.
-    assert run(fleet, tmp_path, "--db", str(db), "--quiet").exit_code == 0
-    assert run(fleet, tmp_path, "--db", str(db), command="report").exit_code == 0
+    assert run(fleet, tmp_path, "--db", str(db), "--quiet").code == 0
+    assert run(fleet, tmp_path, "--db", str(db), command="report").code == 0
 
 
 def test_unknown_url_scheme(
@@ -118,7 +109,7 @@ def test_unknown_url_scheme(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     result = run(fleet, tmp_path, "--db", "mysql://ike@db.example/ike")
-    assert result.exit_code == 2
+    assert result.code == 2
     assert result.stderr.splitlines() == [
         "collect-ike-offline: error: --db mysql://...: unknown database URL scheme 'mysql'"
         " (use postgresql://user@host/db or a SQLite file path)"
@@ -136,7 +127,7 @@ def test_known_hosts_with_a_bad_line(fleet: FleetThread, tmp_path: Path) -> None
         "this is not a known_hosts line at all\n"
     )
     result = run(fleet, tmp_path, "--known-hosts", str(known))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert result.stderr.splitlines() == [
         f"collect-ike-offline: error: --known-hosts {known}:3: unknown key type 'is': fix or"
         " remove the line (OpenSSH format: host[,host...] key-type base64-key)"
@@ -144,5 +135,5 @@ def test_known_hosts_with_a_bad_line(fleet: FleetThread, tmp_path: Path) -> None
     assert untouched(fleet)
     known.write_bytes(b"\x00\xff\xfe garbage\n")
     result = run(fleet, tmp_path, "--known-hosts", str(known))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert f"--known-hosts {known}:1: not text (binary data)" in result.stderr

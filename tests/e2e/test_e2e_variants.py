@@ -11,18 +11,16 @@ per-buffer rows, the exit code, stderr.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
-from click.testing import CliRunner
+from helpers import Run, invoke
 
-from collector.cli.main import main
 from collector.core.records import EXTRA_REASONS, normalize_reason
 from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState
@@ -38,52 +36,16 @@ CLOCK_DEVICES = [
 STAMP_DEVICES = ["fw-stamp-iso-offset", "fw-stamp-iso-ms", "fw-stamp-time-first"]
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    db: Path
-
-    def json(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
-
-    def device(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = next(d for d in self.json()["devices"] if d["name"] == name)
-        return found
-
-
 def collect(fleet: FleetThread, directory: Path, *args: str, transport: str = "netmiko") -> Run:
-    db = directory / "history.sqlite3"
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--db",
-            str(db),
-            "--known-hosts",
-            str(directory / "known_hosts"),
-            "--lock-file",
-            str(directory / "run.lock"),
-            "--transport",
-            transport,
-            "--clock-from-device",
-            "--timeout",
-            "15",
-            "--records",
-            "--format",
-            "json",
-            *args,
-        ],
-        env={"MOCK_PASSWORD": fleet.password, "IKE_COLLECTOR_PASSWORD": fleet.password},
+    return helpers.collect(
+        fleet.inventory_path,
+        directory,
+        *("--lock-file", str(directory / "run.lock"), "--transport", transport),
+        *("--clock-from-device", "--records", "--format", "json", *args),
+        password=fleet.password,
+        timeout=15,
+        env={"MOCK_PASSWORD": fleet.password},
     )
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return Run(result.exit_code, result.stdout, result.stderr, db)
 
 
 def printed_key(row: Any, layout: str) -> tuple[Any, ...]:
@@ -183,11 +145,11 @@ def test_stored_utc_instants_match_the_devices_truth_for_every_zone_source(
     first_run: tuple[FleetThread, Run],
 ) -> None:
     fleet, run = first_run
-    sources = zone_sources(run.db)
+    sources = zone_sources(run.history())
     for name in ("ar-utc", "fw-stamp-time-first", *CLOCK_DEVICES):
         state = fleet.device(name)
         truth = truth_utc(state)
-        stored = stored_utc(run.db, name)
+        stored = stored_utc(run.history(), name)
         if name.startswith("ar-clock-dst"):
             # display clock gives today's offset (DST included); records from before this
             # season's DST change are an hour off by nature: only compare today's season.
@@ -226,7 +188,7 @@ def test_ne40e_slots_and_vpn_instances_each_buffer_stored_apart(
     # two deletions.
     copied = Counter(printed_key(row, "ne40e")[:5] for row in state.records())
     assert max(copied.values()) == 2, "the scenario prints some rows in both slots"
-    assert sum(stored_utc(run.db, "ne40e-slots").values()) == len(state.records())
+    assert sum(stored_utc(run.history(), "ne40e-slots").values()) == len(state.records())
 
 
 def test_ne40e_found_out_once_then_asked_the_history_command_directly(
@@ -245,7 +207,7 @@ def test_ne40e_found_out_once_then_asked_the_history_command_directly(
     assert "display ike offline history" in later
     assert "display ike offline-info" not in later
     # Nothing new: the second run stores no row again.
-    assert sum(stored_utc(second.db, "ne40e-slots").values()) == len(state.records())
+    assert sum(stored_utc(second.history(), "ne40e-slots").values()) == len(state.records())
     assert second.device("ne40e-slots")["new_records"] == 0
 
 
@@ -290,10 +252,9 @@ def test_table_report_says_utc_and_local_times_carry_the_offset(
 
 def test_history_report_is_utc_and_local_on_request(first_run: tuple[FleetThread, Run]) -> None:
     fleet, run = first_run
-    runner = CliRunner()
-    args = ["report", "--db", str(run.db), "--since", "3650d", "--format", "json"]
-    utc = json.loads(runner.invoke(main, args).stdout)
-    local = json.loads(runner.invoke(main, [*args, "--local-times"]).stdout)
+    args = ["report", "--db", str(run.history()), "--since", "3650d", "--format", "json"]
+    utc = invoke(*args).json()
+    local = invoke(*args, "--local-times").json()
     assert (utc["times"], local["times"]) == ("utc", "local")
     state = fleet.device("ar-clock-offset")
     newest = max(state.records_utc())
@@ -312,7 +273,7 @@ def test_a_remembered_history_command_refused_now_falls_back_to_offline_info(
     # offline-info in the same session and reads every record.
     first = collect(variants_fleet, tmp_path, "--host", "ar-utc")
     assert first.code == 0, first.stderr
-    with sqlite3.connect(first.db) as conn:
+    with sqlite3.connect(first.history()) as conn:
         conn.execute(
             "UPDATE devices SET ike_command = 'display ike offline history' WHERE name = 'ar-utc'"
         )
@@ -324,7 +285,7 @@ def test_a_remembered_history_command_refused_now_falls_back_to_offline_info(
     later = [e.text for e in state.journal() if e.kind == "command" and e.session not in sessions]
     history = later.index("display ike offline history")
     assert "display ike offline-info" in later[history:]
-    with sqlite3.connect(again.db) as conn:
+    with sqlite3.connect(again.history()) as conn:
         (remembered,) = conn.execute(
             "SELECT ike_command FROM devices WHERE name = 'ar-utc'"
         ).fetchone()

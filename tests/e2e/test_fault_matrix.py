@@ -17,7 +17,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-from helpers import ROOT, record_key, row_key
+from helpers import ROOT, collect, collector_command, record_key, row_key
 
-from collector.cli.main import main
 from collector.core.records import ErrorKind
 from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState
@@ -145,13 +142,6 @@ def scenario(cases: tuple[Case, ...]) -> dict[str, Any]:
     }
 
 
-def collector_command() -> list[str]:
-    script = Path(sys.executable).with_name("collect-ike-offline")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
-
-
 def stored(db: Path) -> dict[str, tuple[str | None, str | None, int]]:
     """Per device in the history: (last status, last error kind, deletions stored)."""
     with sqlite3.connect(db) as connection:
@@ -187,32 +177,16 @@ def test_fault_row(fleet: FleetThread, tmp_path: Path, case: Case, transport: st
     name = device_name(case)
     db = tmp_path / "history.sqlite3"
     assert fleet.inventory_path is not None
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--host",
-            name,
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--db",
-            str(db),
-            "--timeout",
-            str(TIMEOUT),
-            "--retries",
-            "0",
-            "--format",
-            "json",
-            "--records",
-            "--transport",
-            transport,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    result = collect(
+        fleet.inventory_path,
+        tmp_path,
+        *("--host", name, "--retries", "0", "--format", "json", "--records"),
+        *("--transport", transport),
+        password=PASSWORD,
+        timeout=TIMEOUT,
+        env={"NO_COLOR": "1"},
     )
-    assert result.exit_code == case.exit_code, result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.code == case.exit_code, result.stderr
     (device,) = json.loads(result.stdout)["devices"]
     state = fleet.device(name)
     status, kind, count = stored(db)[name]

@@ -12,12 +12,12 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
 
 import pytest
+from helpers import SCRIPT
 
 from mock_devices.fleet import start_fleet
 
@@ -37,14 +37,13 @@ def run_on_pty(tmp_path: Path, columns: int, term: str = "xterm") -> str:
     """Run collect with stderr on a pty ``columns`` wide; everything the terminal got."""
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    script = Path(sys.executable).with_name("collect-ike-offline")
     with start_fleet(SPEC, password=PASSWORD, inventory=tmp_path / f"inv-{columns}") as fleet:
         assert fleet.inventory_path is not None
         env = {**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "TERM": term}
         env.pop("NO_COLOR", None)
         process = subprocess.Popen(
             [
-                str(script),
+                str(SCRIPT),
                 "collect",
                 "--inventory",
                 str(fleet.inventory_path),
@@ -123,11 +122,10 @@ def test_tables_fit_the_terminal(tmp_path: Path) -> None:
     }
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    script = Path(sys.executable).with_name("collect-ike-offline")
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         assert fleet.inventory_path is not None
         args = [
-            str(script),
+            str(SCRIPT),
             "collect",
             "--inventory",
             str(fleet.inventory_path),

@@ -8,17 +8,14 @@ logged in to (its journal has no login).
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import helpers
 import pytest
-from click.testing import CliRunner
+from helpers import Run
 
-from collector.cli.main import main
 from collector.ssh.factory import TRANSPORTS
 from collector.ssh.hostkeys import host_entry_name
 from mock_devices.device import DeviceState
@@ -31,15 +28,8 @@ SCENARIO = {
 }
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def errors(self) -> dict[str, dict[str, str] | None]:
-        document: dict[str, Any] = json.loads(self.stdout)
-        return {device["name"]: device["error"] for device in document["devices"]}
+def errors_of(run: Run) -> dict[str, dict[str, str] | None]:
+    return {name: device["error"] for name, device in run.devices().items()}
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -56,28 +46,14 @@ def fleet(tmp_path: Path) -> Iterator[FleetThread]:
 
 
 def collect(fleet: FleetThread, transport: str, known_hosts: Path, *args: str) -> Run:
-    assert fleet.inventory_path is not None
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(known_hosts),
-            "--no-store",
-            "--timeout",
-            "10",
-            "--format",
-            "json",
-            "--transport",
-            transport,
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    return helpers.collect(
+        fleet.inventory_path,
+        known_hosts.parent,
+        *("--known-hosts", str(known_hosts), "--no-store", "--format", "json"),
+        *("--transport", transport, *args),
+        password=PASSWORD,
+        env={"NO_COLOR": "1"},
     )
-    assert "Traceback" not in result.stderr
-    return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def known_line(state: DeviceState) -> str:
@@ -125,7 +101,7 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
     metrics = tmp_path / "ike.prom"
     run = collect(fleet, transport, known_hosts, "--prometheus", str(metrics))
     assert run.code == 1  # edge-a still read
-    error = run.errors()["edge-b"]
+    error = errors_of(run)["edge-b"]
     # Counted apart from unknown keys and ordinary failures: its own kind, an error line.
     assert error is not None and error["kind"] == "host-key-changed"
     for text in (error["message"], run.stderr):
@@ -140,13 +116,13 @@ def test_changed_key_is_refused_naming_the_device_and_both_fingerprints(
     assert 'ike_offline_device_errors{kind="host-key-changed"} 1.0' in metrics.read_text()
     assert 'ike_offline_device_errors{kind="host-key"} 0.0' in metrics.read_text()
     assert "ssh-keygen -R" in error["message"]
-    assert run.errors()["edge-a"] is None
+    assert errors_of(run)["edge-a"] is None
     assert not logged_in(replaced), "credentials were offered to an impostor"
     assert known_hosts.read_bytes() == before, "the changed key must not be recorded"
 
     alone = collect(fleet, transport, known_hosts, "--host", "edge-b")
     assert alone.code == 3
-    assert alone.errors()["edge-b"] is not None
+    assert errors_of(alone)["edge-b"] is not None
 
 
 def test_strict_refuses_unknown_keys_before_login(
@@ -156,7 +132,7 @@ def test_strict_refuses_unknown_keys_before_login(
     run = collect(fleet, transport, known_hosts, "--strict-host-keys")
     assert run.code == 3
     for state in fleet.devices:
-        error = run.errors()[state.name]
+        error = errors_of(run)[state.name]
         assert error is not None and error["kind"] == "host-key"
         assert state.name in error["message"] and fingerprint(state) in error["message"]
         assert "strict" in error["message"]
@@ -171,7 +147,7 @@ def test_strict_accepts_keys_recorded_by_an_earlier_run(
     assert collect(fleet, transport, known_hosts, "--host", "edge-a").code == 0
     run = collect(fleet, transport, known_hosts, "--strict-host-keys")
     assert run.code == 1
-    errors = run.errors()
+    errors = errors_of(run)
     assert errors["edge-a"] is None
     assert errors["edge-b"] is not None and errors["edge-b"]["kind"] == "host-key"
 

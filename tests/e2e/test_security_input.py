@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
-from click.testing import CliRunner
+from helpers import Run
 
-from collector.cli.main import main
 from mock_devices.fleet import FleetThread, start_fleet
 
 PASSWORD = "hostile-input-Pw-7710"
@@ -27,13 +27,6 @@ SCENARIO = {
     "defaults": {"username": "admin", "records": {"generate": {"count": 3, "seed": 1}}},
     "devices": [{"name": "target"}],
 }
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture(scope="module")
@@ -53,25 +46,8 @@ def target(fleet: FleetThread) -> Iterator[FleetThread]:
     assert state.journal() == [], "a device was contacted despite the refused input"
 
 
-def collect(inventory: Path, tmp: Path, *args: str) -> Run:
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(inventory),
-            "--known-hosts",
-            str(tmp / "known_hosts"),
-            "--db",
-            str(tmp / "history.sqlite3"),
-            "--timeout",
-            "10",
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
-    )
-    assert "Traceback" not in result.stderr
-    return Run(result.exit_code, result.stdout, result.stderr)
+def collect(inventory: Path | str | None, tmp: Path, *args: str) -> Run:
+    return helpers.collect(inventory, tmp, *args, password=PASSWORD, env={"NO_COLOR": "1"})
 
 
 def one_error_line(run: Run) -> str:

@@ -9,15 +9,13 @@ or install paramiko<5 (``netmiko[par4]``) and run with ``--legacy-ssh``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
-from click.testing import CliRunner
 
 import mock_devices.server
-from collector.cli.main import main
 from collector.ssh.errors import legacy_kex_available
 from mock_devices.fleet import FleetThread, start_fleet
 
@@ -38,27 +36,15 @@ def sha1_only_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def read(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:
     """``collect`` through the CLI: exit code, the device's JSON entry, stderr."""
-    assert fleet.inventory_path is not None
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp / "known_hosts"),
-            "--no-store",
-            "--timeout",
-            "10",
-            "--format",
-            "json",
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    run = helpers.collect(
+        fleet.inventory_path,
+        tmp,
+        *("--no-store", "--format", "json", *args),
+        password=PASSWORD,
+        env={"NO_COLOR": "1"},
     )
-    assert "Traceback" not in result.stderr
-    (device,) = json.loads(result.stdout)["devices"]
-    return result.exit_code, device, result.stderr
+    (device,) = run.json()["devices"]
+    return run.code, device, run.stderr
 
 
 def collect(fleet: FleetThread, tmp: Path, *args: str) -> tuple[int, dict[str, object], str]:

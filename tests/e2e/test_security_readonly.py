@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
-from click.testing import CliRunner
 
-from collector.cli.main import main
 from collector.core import commands
 from collector.ssh.factory import TRANSPORTS
 from mock_devices.device import DeviceState, JournalEntry
@@ -67,25 +66,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetThread]:
 
 
 def collect(fleet: FleetThread, tmp: Path, *args: str) -> int:
-    assert fleet.inventory_path is not None
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp / "known_hosts"),
-            "--db",
-            str(tmp / "history.sqlite3"),
-            "--timeout",
-            "15",
-            *args,
-        ],
-        env={"IKE_COLLECTOR_PASSWORD": PASSWORD},
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.exit_code
+    return helpers.collect(fleet.inventory_path, tmp, *args, password=PASSWORD, timeout=15).code
 
 
 def assert_allowed(state: DeviceState, entry: JournalEntry) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import collector_command
 
 from collector.core.records import Device, DeviceResult
 from collector.ssh.credentials import Credentials, Secret, load_credentials
@@ -55,14 +55,6 @@ SCENARIO = {
     ],
 }
 FAILING = {"wrong-credentials", "drop", "unsupported", "garbage", "truncated", "closed"}
-
-
-def collector_command() -> list[str]:
-    """The installed console script (as cron would run it), else ``python -m``."""
-    script = Path(sys.executable).with_name("collect-ike-offline")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from collector.cli.main import main; main()"]
 
 
 def process_tree(root: int) -> list[int]:

@@ -11,9 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
-from collector.cli.main import main
 from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
 from collector.history.store import open_store
 from collector.output.export import EXPORT_FIELDS
@@ -79,8 +78,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def export(db: str, *args: str) -> str:
-    result = CliRunner().invoke(main, ["export", "--db", db, *args])
-    assert result.exit_code == 0, result.output
+    result = invoke("export", "--db", db, *args)
+    assert result.code == 0, result.stderr
     return result.stdout
 
 
@@ -138,8 +137,8 @@ def test_csv_neutralises_formulas(db: str, tmp_path: Path) -> None:
 
 
 def test_bad_window_is_one_line(db: str) -> None:
-    result = CliRunner().invoke(main, ["export", "--db", db, "--since", "yesterday"])
-    assert result.exit_code == 2
+    result = invoke("export", "--db", db, "--since", "yesterday")
+    assert result.code == 2
     assert "--since" in result.stderr and "Traceback" not in result.stderr
 
 

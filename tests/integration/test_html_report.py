@@ -19,11 +19,9 @@ from typing import Any
 
 import pytest
 from chromium import open_page, screenshot
-from click.testing import CliRunner
 from handmade import OUTAGE
-from helpers import ROOT
+from helpers import ROOT, invoke
 
-from collector.cli.main import main
 from collector.core.aggregate import aggregate
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.output.render import render_report
@@ -132,14 +130,6 @@ def test_hostile_names_are_escaped(tmp_path: Path) -> None:
     check_page(page, json.loads(render_report(report, "json"))["summary"])
 
 
-def invoke(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), env={"IKE_COLLECTOR_PASSWORD": PASSWORD})
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result
-
-
 @pytest.mark.timeout(180)
 def test_mock_fleet_outage_to_html(mock_fleet: Any, tmp_path: Path) -> None:
     fleet = mock_fleet(OUTAGE, password=PASSWORD)
@@ -155,9 +145,15 @@ def test_mock_fleet_outage_to_html(mock_fleet: Any, tmp_path: Path) -> None:
         "--db",
         db,
     ]
-    assert invoke(*collect, "--format", "html", "--output", str(html_path)).exit_code == 0
+    assert (
+        invoke(*collect, "--format", "html", "--output", str(html_path), password=PASSWORD).code
+        == 0
+    )
     # Again, for the JSON (nothing new is stored; the devices hold the same records).
-    assert invoke(*collect, "--format", "json", "--output", str(json_path)).exit_code == 0
+    assert (
+        invoke(*collect, "--format", "json", "--output", str(json_path), password=PASSWORD).code
+        == 0
+    )
     summary = json.loads(json_path.read_text(encoding="utf-8"))["summary"]
     (incident,) = summary["incidents"]
     assert incident["kind"] == "hub" and incident["subject_device"] == "hub-1"
@@ -174,8 +170,8 @@ def test_mock_fleet_outage_to_html(mock_fleet: Any, tmp_path: Path) -> None:
 
     report_html, report_json = tmp_path / "report.html", tmp_path / "report.json"
     common = ["report", "--db", db, "--since", "1d", "--inventory", str(fleet.inventory_path)]
-    assert invoke(*common, "--format", "html", "-o", str(report_html)).exit_code == 0
-    assert invoke(*common, "--format", "json", "-o", str(report_json)).exit_code == 0
+    assert invoke(*common, "--format", "html", "-o", str(report_html), password=PASSWORD).code == 0
+    assert invoke(*common, "--format", "json", "-o", str(report_json), password=PASSWORD).code == 0
     stored = json.loads(report_json.read_text(encoding="utf-8"))["summary"]
     assert [i["summary"] for i in stored["incidents"]] == [incident["summary"]]
     series = json.loads(

@@ -9,11 +9,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from click.testing import CliRunner
 from handmade import BASE, make_device, ok
-from helpers import SAMPLES
+from helpers import SAMPLES, invoke
 
-from collector.cli.main import main
 from collector.core.clock import DeviceClock
 from collector.core.parse import parse_offline_history
 from collector.core.records import DeviceResult, ErrorKind, OfflineRecord
@@ -287,14 +285,12 @@ def test_report_command_names_the_wrapped_buffer(tmp_path: Path) -> None:
             store.start_run(),
             ok(device, (*section(300, FULL_BUFFER, "1"), *section(600, FULL_BUFFER, "3"))),
         )
-    result = CliRunner().invoke(
-        main, ["report", "--db", str(path), "--since", "2026-02-01", "--format", "json"]
-    )
+    result = invoke("report", "--db", str(path), "--since", "2026-02-01", "--format", "json")
     gaps = json.loads(result.stdout)["summary"]["gaps"]
     assert [(g["device"], g["buffer"], g["missing_since"]) for g in gaps] == [
         ("ne1", "slot 3", "2026-03-01T01:40:00+00:00")
     ]
-    table = CliRunner().invoke(main, ["report", "--db", str(path), "--since", "2026-02-01"])
+    table = invoke("report", "--db", str(path), "--since", "2026-02-01")
     assert "ne1 (slot 3)" in table.stdout, table.stdout
 
 

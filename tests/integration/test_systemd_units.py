@@ -16,18 +16,16 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, SCRIPT
 
 from mock_devices.fleet import write_password_file
 
 UNITS = ROOT / "contrib" / "systemd"
 INSTALLED = "/usr/local/bin/collect-ike-offline"
-SCRIPT = Path(sys.executable).with_name("collect-ike-offline")
 PASSWORD = "systemd-unit-pw"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")

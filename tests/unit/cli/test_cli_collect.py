@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import Run, invoke
 
 import collector.fleet.collect
-from collector.cli.main import main
 from collector.core.options import (
     breached,
     format_duration,
@@ -38,31 +37,16 @@ def write_inventory(directory: Path, text: str | None = None) -> Path:
     return path
 
 
-def collect(tmp_path: Path, *args: str, env: dict[str, str | None] | None = None) -> Any:
-    environment: dict[str, str | None] = {"IKE_COLLECTOR_PASSWORD": PASSWORD}
-    environment.update(env or {})
-    result = CliRunner().invoke(
-        main,
-        [
-            "collect",
-            "--db",
-            str(tmp_path / "h.sqlite3"),
-            "--known-hosts",
-            str(tmp_path / "kh"),
-            *args,
-        ],
-        env=environment,
+def collect(tmp_path: Path, *args: str, env: dict[str, str | None] | None = None) -> Run:
+    db, known_hosts = str(tmp_path / "h.sqlite3"), str(tmp_path / "kh")
+    return invoke(
+        "collect", "--db", db, "--known-hosts", known_hosts, *args, password=PASSWORD, env=env
     )
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def test_help_documents_the_exit_codes() -> None:
-    result = CliRunner().invoke(main, ["collect", "--help"])
-    assert result.exit_code == 0
+    result = invoke("collect", "--help")
+    assert result.code == 0
     for line in (
         "0   every device",
         "1   some devices",
@@ -78,7 +62,7 @@ def test_missing_password_is_a_clear_error(tmp_path: Path) -> None:
     result = collect(
         tmp_path, "-i", str(write_inventory(tmp_path)), env={"IKE_COLLECTOR_PASSWORD": None}
     )
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "IKE_COLLECTOR_PASSWORD" in result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -87,28 +71,28 @@ def test_password_env_names_another_variable(tmp_path: Path) -> None:
     result = collect(
         tmp_path, "-i", str(write_inventory(tmp_path)), "--password-env", "MY_PW", env={"MY_PW": ""}
     )
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "MY_PW is set but empty" in result.stderr
 
 
 def test_broken_inventory_names_the_file_and_line(tmp_path: Path) -> None:
     path = write_inventory(tmp_path, "r1:\n  hostname: 127.0.0.1\n  port: [22\n")
     result = collect(tmp_path, "-i", str(path))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert str(path) in result.stderr
     assert result.stderr.startswith("collect-ike-offline: error:")
 
 
 def test_no_device_matches_the_filters(tmp_path: Path) -> None:
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), "--where", "site=lyo1")
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "no device matches the filters" in result.stderr
 
 
 def test_device_without_username_needs_username_option(tmp_path: Path) -> None:
     path = write_inventory(tmp_path, "r1:\n  hostname: 127.0.0.1\n")
     result = collect(tmp_path, "-i", str(path))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "--username" in result.stderr
 
 
@@ -117,7 +101,7 @@ def test_bad_timezone_in_the_inventory_is_refused_before_connecting(tmp_path: Pa
         tmp_path, "r1:\n  hostname: 127.0.0.1\n  username: a\n  data: {timezone: Mars/Base}\n"
     )
     result = collect(tmp_path, "-i", str(path))
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "r1" in result.stderr and "Mars/Base" in result.stderr
 
 
@@ -136,7 +120,7 @@ def test_bad_timezone_in_the_inventory_is_refused_before_connecting(tmp_path: Pa
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], words: str) -> None:
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), *args)
-    assert result.exit_code == 2
+    assert result.code == 2
     assert words in result.stderr
 
 
@@ -148,14 +132,14 @@ def test_internal_error_is_one_masked_line_exit_70(
 
     monkeypatch.setattr(collector.fleet.collect, "aggregate", broken)
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), "--retries", "0")
-    assert result.exit_code == 70
+    assert result.code == 70
     assert "internal error: RuntimeError: boom with ******** inside" in result.stderr
     assert PASSWORD not in result.stderr
 
 
 def test_unreachable_only_device_exits_3_and_run_is_stored(tmp_path: Path) -> None:
     result = collect(tmp_path, "-i", str(write_inventory(tmp_path)), "--retries", "0")
-    assert result.exit_code == 3
+    assert result.code == 3
     assert "r1: unreachable" in result.stderr
     assert (tmp_path / "h.sqlite3").exists()
     assert (tmp_path / "h.sqlite3.lock").exists()

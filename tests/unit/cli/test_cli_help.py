@@ -4,14 +4,12 @@ are right: plurals, the JSON schema version, ``parse`` saying it waits for stdin
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import invoke, on_a_terminal
 
 from collector.cli.main import main
 from mock_devices.fleet import start_fleet
@@ -61,9 +59,9 @@ def test_plurals_and_schema_version(tmp_path: Path) -> None:
             "--no-store",
         ]
         env = {"IKE_COLLECTOR_PASSWORD": "plural-pw", "NO_COLOR": "1"}
-        table = CliRunner().invoke(main, [*common, "-v"], env=env)
-        document = CliRunner().invoke(main, [*common, "--format", "json"], env=env)
-    assert table.exit_code == 0, table.stderr
+        table = invoke(*common, "-v", env=env)
+        document = invoke(*common, "--format", "json", env=env)
+    assert table.code == 0, table.stderr
     assert "collecting from 1 device (1 worker, asyncssh transport)" in table.stderr
     assert "trusted the host keys of 1 new device on first use" in table.stderr
     assert "Totals: 1 device (1 ok, 0 failed), " in table.stdout
@@ -73,19 +71,8 @@ def test_plurals_and_schema_version(tmp_path: Path) -> None:
 
 def test_parse_says_it_reads_the_terminal() -> None:
     """``parse`` without a FILE on a terminal says what it waits for instead of hanging mute."""
-    script = Path(sys.executable).with_name("collect-ike-offline")
-    leader, follower = os.openpty()
-    with subprocess.Popen(
-        [str(script), "parse", "--format", "json"],
-        stdin=follower,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
-        os.close(follower)
-        os.write(leader, b"  Current info Num :0\n\x04")
-        stdout, stderr = process.communicate(timeout=60)
-    os.close(leader)
-    assert "reading display ike offline-info output from the terminal; end with Ctrl-D" in (
-        stderr.decode()
+    _, stdout, stderr = on_a_terminal(
+        "parse", "--format", "json", typed=b"  Current info Num :0\n\x04"
     )
+    assert "reading display ike offline-info output from the terminal; end with Ctrl-D" in stderr
     assert json.loads(stdout)["records"] == []

@@ -8,10 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import SAMPLES
+from helpers import SAMPLES, invoke
 
-from collector.cli.main import main
 from collector.core.records import RECORD_FIELDS
 
 RECORD_CASES = sorted(
@@ -26,9 +24,8 @@ def fixture(case: str) -> str:
 
 
 def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["parse", *args], input=stdin)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.stdout, result.stderr
+    result = invoke("parse", *args, stdin=stdin)
+    return result.code, result.stdout, result.stderr
 
 
 @pytest.mark.parametrize("case", RECORD_CASES)

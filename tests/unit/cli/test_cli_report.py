@@ -9,13 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import Run, invoke, on_a_terminal
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.cli.main import main
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.history.store import open_store
 from collector.output.machine import DEVICE_CSV_FIELDS
@@ -65,18 +63,13 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def report(db: Path, *args: str) -> Any:
-    result = CliRunner().invoke(main, ["report", "--db", str(db), *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in result.stderr
-    return result
+def report(db: Path, *args: str) -> Run:
+    return invoke("report", "--db", str(db), *args)
 
 
 def test_json_numbers_over_the_last_day(db: Path) -> None:
     result = report(db, "--since", "24h", "--format", "json")
-    assert result.exit_code == 0, result.stderr
+    assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)["summary"]
     assert summary["totals"]["records"] == 3
     assert summary["totals"]["devices_failed"] == 1
@@ -92,7 +85,7 @@ def test_json_numbers_over_the_last_day(db: Path) -> None:
 
 def test_group_by_site_table_and_csv(db: Path) -> None:
     table = report(db, "--since", "7d", "--group-by", "site", "--flap-threshold", "3")
-    assert table.exit_code == 0
+    assert table.code == 0
     assert "Deletions by site" in table.stdout
     assert "Flapping peers (at least 3 disruptive deletions)" in table.stdout
     rows = list(csv.reader(io.StringIO(report(db, "--format", "csv").stdout)))
@@ -103,7 +96,7 @@ def test_group_by_site_table_and_csv(db: Path) -> None:
 def test_output_and_prometheus_files(db: Path, tmp_path: Path) -> None:
     out, prom = tmp_path / "report.ndjson", tmp_path / "ike.prom"
     result = report(db, "--format", "ndjson", "--output", str(out), "--prometheus", str(prom))
-    assert result.exit_code == 0 and result.stdout == ""
+    assert result.code == 0 and result.stdout == ""
     assert json.loads(out.read_text().splitlines()[-1])["type"] == "summary"
     names = {family.name for family in text_string_to_metric_families(prom.read_text())}
     assert {"ike_offline_devices", "ike_offline_deletions", "ike_offline_gaps"} <= names
@@ -120,28 +113,28 @@ def test_output_and_prometheus_files(db: Path, tmp_path: Path) -> None:
 )
 def test_bad_report_options_exit_2(db: Path, args: list[str], words: str) -> None:
     result = report(db, *args)
-    assert result.exit_code == 2
+    assert result.code == 2
     assert words in result.stderr
 
 
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nothing.sqlite3"
     result = report(missing)
-    assert result.exit_code == 2
+    assert result.code == 2
     assert "no history database" in result.stderr and str(missing) in result.stderr
     assert not missing.exists()
 
 
 def test_prune(db: Path) -> None:
-    result = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "3d"])
-    assert result.exit_code == 0, result.stderr
+    result = invoke("prune", "--db", str(db), "--older-than", "3d")
+    assert result.code == 0, result.stderr
     assert "removed 1 deletion older than" in result.stderr
     summary = json.loads(report(db, "--since", "30d", "--format", "json").stdout)["summary"]
     assert summary["totals"]["records"] == 3
-    bad = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "soon"])
-    assert bad.exit_code == 2 and "--older-than" in bad.stderr
-    quiet = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "90d", "-q"])
-    assert quiet.exit_code == 0 and quiet.stderr == ""
+    bad = invoke("prune", "--db", str(db), "--older-than", "soon")
+    assert bad.code == 2 and "--older-than" in bad.stderr
+    quiet = invoke("prune", "--db", str(db), "--older-than", "90d", "-q")
+    assert quiet.code == 0 and quiet.stderr == ""
 
 
 def stored_total(db: Path) -> int:
@@ -151,8 +144,8 @@ def stored_total(db: Path) -> int:
 
 def test_prune_dry_run_changes_nothing(db: Path) -> None:
     before = stored_total(db)
-    result = CliRunner().invoke(main, ["prune", "--db", str(db), "--older-than", "3d", "--dry-run"])
-    assert result.exit_code == 0, result.stderr
+    result = invoke("prune", "--db", str(db), "--older-than", "3d", "--dry-run")
+    assert result.code == 0, result.stderr
     assert "would remove 1 deletion older than " in result.stderr
     assert result.stderr.rstrip().endswith("(dry run)")
     assert stored_total(db) == before
@@ -160,23 +153,10 @@ def test_prune_dry_run_changes_nothing(db: Path) -> None:
 
 def prune_on_a_terminal(db: Path, answer: bytes, *args: str) -> tuple[int, str]:
     """``prune`` with its stdin on a real pseudo-terminal (as an operator runs it)."""
-    import os
-    import subprocess
-    import sys
-
-    script = Path(sys.executable).with_name("collect-ike-offline")
-    leader, follower = os.openpty()
-    with subprocess.Popen(
-        [str(script), "prune", "--db", str(db), "--older-than", "3d", *args],
-        stdin=follower,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as process:
-        os.close(follower)
-        os.write(leader, answer)
-        _, stderr = process.communicate(timeout=60)
-    os.close(leader)
-    return process.returncode, stderr.decode()
+    code, _, stderr = on_a_terminal(
+        "prune", "--db", str(db), "--older-than", "3d", *args, typed=answer
+    )
+    return code, stderr
 
 
 def test_prune_asks_on_a_terminal(db: Path) -> None:

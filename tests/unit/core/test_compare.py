@@ -9,9 +9,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
-from collector.cli.main import main
 from collector.core.aggregate import Dimension, aggregate
 from collector.core.compare import compare, parse_window, previous_window
 from collector.core.records import Device, DeviceResult, DeviceStatus, OfflineRecord
@@ -98,8 +97,8 @@ def test_report_compare_to_through_the_cli(tmp_path: Path) -> None:
                 store.record_device(run_id, device_result)
             store.finish_run(run_id)
     args = ["report", "--db", str(db), "--since", "2026-03-02", "--until", "2026-03-03"]
-    result = CliRunner().invoke(main, [*args, "--compare-to", "previous", "--format", "json"])
-    assert result.exit_code == 0, result.output
+    result = invoke(*args, "--compare-to", "previous", "--format", "json")
+    assert result.code == 0, result.stderr
     comparison = json.loads(result.stdout)["summary"]["comparison"]
     assert comparison["window"] == {
         "since": "2026-03-01T00:00:00+00:00",
@@ -115,14 +114,14 @@ def test_report_compare_to_through_the_cli(tmp_path: Path) -> None:
         "change": 7,
         "percent": 350.0,
     }
-    explicit = CliRunner().invoke(main, [*args, "--compare-to", "2026-03-01..2026-03-02"])
-    assert explicit.exit_code == 0
+    explicit = invoke(*args, "--compare-to", "2026-03-01..2026-03-02")
+    assert explicit.code == 0
     text = explicit.stdout
     assert "Compared with 2026-03-01 00:00:00Z .. 2026-03-02 00:00:00Z: 6 -> 11" in text
     section = text.split("Compared with")[1].split("\n\n")[0]
     lines = [line.split() for line in section.splitlines()[4:]]
     assert lines[0][:2] == ["category", "liveness"]
     assert ["reason", "dpd", "timeout", "2", "9", "+7", "(+350%)"] in lines
-    bad = CliRunner().invoke(main, [*args, "--compare-to", "yesterday"])
-    assert bad.exit_code == 2
+    bad = invoke(*args, "--compare-to", "yesterday")
+    assert bad.code == 2
     assert "--compare-to" in bad.stderr and "Traceback" not in bad.stderr

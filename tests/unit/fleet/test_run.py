@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
-from collector.cli.main import main
 from collector.core.commands import InvalidPeer
 from collector.core.protocols import Progress
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
@@ -277,11 +276,9 @@ def test_auto_processes() -> None:
 def test_cli_refuses_a_bad_process_count(value: str, tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.yaml"
     inventory.write_text("r1:\n  hostname: 192.0.2.1\n")
-    result = CliRunner().invoke(
-        main, ["collect", "--inventory", str(inventory), "--processes", value]
-    )
-    assert result.exit_code == 2
-    assert "--processes" in result.output and "'auto'" in result.output
+    result = invoke("collect", "--inventory", str(inventory), "--processes", value)
+    assert result.code == 2
+    assert "--processes" in result.stderr and "'auto'" in result.stderr
 
 
 @pytest.mark.timeout(60)

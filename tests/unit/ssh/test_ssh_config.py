@@ -11,9 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
-from collector.cli.main import main
 from collector.core.records import Device
 from collector.ssh.ssh_config import (
     Hop,
@@ -355,12 +354,16 @@ def test_cli_refuses_a_bad_setting_before_connecting(tmp_path: Path) -> None:
     inventory.write_text("r1:\n  hostname: 192.0.2.1\n  username: ops\n", encoding="utf-8")
     config = tmp_path / "ssh_config"
     config.write_text("Host 192.0.2.1\n    ProxyJump bastion:99999\n", encoding="utf-8")
-    result = CliRunner().invoke(
-        main,
-        ["collect", "--inventory", str(inventory), "--ssh-config", str(config), "--no-store"],
-        env={"IKE_COLLECTOR_PASSWORD": "x"},
+    result = invoke(
+        "collect",
+        "--inventory",
+        str(inventory),
+        "--ssh-config",
+        str(config),
+        "--no-store",
+        password="x",
     )
-    assert result.exit_code == 2, result.output
+    assert result.code == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "device r1" in lines[0] and str(config) in lines[0] and "99999" in lines[0]
@@ -375,8 +378,8 @@ def test_cli_takes_the_user_from_the_ssh_config(tmp_path: Path) -> None:
     config.write_text("Host 127.0.0.1\n    User ops\n", encoding="utf-8")
     base = ["collect", "--inventory", str(inventory), "--no-store", "--retries", "0"]
     env = {"IKE_COLLECTOR_PASSWORD": "x"}
-    without = CliRunner().invoke(main, base, env=env)
-    assert without.exit_code == 2 and "no SSH user name for r1" in without.stderr
-    with_config = CliRunner().invoke(main, [*base, "--ssh-config", str(config)], env=env)
-    assert with_config.exit_code == 3, with_config.stderr
+    without = invoke(*base, env=env)
+    assert without.code == 2 and "no SSH user name for r1" in without.stderr
+    with_config = invoke(*base, "--ssh-config", str(config), env=env)
+    assert with_config.code == 3, with_config.stderr
     assert "unreachable" in with_config.stderr
