@@ -7,6 +7,7 @@ platform, a netmiko extra that must not take effect), run with Nornir's threaded
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def test_nornir_task_records_into_the_history(mock_fleet: Any, tmp_path: Path) -
             "fw-1": 30,
         }
         fleet.device("ar-1").add_deletions(4)
+        second_started = datetime.now(UTC).replace(microsecond=0)
         with HistoryRun(store, inventory="nornir") as second:
             results = nr.run(task=ike_offline_info, store=second, **options)
         outcomes = {name: task_result(results, name).outcome for name in ("ar-1", "fw-1")}
@@ -154,7 +156,9 @@ def test_nornir_task_records_into_the_history(mock_fleet: Any, tmp_path: Path) -
         assert store.count_deletions() == 64
         report = history_report(store)
         assert report.totals.devices_ok == 2
+        # The second run (the newest to read a device) is the last success.
         assert report.last_success is not None
+        assert second_started <= report.last_success <= datetime.now(UTC)
 
 
 def test_nornir_task_refuses_bad_settings_before_connecting(

@@ -411,6 +411,7 @@ def test_napalm_transport_collects_read_only(
     result = napalm_transport.collect(as_device(state), credentials, timeout=15, clock=True)
     assert_records_match(result, state)
     assert result.device_clock is not None
+    assert abs((result.device_clock.local - state.now()).total_seconds()) < 60
     assert_read_only(state)
 
 

@@ -40,22 +40,37 @@ from mock_devices.tables import (
 )
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None)
 DEVICE = Device("fuzz", "192.0.2.1")
 
-fuzz_peers = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str))
+# --- what a device holds: the strategies both halves draw from ---------------------------
+
+peers = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str))
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
+    lambda moment: moment.replace(microsecond=0)
+)
+layouts = st.sampled_from(LAYOUTS)
 fuzz_rows = st.builds(
     Row,
-    peer=fuzz_peers,
+    peer=peers,
     reason=st.sampled_from(
         ["dpd timeout", "peer request", "phase2 sa replace", "tunnel removed for unknown cause"]
     ),
     version=st.sampled_from([1, 2]),
-    time=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
-        lambda moment: moment.replace(microsecond=0)
-    ),
+    time=times,
     port=st.sampled_from([500, 4500]),
 )
-fuzz_layouts = st.sampled_from(LAYOUTS)
+"""Rows with the common reasons: the fuzz half mangles the text around them."""
+
+
+def expected_record(row: Row, layout: Layout) -> OfflineRecord:
+    """A rendered row as the parser must read it back (firewalls print hyphenated reasons)."""
+    if layout == "router":
+        return OfflineRecord.build(row.peer, row.reason, row.version, row.time)
+    return OfflineRecord.build(
+        row.peer, firewall_reason(row.reason), row.version, row.time, row.port
+    )
+
 
 ANSI = st.sampled_from(
     [
@@ -154,16 +169,8 @@ def check_transport(text: str) -> None:
             assert_well_formed(record)
 
 
-def expected(row: Row, layout: Layout) -> OfflineRecord:
-    if layout == "router":
-        return OfflineRecord.build(row.peer, row.reason, row.version, row.time)
-    return OfflineRecord.build(
-        row.peer, firewall_reason(row.reason), row.version, row.time, row.port
-    )
-
-
 @FUZZ
-@given(table=st.lists(fuzz_rows, max_size=10), layout=fuzz_layouts, data=st.data())
+@given(table=st.lists(fuzz_rows, max_size=10), layout=layouts, data=st.data())
 def test_mutated_outputs_raise_only_parse_error(
     table: list[Row], layout: Layout, data: st.DataObject
 ) -> None:
@@ -185,7 +192,7 @@ def test_random_bytes_decoded_with_replace(data: bytes) -> None:
 @FUZZ
 @given(
     table=st.lists(fuzz_rows, min_size=1, max_size=6),
-    layout=fuzz_layouts,
+    layout=layouts,
     garbage=st.lists(st.binary(max_size=60), min_size=1, max_size=5),
 )
 def test_device_error_lines_with_control_bytes_stay_one_clean_line(
@@ -218,7 +225,7 @@ NOISE_LINES = st.one_of(
 @FUZZ
 @given(
     table=st.lists(fuzz_rows, max_size=8),
-    layout=fuzz_layouts,
+    layout=layouts,
     before=st.lists(NOISE_LINES, max_size=6),
     after=st.lists(NOISE_LINES, max_size=6),
     newline=st.sampled_from(["\n", "\r\n"]),
@@ -232,18 +239,12 @@ def test_valid_rows_surrounded_by_noise_still_parse(
 ) -> None:
     text = newline.join([*before, render_output(table, layout, newline=newline), *after])
     result = parse(text)
-    assert result.records == tuple(expected(row, layout) for row in table)
+    assert result.records == tuple(expected_record(row, layout) for row in table)
     assert result.complete
 
 
 # --- properties: rendered tables parse back --------------------------------------------
 
-SETTINGS = settings(max_examples=200, deadline=None)
-
-peers = st.one_of(
-    st.ip_addresses(v=4).map(str),
-    st.ip_addresses(v=6).map(str),
-)
 random_reasons = st.lists(
     st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True), min_size=1, max_size=6
 ).map(" ".join)
@@ -251,9 +252,6 @@ reasons = st.one_of(
     st.sampled_from([reason.text for reason in REASONS]),
     st.sampled_from(["hardware-timeout", "tunnel removed for unknown cause"]),
     random_reasons,
-)
-times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
-    lambda moment: moment.replace(microsecond=0)
 )
 rows = st.builds(
     Row,
@@ -263,7 +261,7 @@ rows = st.builds(
     time=times,
     port=st.sampled_from([500, 4500]),
 )
-layouts = st.sampled_from(LAYOUTS)
+"""Rows with every reason Huawei documents and random new ones."""
 
 # What sessions put around and between the table lines (never an Error: line).
 noise_lines = st.sampled_from(
@@ -301,14 +299,6 @@ outside_lines = st.sampled_from(
 pager_prefixes = st.sampled_from(
     ["", "  ---- More ----\x1b[16D" + " " * 16 + "\x1b[16D", "\x1b[42D" + " " * 42 + "\x1b[42D"]
 )
-
-
-def expected_record(row: Row, layout: Layout) -> OfflineRecord:
-    if layout == "router":
-        return OfflineRecord.build(row.peer, row.reason, row.version, row.time)
-    return OfflineRecord.build(
-        row.peer, firewall_reason(row.reason), row.version, row.time, row.port
-    )
 
 
 @SETTINGS
