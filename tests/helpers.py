@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from netmiko import ConnectHandler
 
 from collector.cli.main import main
 from collector.core import commands
@@ -30,6 +31,13 @@ ROOT = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 SAMPLES = FIXTURES / "offline_info"
 """One file per device case: ``<case>.txt`` is device output byte for byte."""
+REFUSALS = [
+    ("rejected_unrecognized", "Error: Unrecognized command found at '^' position."),
+    ("rejected_error_code", "Error[1]: Unrecognized command found at '^' position."),
+    ("rejected_wrong_parameter", "Error: Wrong parameter found at '^' position."),
+    ("rejected_no_permission", "Error: No permission to run the command."),
+]
+"""The samples of a device refusing the command, with the line it refused with."""
 SCRIPT = Path(sys.executable).with_name("collect-ike-offline")
 """The console script this venv installed, as cron or systemd runs it."""
 
@@ -88,6 +96,26 @@ def invoke(
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
+def collect_argv(
+    inventory: Path | str | None, directory: Path, *args: str, timeout: float | None = None
+) -> list[str]:
+    """``collect [--timeout TIMEOUT] --inventory INVENTORY ... ARGS`` as an argument list.
+
+    Its files are in ``directory``: ``known_hosts`` and the history ``history.sqlite3``
+    unless ``args`` name their own (``--known-hosts``, ``--db`` or ``--no-store``).
+    """
+    argv = ["collect"]
+    if timeout is not None:
+        argv += ["--timeout", f"{timeout:g}"]
+    if inventory is not None:
+        argv += ["--inventory", str(inventory)]
+    if "--known-hosts" not in args:
+        argv += ["--known-hosts", str(directory / "known_hosts")]
+    if "--db" not in args and "--no-store" not in args:
+        argv += ["--db", str(directory / "history.sqlite3")]
+    return [*argv, *args]
+
+
 def collect(
     inventory: Path | str | None,
     directory: Path,
@@ -97,25 +125,12 @@ def collect(
     env: Mapping[str, str | None] | None = None,
     tracebacks: bool = False,
 ) -> Run:
-    """``collect --inventory INVENTORY --timeout TIMEOUT ARGS`` through :func:`invoke`.
-
-    Its files are in ``directory``: ``known_hosts`` and the history ``history.sqlite3``
-    unless ``args`` name their own (``--known-hosts``, ``--db`` or ``--no-store``); the
-    history file is the run's ``db``.
-    """
-    argv = ["collect", "--timeout", f"{timeout:g}"]
-    if inventory is not None:
-        argv += ["--inventory", str(inventory)]
-    if "--known-hosts" not in args:
-        argv += ["--known-hosts", str(directory / "known_hosts")]
-    db: Path | None = None
-    if "--db" in args:
-        target = args[args.index("--db") + 1]
-        db = None if "://" in target else Path(target)
-    elif "--no-store" not in args:
-        db = directory / "history.sqlite3"
-        argv += ["--db", str(db)]
-    return replace(invoke(*argv, *args, password=password, env=env, tracebacks=tracebacks), db=db)
+    """:func:`collect_argv` run through :func:`invoke`; the SQLite history it names (a
+    file, not a PostgreSQL URL) is the run's ``db``."""
+    argv = collect_argv(inventory, directory, *args, timeout=timeout)
+    target = argv[argv.index("--db") + 1] if "--db" in argv else None
+    db = None if target is None or "://" in target else Path(target)
+    return replace(invoke(*argv, password=password, env=env, tracebacks=tracebacks), db=db)
 
 
 def collector_command() -> list[str]:
@@ -180,3 +195,20 @@ def assert_read_only(state: DeviceState) -> None:
             assert entry.text == "space", where
         assert entry.kind not in ("config-saved", "password-change"), where
         assert entry.text.strip().upper() not in ("Y", "YES"), where
+
+
+def netmiko_session(device: DeviceState, device_type: str | None = None, **extra: Any) -> Any:
+    """A real netmiko session to a mock device, as its layout's netmiko device type unless
+    ``device_type`` says otherwise; 10 s to connect, see the banner and log in."""
+    if device_type is None:
+        device_type = "huawei" if device.layout == "router" else "huawei_vrpv8"
+    options: dict[str, Any] = {"conn_timeout": 10, "banner_timeout": 10, "auth_timeout": 10}
+    options.update(extra)
+    return ConnectHandler(
+        device_type=device_type,
+        host=device.host,
+        port=device.port,
+        username=device.username,
+        password=device.password,
+        **options,
+    )

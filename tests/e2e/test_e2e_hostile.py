@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from helpers import collector_command
+from helpers import collect_argv, collector_command
 
 from collector.core.records import ErrorKind, normalize_reason
 from mock_devices.fleet import start_fleet
@@ -67,26 +67,13 @@ def test_hostile_devices_are_cut_off_while_sending(tmp_path: Path) -> None:
     with start_fleet(SCENARIO, password=PASSWORD, inventory=tmp_path / "inventory") as fleet:
         assert fleet.inventory_path is not None
         code, stderr, peak = run_measured(
-            [
-                "collect",
-                "--inventory",
-                str(fleet.inventory_path),
-                "--known-hosts",
-                str(tmp_path / "known_hosts"),
-                "--db",
-                str(db),
-                "--timeout",
-                "120",
-                "--retries",
-                "0",
-                "--processes",
-                "1",
-                "--format",
-                "json",
-                "--records",
-                "--output",
-                str(report),
-            ]
+            collect_argv(
+                fleet.inventory_path,
+                tmp_path,
+                *("--db", str(db), "--retries", "0", "--processes", "1"),
+                *("--format", "json", "--records", "--output", str(report)),
+                timeout=120,
+            )
         )
         expected = {name: fleet.device(name).records() for name in ("good", "noisy")}
     assert code == 1, stderr

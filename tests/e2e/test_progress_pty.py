@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SCRIPT
+from helpers import SCRIPT, collect_argv
 
 from mock_devices.fleet import start_fleet
 
@@ -44,16 +44,12 @@ def run_on_pty(tmp_path: Path, columns: int, term: str = "xterm") -> str:
         process = subprocess.Popen(
             [
                 str(SCRIPT),
-                "collect",
-                "--inventory",
-                str(fleet.inventory_path),
-                "--known-hosts",
-                str(tmp_path / "known_hosts"),
-                "--no-store",
-                "--retries",
-                "0",
-                "--output",
-                str(tmp_path / f"report-{columns}.txt"),
+                *collect_argv(
+                    fleet.inventory_path,
+                    tmp_path,
+                    *("--no-store", "--retries", "0"),
+                    *("--output", str(tmp_path / f"report-{columns}.txt")),
+                ),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -124,15 +120,7 @@ def test_tables_fit_the_terminal(tmp_path: Path) -> None:
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         assert fleet.inventory_path is not None
-        args = [
-            str(SCRIPT),
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--no-store",
-        ]
+        args = [str(SCRIPT), *collect_argv(fleet.inventory_path, tmp_path, "--no-store")]
         env = {**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "COLUMNS": "100"}
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env

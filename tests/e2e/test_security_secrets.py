@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import collector_command
+from helpers import collect_argv, collector_command
 
 from collector.core.records import Device, DeviceResult
 from collector.ssh.credentials import Credentials, Secret, load_credentials
@@ -268,18 +268,11 @@ def test_forked_processes_have_no_password_in_their_environment(tmp_path: Path) 
         process = subprocess.Popen(
             [
                 *collector_command(),
-                "collect",
-                "--inventory",
-                str(fleet.inventory_path),
-                "--known-hosts",
-                str(tmp_path / "known_hosts"),
-                "--no-store",
-                "--processes",
-                "2",
-                "--workers",
-                "4",
-                "--format",
-                "json",
+                *collect_argv(
+                    fleet.inventory_path,
+                    tmp_path,
+                    *("--no-store", "--processes", "2", "--workers", "4", "--format", "json"),
+                ),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

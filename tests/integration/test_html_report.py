@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from chromium import open_page, screenshot
 from handmade import OUTAGE
-from helpers import ROOT, invoke
+from helpers import ROOT, collect_argv, invoke
 
 from collector.core.aggregate import aggregate
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
@@ -136,15 +136,7 @@ def test_mock_fleet_outage_to_html(mock_fleet: Any, tmp_path: Path) -> None:
     assert fleet.inventory_path is not None
     db = str(tmp_path / "history.sqlite3")
     html_path, json_path = tmp_path / "collect.html", tmp_path / "collect.json"
-    collect = [
-        "collect",
-        "--inventory",
-        str(fleet.inventory_path),
-        "--known-hosts",
-        str(tmp_path / "known_hosts"),
-        "--db",
-        db,
-    ]
+    collect = collect_argv(fleet.inventory_path, tmp_path, "--db", db)
     assert (
         invoke(*collect, "--format", "html", "--output", str(html_path), password=PASSWORD).code
         == 0

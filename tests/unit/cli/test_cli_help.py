@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import invoke, on_a_terminal
+from helpers import collect_argv, invoke, on_a_terminal
 
 from collector.cli.main import main
 from mock_devices.fleet import start_fleet
@@ -50,14 +50,7 @@ def test_plurals_and_schema_version(tmp_path: Path) -> None:
     }
     with start_fleet(spec, password="plural-pw", inventory=tmp_path / "inv") as fleet:
         assert fleet.inventory_path is not None
-        common = [
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--no-store",
-        ]
+        common = collect_argv(fleet.inventory_path, tmp_path, "--no-store")
         env = {"IKE_COLLECTOR_PASSWORD": "plural-pw", "NO_COLOR": "1"}
         table = invoke(*common, "-v", env=env)
         document = invoke(*common, "--format", "json", env=env)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES, invoke
+from helpers import REFUSALS, SAMPLES, invoke
 
 from collector.core.records import RECORD_FIELDS
 
@@ -90,15 +90,7 @@ def test_several_files_concatenate_and_name_the_file_in_problems() -> None:
     assert [problem["line"] for problem in document["problems"]] == [9, 10]
 
 
-@pytest.mark.parametrize(
-    ("case", "message"),
-    [
-        ("rejected_unrecognized", "Error: Unrecognized command found at '^' position."),
-        ("rejected_error_code", "Error[1]: Unrecognized command found at '^' position."),
-        ("rejected_wrong_parameter", "Error: Wrong parameter found at '^' position."),
-        ("rejected_no_permission", "Error: No permission to run the command."),
-    ],
-)
+@pytest.mark.parametrize(("case", "message"), REFUSALS)
 def test_refused_command_exits_1_with_device_message(case: str, message: str) -> None:
     code, out, err = run("--format", "json", fixture(case))
     assert code == 1

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from helpers import SAMPLES
+from helpers import REFUSALS, SAMPLES
 
 import collector.core.parse
 from collector.core.parse import (
@@ -263,15 +263,7 @@ def test_unparseable_row_among_good_rows() -> None:
     assert not result.complete
 
 
-@pytest.mark.parametrize(
-    ("case", "message"),
-    [
-        ("rejected_unrecognized", "Error: Unrecognized command found at '^' position."),
-        ("rejected_error_code", "Error[1]: Unrecognized command found at '^' position."),
-        ("rejected_wrong_parameter", "Error: Wrong parameter found at '^' position."),
-        ("rejected_no_permission", "Error: No permission to run the command."),
-    ],
-)
+@pytest.mark.parametrize(("case", "message"), REFUSALS)
 def test_refused_command_raises_with_device_message(case: str, message: str) -> None:
     with pytest.raises(CommandRejected) as caught:
         parse_case(case)

@@ -7,8 +7,8 @@ import socket
 from typing import Any
 
 import pytest
+from helpers import netmiko_session
 from netmiko import (
-    ConnectHandler,
     NetmikoAuthenticationException,
     NetmikoTimeoutException,
     ReadTimeout,
@@ -26,18 +26,13 @@ def faults(mock_fleet: Any) -> Any:
     return mock_fleet("faults")
 
 
-def connect(device: DeviceState, **extra: Any) -> Any:
-    device_type = "huawei" if device.layout == "router" else "huawei_vrpv8"
-    options: dict[str, Any] = {"conn_timeout": 10, "banner_timeout": 10, "auth_timeout": 10}
-    options.update(extra)
-    return ConnectHandler(
-        device_type=device_type,
-        host=device.host,
-        port=device.port,
-        username=device.username,
-        password=device.password,
-        **options,
-    )
+def display_offline_info(device: DeviceState) -> str:
+    """The table as stock netmiko reads it from the device."""
+    connection = netmiko_session(device)
+    try:
+        return str(connection.send_command("display ike offline-info"))
+    finally:
+        connection.disconnect()
 
 
 def commands_sent(device: DeviceState) -> list[str]:
@@ -47,7 +42,7 @@ def commands_sent(device: DeviceState) -> list[str]:
 def test_wrong_credentials(faults: Any) -> None:
     device = faults.device("f-wrong-credentials")
     with pytest.raises(NetmikoAuthenticationException):
-        connect(device)
+        netmiko_session(device)
     assert [e.kind for e in device.journal()] == ["auth-failed"]
 
 
@@ -56,7 +51,7 @@ def test_port_closed(faults: Any) -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((device.host, device.port), timeout=5)
     with pytest.raises(NetmikoTimeoutException, match="TCP connection to device failed"):
-        connect(device)
+        netmiko_session(device)
 
 
 def test_hang_no_banner(faults: Any) -> None:
@@ -66,19 +61,19 @@ def test_hang_no_banner(faults: Any) -> None:
         with pytest.raises(TimeoutError):
             sock.recv(100)  # TCP is accepted, but no "SSH-2.0-..." ever comes
     with pytest.raises(NetmikoTimeoutException, match="Error reading SSH protocol banner"):
-        connect(device, banner_timeout=1)
+        netmiko_session(device, banner_timeout=1)
 
 
 def test_slow_device_answers_late(faults: Any) -> None:
     device = faults.device("f-slow")  # 1.5 s per command
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         with pytest.raises(ReadTimeout):
             connection.send_command("display clock", read_timeout=0.3)
         connection.clear_buffer(backoff=False)
     finally:
         connection.disconnect()
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         output = connection.send_command("display ike offline-info", read_timeout=30)
     finally:
@@ -88,7 +83,7 @@ def test_slow_device_answers_late(faults: Any) -> None:
 
 def test_very_slow_device_never_answers_in_time(faults: Any) -> None:
     device = faults.device("f-very-slow")  # 600 s before the table
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         with pytest.raises(ReadTimeout):
             connection.send_command("display ike offline-info", read_timeout=1)
@@ -108,14 +103,14 @@ def test_drop_mid_output(faults: Any) -> None:
     assert partial.count("\r\n") < 40  # half the table, then the connection is gone
     assert not re.search(PROMPT, partial.rstrip())
     assert device.journal()[-1].kind == "disconnect"
-    connection = connect(device)
+    connection = netmiko_session(device)
     with pytest.raises((ReadTimeout, OSError, EOFError)):
         connection.send_command("display ike offline-info", read_timeout=3)
 
 
 def test_reject_screen_length_keeps_output_paged(faults: Any) -> None:
     device = faults.device("f-reject-screen-length")
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         # Plain netmiko waits for the prompt while the device waits at "---- More ----".
         with pytest.raises(ReadTimeout) as info:
@@ -130,7 +125,7 @@ def test_reject_screen_length_keeps_output_paged(faults: Any) -> None:
 
 def test_reject_screen_length_paged_read_with_netmiko(faults: Any) -> None:
     device = faults.device("f-reject-screen-length")
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         output = connection.send_command(
             "display ike offline-info", expect_string=r"---- More ----", read_timeout=10
@@ -147,7 +142,7 @@ def test_reject_screen_length_paged_read_with_netmiko(faults: Any) -> None:
 
 def test_command_unsupported(faults: Any) -> None:
     device = faults.device("f-command-unsupported")
-    connection = connect(device)
+    connection = netmiko_session(device)
     try:
         output = connection.send_command("display ike offline-info")
         clock = connection.send_command("display clock")
@@ -161,11 +156,7 @@ def test_command_unsupported(faults: Any) -> None:
 
 def test_truncated_table(faults: Any) -> None:
     device = faults.device("f-truncated-table")
-    connection = connect(device)
-    try:
-        output = connection.send_command("display ike offline-info")
-    finally:
-        connection.disconnect()
+    output = display_offline_info(device)
     rows = [line for line in output.splitlines() if re.match(r"\s+\d+\.\d+\.\d+\.\d+\s", line)]
     assert "Current info Num :40 " in output
     assert 0 < len(rows) < 40
@@ -173,22 +164,14 @@ def test_truncated_table(faults: Any) -> None:
 
 def test_garbage_output(faults: Any) -> None:
     device = faults.device("f-garbage-output")
-    connection = connect(device)
-    try:
-        output = connection.send_command("display ike offline-info")
-    finally:
-        connection.disconnect()
+    output = display_offline_info(device)
     assert len(output.strip()) > 100
     assert "Current info Num" not in output
 
 
 def test_password_change_prompt_answered_no_by_netmiko(faults: Any) -> None:
     device = faults.device("f-password-change-prompt")
-    connection = connect(device)
-    try:
-        output = connection.send_command("display ike offline-info")
-    finally:
-        connection.disconnect()
+    output = display_offline_info(device)
     assert "Current info Num :40" in output
     answers = [e.text for e in device.journal() if e.kind == "answer"]
     assert answers == ["N"]
@@ -213,11 +196,7 @@ def test_password_change_prompt_yes_starts_the_dialogue(faults: Any) -> None:
 def test_save_prompt_stock_netmiko_answers_yes(faults: Any) -> None:
     # netmiko's Huawei driver saves the configuration here: the fault makes that visible.
     device = faults.device("f-save-prompt")
-    connection = connect(device)
-    try:
-        output = connection.send_command("display ike offline-info")
-    finally:
-        connection.disconnect()
+    output = display_offline_info(device)
     assert "Current info Num :40" in output
     journal = [(e.kind, e.text) for e in device.journal()]
     assert journal[1:4] == [

@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from netmiko import ConnectHandler
+from helpers import netmiko_session
 
 from mock_devices.device import DeviceState
 from mock_devices.tables import render_table
-
-
-def connect(device: DeviceState, device_type: str = "huawei", **extra: Any) -> Any:
-    return ConnectHandler(
-        device_type=device_type,
-        host=device.host,
-        port=device.port,
-        username=device.username,
-        password=device.password,
-        conn_timeout=10,
-        **extra,
-    )
 
 
 def expected_table(device: DeviceState) -> str:
@@ -34,7 +22,7 @@ def expected_table(device: DeviceState) -> str:
 def test_netmiko_reads_the_whole_table(mock_fleet: Any, name: str, device_type: str) -> None:
     fleet = mock_fleet("demo")
     device = fleet.device(name)
-    connection = connect(device, device_type)
+    connection = netmiko_session(device, device_type)
     try:
         assert connection.base_prompt == name
         output = connection.send_command("display ike offline-info", read_timeout=20)

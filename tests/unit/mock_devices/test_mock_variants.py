@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from helpers import SAMPLES
-from netmiko import ConnectHandler
+from helpers import SAMPLES, netmiko_session
 
 from mock_devices.client import ShellClient
 from mock_devices.clocktext import clock_lines, dst_rule, stamp_line
@@ -441,14 +440,7 @@ def test_ne40e_refuses_offline_info_and_answers_history_per_slot(
 
 def test_netmiko_reads_the_ne40e_history(variants_fleet: FleetThread) -> None:
     device = variants_fleet.device("ne40e-slots")
-    connection = ConnectHandler(
-        device_type="huawei_vrpv8",
-        host=device.host,
-        port=device.port,
-        username=device.username,
-        password=device.password,
-        conn_timeout=10,
-    )
+    connection = netmiko_session(device, "huawei_vrpv8")
     try:
         output = connection.send_command("display ike offline history", read_timeout=20)
     finally:
