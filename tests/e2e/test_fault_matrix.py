@@ -223,13 +223,13 @@ def test_the_documented_table_matches_the_tests() -> None:
     expected["collector killed mid-run"] = ("-", "137")
     expected["wrong password on a fleet"] = (ErrorKind.SKIPPED_AUTH.value, "3")  # e2e_auth_breaker
     expected["hang_no_banner with --connect-timeout 1"] = (ErrorKind.TIMEOUT.value, "1")
-    for preflight in (  # tests/test_e2e_preflight.py
+    for preflight in (  # tests/e2e/test_e2e_preflight.py
         "--output into a missing directory",
         "foreign SQLite file as --db",
         "known_hosts with a bad line",
     ):
         expected[preflight] = ("-", "2")
-    expected["PostgreSQL stopped mid-run"] = ("-", "5")  # tests/test_e2e_db_failure.py
+    expected["PostgreSQL stopped mid-run"] = ("-", "5")  # tests/e2e/test_e2e_db_failure.py
     expected["host key changed"] = (ErrorKind.HOST_KEY_CHANGED.value, "3")  # security_hostkeys
     assert documented == expected
 

@@ -1,9 +1,9 @@
 """Host keys through the real CLI: trust on first use, a changed key, strict mode.
 
-``tests/test_hostkeys.py`` covers the known_hosts file format at the transport level; this
-module checks what the operator sees from ``collect``: the recorded file, the error line
-naming the device and both fingerprints, the exit codes, and that a refused device is never
-logged in to (its journal has no login).
+``tests/integration/test_hostkeys.py`` covers the known_hosts file format at the transport
+level; this module checks what the operator sees from ``collect``: the recorded file, the
+error line naming the device and both fingerprints, the exit codes, and that a refused
+device is never logged in to (its journal has no login).
 """
 
 from __future__ import annotations

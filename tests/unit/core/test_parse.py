@@ -3,7 +3,7 @@
 Each ``tests/fixtures/offline_info/<case>.txt`` is device output, byte for byte; its
 ``<case>.json`` holds what ``parse --format json`` prints for it
 (``{"records": [...], "problems": [...]}``), or ``{"error": {...}}`` for an output the
-parser refuses. ``UPDATE_GOLDENS=1 pytest tests/test_parse.py`` rewrites the goldens;
+parser refuses. ``UPDATE_GOLDENS=1 pytest tests/unit/core/test_parse.py`` rewrites the goldens;
 review the diff before committing. The per-case tests below check the meaning of each
 case independently of the goldens.
 """
