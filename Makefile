@@ -45,7 +45,8 @@ test: venv system-deps lint
 test-legacy-ssh: $(LEGACY_VENV)/bin/.installed
 	$(LEGACY_VENV)/bin/pytest -q tests/e2e/test_security_legacy_ssh.py \
 		tests/integration/test_transport.py tests/integration/test_hostkeys.py \
-		tests/e2e/test_security_hostkeys.py tests/e2e/test_security_readonly.py
+		tests/unit/ssh/test_transport_checks.py tests/e2e/test_security_hostkeys.py \
+		tests/e2e/test_security_readonly.py
 
 test-fast: venv
 	$(BIN)/pytest -m 'not slow' -x -q

@@ -1,10 +1,10 @@
-"""The SSH transport against mock VRP devices over real SSH (netmiko + paramiko), and its
-pure parts: the allowed command list, output checks and the error mapping."""
+"""The SSH transports against mock VRP devices over real SSH (netmiko + paramiko, asyncssh,
+napalm). Their pure parts are unit tests: ``tests/unit/core/test_commands.py`` (the allowed
+command list) and ``tests/unit/ssh/test_transport_checks.py`` (output checks, error mapping)."""
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import socket
@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 
@@ -21,27 +21,18 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from helpers import SAMPLES, assert_read_only
-from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from helpers import assert_read_only
 
-from collector.core import commands
 from collector.core.commands import (
-    CommandNotAllowed,
     InvalidPeer,
-    check_command,
-    check_keystrokes,
-    offline_info_command,
-    validate_peer,
 )
 from collector.core.records import Device, DeviceResult, ErrorKind, OfflineRecord, normalize_reason
-from collector.ssh.credentials import Credentials, Secret, SecretMasker
-from collector.ssh.deadline import Deadline
-from collector.ssh.errors import LEGACY_KEX, SessionError, classify_error, legacy_kex_available
+from collector.ssh.credentials import Credentials, Secret
+from collector.ssh.errors import LEGACY_KEX, legacy_kex_available
 from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Transport
-from collector.ssh.transport import NapalmTransport, NetmikoTransport, result_from_output
-from collector.ssh.vrp_dialogue import clean_output
+from collector.ssh.transport import NapalmTransport, NetmikoTransport
 from collector.ssh.vrp_session import client_transport, legacy_transport
 from mock_devices.device import DeviceState
 from mock_devices.fleet import FleetThread, start_fleet
@@ -618,193 +609,3 @@ def test_make_transport() -> None:
     assert make_transport("asyncssh").name == "asyncssh"
     with pytest.raises(ValueError, match="netmiko, napalm, asyncssh"):
         make_transport("scrapli")
-
-
-# --- pure parts: commands -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "screen-length 0 temporary",
-        "display ike offline-info",
-        "display ike offline-info peer 10.1.2.3",
-        "display clock",
-        "N",
-        "quit",
-        "",
-    ],
-)
-def test_allowed_commands(line: str) -> None:
-    check_command(line)
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "Y",
-        "y",
-        "yes",
-        "n",
-        "save",
-        "system-view",
-        "reset ike sa",
-        "display current-configuration",
-        "display ike offline-info peer 10.1.2.3\nsave",
-        "display ike offline-info peer 10.1.2.3 ",
-        "display ike offline-info peer 300.1.1.1",
-        "display ike offline-info peer 010.1.1.1",
-        "display ike offline-info peer ::1",
-        "screen-length 0",
-        " display clock",
-    ],
-)
-def test_everything_else_is_refused(line: str) -> None:
-    with pytest.raises(CommandNotAllowed):
-        check_command(line)
-
-
-def test_allowed_list_is_closed() -> None:
-    expected = {
-        "screen-length 0 temporary",
-        "display ike offline-info",
-        "display ike offline-info peer <IPv4>",
-        "display ike offline-info [peer <IPv4>] slot <n> cpu <n>",
-        "display ike offline history",
-        "display ike offline history peer-ip <IPv4>",
-        "display clock",
-        "N",
-        "quit",
-    }
-    assert expected == commands.ALLOWED_COMMANDS
-
-
-@pytest.mark.parametrize(
-    "peer",
-    [
-        "10.0.0.1 ",
-        " 10.0.0.1",
-        "10.0.0.1\n",
-        "10.0.0.1;save",
-        "10.0.0",
-        "1.2.3.4.5",
-        "a.b.c.d",
-        "2001:db8::1",
-        "010.0.0.1",
-        "256.0.0.1",
-        "",
-    ],
-)
-def test_invalid_peers(peer: str) -> None:
-    with pytest.raises(InvalidPeer):
-        validate_peer(peer)
-    with pytest.raises(InvalidPeer):
-        offline_info_command(peer)
-
-
-def test_offline_info_command() -> None:
-    assert offline_info_command(None) == "display ike offline-info"
-    assert offline_info_command("192.0.2.1") == "display ike offline-info peer 192.0.2.1"
-
-
-def test_keystrokes() -> None:
-    check_keystrokes("display clock\n")
-    check_keystrokes("display clock\r\n")
-    check_keystrokes("N\n")
-    check_keystrokes(" ")
-    check_keystrokes("\n")
-    for data in ("Y\n", "display clock", "  ", "N\nY\n", "\x00", "q"):
-        with pytest.raises(CommandNotAllowed):
-            check_keystrokes(data)
-
-
-# --- pure parts: output checks --------------------------------------------------------
-
-
-def _result(text: str, keep_raw: bool = False) -> DeviceResult:
-    return result_from_output(
-        Device("r1", "192.0.2.1"),
-        "display ike offline-info",
-        text,
-        started=datetime.now(UTC),
-        keep_raw=keep_raw,
-    )
-
-
-def test_output_checks_on_parser_fixtures() -> None:
-    ok = _result((SAMPLES / "reference_ar.txt").read_text(), keep_raw=True)
-    assert ok.ok and ok.records and ok.raw is not None
-    rejected = _result((SAMPLES / "rejected_unrecognized.txt").read_text())
-    assert rejected.error is not None and rejected.error.kind is ErrorKind.COMMAND_REJECTED
-    assert "Error" in rejected.error.message
-    truncated = _result((SAMPLES / "truncated_table.txt").read_text())
-    assert truncated.error is not None
-    assert truncated.error.kind is ErrorKind.INCOMPLETE_OUTPUT
-    garbage = _result((SAMPLES / "not_offline_info.txt").read_text())
-    assert garbage.error is not None and garbage.error.kind is ErrorKind.PROTOCOL
-    empty = _result("")
-    assert empty.error is not None and empty.error.kind is ErrorKind.PROTOCOL
-
-
-def test_clean_output_removes_pager_and_ansi() -> None:
-    text = "row1\r\n  ---- More ----\x1b[42D" + " " * 42 + "\x1b[42D  row2\r\n\x1b[1m<r1>"
-    assert clean_output(text) == "row1\n  row2\n<r1>"
-
-
-# --- pure parts: error mapping --------------------------------------------------------
-
-
-def _classify(exc: BaseException, **kwargs: object) -> tuple[ErrorKind, str]:
-    return classify_error(exc, host="192.0.2.9", port=22, username="admin", **kwargs)  # type: ignore[arg-type]
-
-
-def _wrapped(inner: BaseException, outer: BaseException) -> BaseException:
-    try:
-        try:
-            raise inner
-        except BaseException:
-            raise outer  # noqa: B904 - netmiko rewraps without "from"
-    except BaseException as exc:
-        return exc
-
-
-def test_error_mapping() -> None:
-    assert _classify(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))[0] is (
-        ErrorKind.UNREACHABLE
-    )
-    assert _classify(socket.gaierror(-2, "Name or service not known"))[0] is (ErrorKind.UNREACHABLE)
-    assert _classify(OSError(errno.EHOSTUNREACH, "No route to host"))[0] is (ErrorKind.UNREACHABLE)
-    assert _classify(TimeoutError())[0] is ErrorKind.TIMEOUT
-    auth = _wrapped(paramiko.AuthenticationException("no"), NetmikoAuthenticationException("x"))
-    assert _classify(auth) == (
-        ErrorKind.AUTH,
-        "authentication failed for user 'admin' (password or key refused)",
-    )
-    kind, message = _classify(
-        _wrapped(
-            paramiko.IncompatiblePeer("Incompatible ssh peer (no acceptable kex algorithm)"),
-            NetmikoTimeoutException("A paramiko SSHException occurred\n\nsomething"),
-        )
-    )
-    assert kind is ErrorKind.PROTOCOL and "negotiation failed" in message and "\n" not in message
-    dropped = _classify(EOFError())
-    assert dropped[0] is ErrorKind.PROTOCOL
-    assert _classify(SessionError(ErrorKind.INCOMPLETE_OUTPUT, "cut"))[0] is (
-        ErrorKind.INCOMPLETE_OUTPUT
-    )
-    assert _classify(CommandNotAllowed("refusing"))[0] is ErrorKind.PROTOCOL
-
-
-def test_deadline_wins_over_the_library_error_but_not_over_auth() -> None:
-    deadline = Deadline(5)
-    deadline.fire()
-    kind, message = _classify(EOFError(), deadline=deadline, phase="login")
-    assert kind is ErrorKind.TIMEOUT and "within 5 s" in message and "login" in message
-    assert _classify(paramiko.AuthenticationException(), deadline=deadline)[0] is ErrorKind.AUTH
-
-
-def test_error_messages_are_masked_and_one_line() -> None:
-    masker = SecretMasker([PASSWORD])
-    kind, message = _classify(RuntimeError(f"boom {PASSWORD}\nsecond line"), masker=masker)
-    assert kind is ErrorKind.PROTOCOL
-    assert PASSWORD not in message and "\n" not in message
