@@ -1,0 +1,120 @@
+"""Smoke run of the fleet benchmark (tiny, no timing assertions) so it cannot rot.
+
+3 mock devices, 2 workers, 5 records, no added latency: every method must read every row,
+print its line of the table, and leave the repository as it was (no ``nornir.log``, no
+results appended without ``--write-md``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from helpers import ROOT
+
+
+@pytest.fixture
+def bench_fleet(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # bench/ is not an installed package: import it from the checkout.
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("bench.bench_fleet")
+
+
+def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
+    bench_fleet: ModuleType, tmp_path: Path
+) -> None:
+    docs = ROOT / "docs" / "BENCHMARKS.md"
+    before = docs.read_bytes() if docs.exists() else b""
+    markdown = tmp_path / "BENCHMARKS.md"
+    markdown.write_text("# Benchmarks\n", encoding="utf-8")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_fleet",
+            "--devices",
+            "3",
+            "--workers",
+            "2",
+            "--records",
+            "5",
+            "--latency-ms",
+            "0",
+            "--probe-repeat",
+            "1",
+            "--rounds",
+            "2",
+            "--single-address",
+            "--stages",
+            "--write-md",
+            "--md-path",
+            str(markdown),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    for transport in ("netmiko", "asyncssh"):
+        assert f"(a) collect-ike-offline collect --transport {transport} (store on" in out
+        assert f"(a) collect again, {transport}" in out
+    assert "(b) Nornir + nornir_netmiko" in out
+    assert "(c) netmiko sequential loop (3 devices, extrapolated)" in out
+    assert "(d) paramiko alone, sequential (3 devices, extrapolated; the SSH floor)" in out
+    assert out.count("| 3/3 ") == 7  # every device read in full by every method (last round)
+    assert "| method, 2 rounds" in out and "speed vs (b) of its round" in out
+    assert "running collect (round 2) ..." in out
+    assert "stages: 3/3 devices read in full" in out
+    assert "store again (unchanged snapshots)" in out
+    assert "PROBLEM" not in completed.stderr
+    assert not (ROOT / "nornir.log").exists()
+    assert (docs.read_bytes() if docs.exists() else b"") == before
+    written = markdown.read_text(encoding="utf-8")
+    assert "## Fleet" in written and "### 3 devices, 5 records, 0 ms latency" in written
+    assert "| (b) Nornir + nornir_netmiko" in written
+    assert written.rstrip().endswith(bench_fleet.MD_MARKER)
+
+
+def test_write_markdown_inserts_above_the_marker(bench_fleet: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## Parser\n\ntext\n", encoding="utf-8")
+    bench_fleet.write_markdown(path, "### first\n")
+    bench_fleet.write_markdown(path, "### second\n")
+    text = path.read_text(encoding="utf-8")
+    assert text.count("## Fleet") == 1
+    assert text.index("## Parser") < text.index("### first") < text.index("### second")
+    assert text.rstrip().endswith(bench_fleet.MD_MARKER)
+
+
+def test_scenario_has_the_asked_latency_and_records(
+    bench_fleet: ModuleType, tmp_path: Path
+) -> None:
+    import yaml
+
+    path = bench_fleet.write_scenario(tmp_path / "s.yaml", 50, 120)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert data["defaults"]["latency_ms"] == 50
+    assert data["defaults"]["records"] == {"generate": {"count": 120, "seed": 7}}
+    assert data["template"]["faulty_fraction"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--devices", "0"],
+        ["--records", "201"],
+        ["--methods", "collect,ansible"],
+        ["--workers", "0"],
+    ],
+)
+def test_bad_options_are_usage_errors(bench_fleet: ModuleType, args: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        bench_fleet.main(args)
+    assert caught.value.code == 2
