@@ -63,6 +63,7 @@ from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.ssh.breaker import POLL
 from collector.ssh.credentials import Credentials, SecretMasker
 from collector.ssh.errors import (
+    AEAD_CIPHERS,
     LEGACY_KEX,
     ConnectionDropped,
     DeadlinePassed,
@@ -84,7 +85,6 @@ from collector.ssh.transport import (
     result_from_outputs,
 )
 from collector.ssh.vrp_dialogue import Output, VrpDialogue
-from collector.ssh.vrp_session import AEAD_CIPHERS
 
 __all__ = ["DEFAULT_ASYNC_WORKERS", "AsyncsshTransport"]
 
@@ -114,7 +114,7 @@ def kex_algorithms(allow_sha1: bool) -> list[str]:
 
 def encryption_algorithms() -> list[str]:
     """asyncssh's default ciphers with the AES-GCM ones first (as the netmiko transport
-    orders them, :data:`collector.ssh.vrp_session.AEAD_CIPHERS`): asyncssh's first choice,
+    orders them, :data:`collector.ssh.errors.AEAD_CIPHERS`): asyncssh's first choice,
     ChaCha20-Poly1305, builds several cipher contexts in Python for every packet (measured
     on the mock fleet: ~1.3 of 3.3 ms client CPU a device); AES-GCM is one call."""
     names = [name.decode("ascii") for name in asyncssh.encryption.get_default_encryption_algs()]
