@@ -450,10 +450,22 @@ def run_stages(
     directory: Path,
     workers: int,
     records: int,
+    transport: str = "netmiko",
 ) -> str:
     """Where collect's time goes, stage by stage (``fleet_clients stages``), as a table."""
+    if transport == "asyncssh" and workers == DEFAULT_WORKERS:
+        workers = DEFAULT_ASYNC_WORKERS
     run, out = run_client(
-        "stages", hosts, env, fleet, "--workers", str(workers), "--workdir", str(directory)
+        "stages",
+        hosts,
+        env,
+        fleet,
+        "--workers",
+        str(workers),
+        "--workdir",
+        str(directory),
+        "--transport",
+        transport,
     )
     ok, problems = _check_counts(names, out, records)
     n = len(names)
@@ -654,7 +666,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stages",
         action="store_true",
-        help="also break collect's CPU down by stage (in process; one more collection)",
+        help="also break collect's CPU down by stage (in process, one process, the first of"
+        " --transports; one more collection)",
     )
     parser.add_argument(
         "--single-address",
@@ -825,7 +838,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
             if args.stages:
                 print("running stages ...", flush=True)
-                stages = run_stages(hosts, names, env, fleet, directory, workers, args.records)
+                stages = run_stages(
+                    hosts,
+                    names,
+                    env,
+                    fleet,
+                    directory,
+                    workers,
+                    args.records,
+                    transport=args.transport_list[0],
+                )
         finally:
             fleet.stop(signal.SIGTERM)
     text = table(results, args.devices, ideal)
