@@ -1,0 +1,83 @@
+"""Sessions in flight and the open-files limit, end to end: ``collect`` in a real process
+whose soft ``ulimit -n`` is far below what ``--workers`` sessions need. The asyncssh
+transport raises the soft limit towards the hard one; when the hard limit is too low it
+keeps fewer sessions in flight and says so in one line, and every device is still read
+(none fails on "too many open files")."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PASSWORD = "fd-limit-Pw-4"
+DEVICES = 100
+"""All in flight at once (``--workers 200``): 100 sockets, more than the soft limit allows,
+so without the limit handled some devices would fail on "too many open files"."""
+LIMIT = 100
+
+
+def limited(soft: int, hard: int) -> Any:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "warned"),
+    [(LIMIT, LIMIT, True), (LIMIT, resource.getrlimit(resource.RLIMIT_NOFILE)[1], False)],
+)
+def test_every_device_is_read_under_a_low_open_files_limit(
+    mock_fleet: Any, tmp_path: Path, soft: int, hard: int, warned: bool
+) -> None:
+    if hard != resource.RLIM_INFINITY and hard < 700 and not warned:
+        pytest.skip(f"the hard open-files limit ({hard}) is too low to raise the soft one")
+    devices = [{"name": f"ar-{index:02d}"} for index in range(DEVICES)]
+    spec = {"defaults": {"records": {"generate": {"count": 3, "seed": 5}}}, "devices": devices}
+    fleet = mock_fleet(spec, password=PASSWORD)
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("collect-ike-offline")),
+            "collect",
+            "--inventory",
+            str(fleet.inventory_path),
+            "--known-hosts",
+            str(tmp_path / "known_hosts"),
+            "--db",
+            str(tmp_path / "history.sqlite3"),
+            "--format",
+            "json",
+            "--processes",
+            "1",
+            "--workers",
+            "200",
+            "-v",
+        ],
+        env={**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+        preexec_fn=limited(soft, hard),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)["devices"]
+    assert [device["error"] for device in report] == [None] * DEVICES
+    assert all(len(device["records"]) == 3 for device in report)
+    warning = (
+        f"the open-files limit ({LIMIT}, ulimit -n) allows 12 sessions in flight,"
+        f" not {DEVICES}: raise it"
+    )
+    if warned:
+        assert warning in completed.stderr
+    else:
+        assert warning not in completed.stderr
+        raised = f"open-files limit raised from {LIMIT} to 364 for {DEVICES} sessions"
+        assert raised in completed.stderr
