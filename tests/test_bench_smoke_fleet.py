@@ -18,6 +18,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_bench(*options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bench.bench_fleet OPTIONS`` from the checkout, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench.bench_fleet", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
 @pytest.fixture
 def bench_fleet(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     # bench/ is not an installed package: import it from the checkout.
@@ -32,34 +44,24 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
     before = docs.read_bytes() if docs.exists() else b""
     markdown = tmp_path / "BENCHMARKS.md"
     markdown.write_text("# Benchmarks\n", encoding="utf-8")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.bench_fleet",
-            "--devices",
-            "3",
-            "--workers",
-            "2",
-            "--records",
-            "5",
-            "--latency-ms",
-            "0",
-            "--probe-repeat",
-            "1",
-            "--rounds",
-            "2",
-            "--single-address",
-            "--stages",
-            "--write-md",
-            "--md-path",
-            str(markdown),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    completed = run_bench(
+        "--devices",
+        "3",
+        "--workers",
+        "2",
+        "--records",
+        "5",
+        "--latency-ms",
+        "0",
+        "--probe-repeat",
+        "1",
+        "--rounds",
+        "2",
+        "--single-address",
+        "--stages",
+        "--write-md",
+        "--md-path",
+        str(markdown),
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
@@ -84,38 +86,28 @@ def test_bench_fleet_tiny_run_reads_every_row_with_every_method(
 
 
 def test_bench_fleet_wan_mode_reads_the_answering_devices_and_times_out_the_hanging_one() -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.bench_fleet",
-            "--devices",
-            "4",
-            "--records",
-            "5",
-            "--latency-ms",
-            "20",
-            "--login-delay-ms",
-            "100",
-            "--hanging-share",
-            "0.25",
-            "--connect-timeout",
-            "1",
-            "--methods",
-            "collect",
-            "--transports",
-            "asyncssh",
-            "--collect-runs",
-            "1",
-            "--probe-repeat",
-            "1",
-            "--single-address",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    completed = run_bench(
+        "--devices",
+        "4",
+        "--records",
+        "5",
+        "--latency-ms",
+        "20",
+        "--login-delay-ms",
+        "100",
+        "--hanging-share",
+        "0.25",
+        "--connect-timeout",
+        "1",
+        "--methods",
+        "collect",
+        "--transports",
+        "asyncssh",
+        "--collect-runs",
+        "1",
+        "--probe-repeat",
+        "1",
+        "--single-address",
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout

@@ -7,14 +7,13 @@ keeps fewer sessions in flight and says so in one line, and every device is stil
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import run_collect
 
 PASSWORD = "fd-limit-Pw-4"
 DEVICES = 100
@@ -42,30 +41,17 @@ def test_every_device_is_read_under_a_low_open_files_limit(
     devices = [{"name": f"ar-{index:02d}"} for index in range(DEVICES)]
     spec = {"defaults": {"records": {"generate": {"count": 3, "seed": 5}}}, "devices": devices}
     fleet = mock_fleet(spec, password=PASSWORD)
-    completed = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("collect-ike-offline")),
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--db",
-            str(tmp_path / "history.sqlite3"),
-            "--format",
-            "json",
-            "--processes",
-            "1",
-            "--workers",
-            "200",
-            "-v",
-        ],
-        env={**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
+    completed = run_collect(
+        [str(Path(sys.executable).with_name("collect-ike-offline"))],
+        fleet,
+        tmp_path,
+        PASSWORD,
+        "--processes",
+        "1",
+        "--workers",
+        "200",
+        "-v",
         preexec_fn=limited(soft, hard),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout)["devices"]

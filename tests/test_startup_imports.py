@@ -9,13 +9,12 @@ fresh interpreter, reports what was loaded when it exits.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import run_collect
 
 PASSWORD = "startup-imports-pw"
 HEAVY = ("netmiko", "napalm", "textfsm", "ttp", "serial", "scp")
@@ -37,28 +36,8 @@ def test_a_collection_loads_only_its_transport(
 ) -> None:
     fleet = mock_fleet({"devices": [{"name": "ar-1"}]}, password=PASSWORD)
     device = fleet.device("ar-1")
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            REPORTER,
-            "collect",
-            "--inventory",
-            str(fleet.inventory_path),
-            "--known-hosts",
-            str(tmp_path / "known_hosts"),
-            "--db",
-            str(tmp_path / "history.sqlite3"),
-            "--format",
-            "json",
-            "--transport",
-            transport,
-        ],
-        env={**os.environ, "IKE_COLLECTOR_PASSWORD": PASSWORD, "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    completed = run_collect(
+        [sys.executable, "-c", REPORTER], fleet, tmp_path, PASSWORD, "--transport", transport
     )
     assert completed.returncode == 0, completed.stderr
     (report,) = json.loads(completed.stdout)["devices"]
