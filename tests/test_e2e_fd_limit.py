@@ -1,7 +1,7 @@
 """Sessions in flight and the open-files limit, end to end: ``collect`` in a real process
 whose soft ``ulimit -n`` is far below what ``--workers`` sessions need. The asyncssh
 transport raises the soft limit towards the hard one; when the hard limit is too low it
-keeps fewer sessions in flight and says so in one line, and every device is still read
+keeps fewer sessions in flight and says so, and every device is still read
 (none fails on "too many open files")."""
 
 from __future__ import annotations
