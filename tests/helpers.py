@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from collector.core import commands
 from collector.core.commands import check_command
 from collector.core.records import normalize_reason
 from mock_devices.device import DeviceState
+from mock_devices.fleet import FleetThread
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -131,6 +132,28 @@ def collect(
     target = argv[argv.index("--db") + 1] if "--db" in argv else None
     db = None if target is None or "://" in target else Path(target)
     return replace(invoke(*argv, password=password, env=env, tracebacks=tracebacks), db=db)
+
+
+def run_collect(
+    program: Sequence[str],
+    fleet: FleetThread,
+    directory: Path,
+    password: str,
+    *options: str,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """:func:`collect_argv` (``--format json OPTIONS``) in a process of its own, for tests
+    that need a fresh interpreter (what was imported) or process limits (``ulimit``); the
+    password in the environment, never on the command line."""
+    return subprocess.run(
+        [*program, *collect_argv(fleet.inventory_path, directory, "--format", "json", *options)],
+        env={**os.environ, "IKE_COLLECTOR_PASSWORD": password, "NO_COLOR": "1"},
+        preexec_fn=preexec_fn,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def collector_command() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -44,6 +45,21 @@ def test_banner_prompt_echo_and_crlf(demo: Any) -> None:
         output = client.command("display ike offline-info")
         # Byte-compatible with the shared layouts the parser's fixtures are rendered with.
         assert output == "display ike offline-info\r\n" + table_bytes(device) + "<ar-bj-02>"
+
+
+def test_login_delay_holds_the_banner_and_prompt_back(mock_fleet: Any) -> None:
+    # A lower bound only (the mock sleeps at least this long), never a speed assertion.
+    fleet = mock_fleet({"devices": [{"name": "wan-ar", "login_delay_ms": 1200}]})
+    device = fleet.device("wan-ar")
+    began = time.monotonic()
+    with shell(device) as client:
+        banner = client.read_until(PROMPT)
+        waited = time.monotonic() - began
+        assert VTY_BANNER + "\r\n" in banner and banner.endswith("\r\n<wan-ar>")
+        client.command("screen-length 0 temporary")
+        assert "Current info Num" in client.command("display ike offline-info")
+    assert waited >= 1.2
+    assert [e.kind for e in device.journal()][:2] == ["login", "command"]
 
 
 def test_ha_master_firewall_prompt_and_peer_filter(demo: Any) -> None:

@@ -177,12 +177,24 @@ def test_explicit_records_and_clock() -> None:
         ({"devices": [{"name": "a"}, {"name": "a"}]}, "duplicate device names a"),
         ({"devices": [{"name": "a", "timezone": "Mars/Base"}]}, "unknown timezone"),
         ({"devices": []}, "no devices"),
+        ({"devices": [{"name": "a", "login_delay_ms": -5}]}, "(a): login_delay_ms -5 is not"),
+        ({"devices": [{"name": "a", "login_delay_ms": "1s"}]}, "login_delay_ms '1s' is not"),
     ],
 )
 def test_bad_scenarios_get_one_clear_error(data: dict[str, object], message: str) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(data, "pw")
     assert message in str(info.value)
+
+
+def test_login_delay_comes_from_the_defaults_or_the_device() -> None:
+    data = {
+        "defaults": {"login_delay_ms": 1000},
+        "devices": [{"name": "wan"}, {"name": "lan", "login_delay_ms": 0}],
+    }
+    wan, lan = load_scenario(data, "pw").devices
+    assert (wan.login_delay_ms, lan.login_delay_ms) == (1000, 0)
+    assert load_scenario({"devices": [{"name": "a"}]}, "pw").devices[0].login_delay_ms == 0
 
 
 def test_shipped_scenarios_load() -> None:

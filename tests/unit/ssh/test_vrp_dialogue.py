@@ -403,6 +403,35 @@ def test_a_silent_login_gets_one_enter() -> None:
     assert dialogue.ready
 
 
+def test_the_prompt_answering_the_login_enter_is_not_the_first_commands_output() -> None:
+    # A slow device: the banner and prompt were on their way when the Enter was pressed,
+    # so the device answers that Enter with a second prompt, after the first command went.
+    dialogue = VrpDialogue("fw-1")
+    dialogue.idle()
+    assert dialogue.outgoing() == b"\n"
+    dialogue.receive(b"\r\nInfo: The max number of VTY users is 10.\r\n<fw-1>")
+    dialogue.prepare()
+    assert dialogue.outgoing() == b"screen-length 0 temporary\n"
+    dialogue.receive(b"\r\n<fw-1>")
+    assert not dialogue.ready
+    dialogue.receive(b"screen-length 0 temporary\r\nInfo: The configuration takes effect.\r\n")
+    dialogue.receive(b"<fw-1>")
+    assert dialogue.events()[-1] == Output(
+        commands.DISABLE_PAGING, "Info: The configuration takes effect."
+    )
+    dialogue.command(commands.CLOCK)
+    dialogue.receive(b"\r\n<fw-1>")  # no Enter is pending any more: this is the answer
+    assert dialogue.events() == [Output(commands.CLOCK, "")]
+
+
+def test_without_a_pending_enter_a_bare_prompt_ends_the_command() -> None:
+    dialogue = logged_in()
+    dialogue.prepare()
+    dialogue.receive(b"\r\n<fw-1>")  # a device that echoes nothing and prints nothing
+    assert dialogue.events() == [Output(commands.DISABLE_PAGING, "")]
+    assert dialogue.ready
+
+
 def test_no_command_before_the_prompt() -> None:
     with pytest.raises(SessionError):
         VrpDialogue().command(commands.CLOCK)
