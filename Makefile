@@ -43,8 +43,10 @@ test: venv system-deps lint
 
 # The SSH-facing tests again with paramiko<5 (SHA-1 key exchange, --legacy-ssh).
 test-legacy-ssh: $(LEGACY_VENV)/bin/.installed
-	$(LEGACY_VENV)/bin/pytest -q tests/test_security_legacy_ssh.py tests/test_transport.py \
-		tests/test_hostkeys.py tests/test_security_hostkeys.py tests/test_security_readonly.py
+	$(LEGACY_VENV)/bin/pytest -q tests/e2e/test_security_legacy_ssh.py \
+		tests/integration/test_transport.py tests/integration/test_hostkeys.py \
+		tests/unit/ssh/test_transport_checks.py tests/e2e/test_security_hostkeys.py \
+		tests/e2e/test_security_readonly.py
 
 test-fast: venv
 	$(BIN)/pytest -m 'not slow' -x -q

@@ -28,8 +28,16 @@ visits; if (a) does not, the benchmark exits 1 (after printing the table). The
 baselines' own failures (netmiko read timeouts on a loaded machine) are listed as notes.
 ``--stages`` adds a table of where (a)'s CPU goes (``bench.fleet_clients stages``).
 
+A WAN fleet: ``--login-delay-ms`` makes every mock device wait that long between the
+accepted login and its banner and first prompt (a slow device CPU, AAA over the WAN), and
+``--hanging-share`` of the devices accept TCP and never send the SSH banner
+(``hang_no_banner``); (a) must report each of those as a ``timeout`` (and exits 1), and
+read every other device in full. The probe uses a device that answers.
+
     .venv/bin/python -m bench.bench_fleet --devices 100 --workers 50 --latency-ms 50 --records 200
     .venv/bin/python -m bench.bench_fleet --devices 1000
+    .venv/bin/python -m bench.bench_fleet --devices 2000 --latency-ms 300 --login-delay-ms 1000 \
+        --hanging-share 0.05 --methods collect --transports asyncssh --collect-runs 1
 
 Prints the machine and a table; writes nothing to the repository unless ``--write-md``
 (then the same block is added to the Fleet section of ``docs/BENCHMARKS.md``).
@@ -65,9 +73,10 @@ from tabulate import tabulate
 from bench.fleet_clients import PASSWORD_ENV
 from collector.core.options import DEFAULT_ASYNC_WORKERS, DEFAULT_WORKERS
 from collector.ssh.factory import TRANSPORTS
+from mock_devices.fleet import raise_fd_limit
 from mock_devices.loadcheck import cpu_seconds
 from mock_devices.process import FleetProcess, start_fleet_process
-from mock_devices.scenario import SCENARIO_DIR
+from mock_devices.scenario import SCENARIO_DIR, Fault, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MD = ROOT / "docs" / "BENCHMARKS.md"
@@ -83,7 +92,8 @@ class Measured:
 
     label: str
     devices: int
-    """Devices this method was asked to read (the subset for the netmiko loop)."""
+    """Devices this method was asked to read in full (the subset for the netmiko loop; for
+    (a), the devices that answer: the hanging ones are expected to time out)."""
     wall_s: float
     """Whole-fleet wall time (extrapolated for the loop)."""
     cpu_ms_per_device: float
@@ -140,16 +150,27 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_scenario(path: Path, latency_ms: int, records: int) -> Path:
-    """The shipped ``fleet`` scenario with this latency and record count."""
+def write_scenario(
+    path: Path,
+    latency_ms: int,
+    records: int,
+    login_delay_ms: int = 0,
+    hanging_share: float = 0.0,
+) -> Path:
+    """The shipped ``fleet`` scenario with this latency, login delay and record count;
+    ``hanging_share`` of the devices accept TCP and never answer (``hang_no_banner``)."""
     data: dict[str, Any] = yaml.safe_load((SCENARIO_DIR / "fleet.yaml").read_text("utf-8"))
     defaults = dict(data.get("defaults") or {})
     defaults["latency_ms"] = latency_ms
+    if login_delay_ms:
+        defaults["login_delay_ms"] = login_delay_ms
     defaults["records"] = {"generate": {"count": records, "seed": 7}}
     defaults["password_env"] = "MOCK_PASSWORD"
     data["defaults"] = defaults
     template = dict(data.get("template") or {})
-    template["faulty_fraction"] = 0.0
+    template["faulty_fraction"] = hanging_share
+    if hanging_share:
+        template["fault_pool"] = [Fault.HANG_NO_BANNER.value]
     data["template"] = template
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -269,12 +290,16 @@ def run_collect(
     repeat: bool = False,
     processes: str | None = None,
     transport: str = "netmiko",
+    hanging: frozenset[str] = frozenset(),
+    connect_timeout: float | None = None,
 ) -> Measured:
     """(a) ``collect-ike-offline collect`` with the store on.
 
     The first run starts from an empty history and known_hosts file (every record new,
     every host key trusted on first use); a ``repeat`` run keeps both, as cron would:
-    the snapshots are unchanged, so no record is new.
+    the snapshots are unchanged, so no record is new. The ``hanging`` devices (TCP
+    accepted, no SSH banner ever) must be reported as ``timeout`` failures, and the run
+    then exits 1 (some devices failed).
     """
     report = directory / "collect.csv"
     report.unlink(missing_ok=True)
@@ -300,18 +325,25 @@ def run_collect(
         command += ["--workers", str(workers)]
     if processes is not None:
         command += ["--processes", processes]
+    if connect_timeout is not None:
+        command += ["--connect-timeout", f"{connect_timeout:g}"]
     run = run_child(command, env, fleet.pid, 3600)
     problems: list[str] = []
-    if run.returncode != 0:
+    if run.returncode != (1 if hanging else 0):
         tail = " | ".join(run.stderr.strip().splitlines()[-3:])
         problems.append(f"collect exited {run.returncode}: {tail}")
-    ok = 0
+    ok = timed_out = 0
     if report.exists():
         rows = {row["name"]: row for row in csv.DictReader(report.open(encoding="utf-8"))}
         for name in names:
             row = rows.get(name)
             if row is None:
                 problems.append(f"{name}: not in the report")
+            elif name in hanging:
+                if row["status"] != "ok" and row["error_kind"] == "timeout":
+                    timed_out += 1
+                else:
+                    problems.append(f"{name} (hanging): {row['status']} {row['error_kind']}")
             elif row["status"] != "ok":
                 problems.append(f"{name}: {row['error_kind']}: {row['error_message']}")
             elif row["records"] != str(records) or row["new_records"] != str(new_expected):
@@ -322,6 +354,7 @@ def run_collect(
             else:
                 ok += 1
     n = len(names)
+    note = f"{timed_out}/{len(hanging)} hanging devices reported as timeout" if hanging else ""
     label = (
         f"(a) collect again, {transport} (same history and known_hosts: nothing new)"
         if repeat
@@ -329,13 +362,14 @@ def run_collect(
     )
     return Measured(
         label=label,
-        devices=n,
+        devices=n - len(hanging),
         wall_s=run.wall_s,
         cpu_ms_per_device=1000 * run.cpu_s / n,
         rss_mib=run.maxrss_kib / 1024,
         mock_cpu_ms_per_device=1000 * run.mock_cpu_s / n,
         rows_ok=ok,
         problems=problems,
+        note=note,
     )
 
 
@@ -416,10 +450,22 @@ def run_stages(
     directory: Path,
     workers: int,
     records: int,
+    transport: str = "netmiko",
 ) -> str:
     """Where collect's time goes, stage by stage (``fleet_clients stages``), as a table."""
+    if transport == "asyncssh" and workers == DEFAULT_WORKERS:
+        workers = DEFAULT_ASYNC_WORKERS
     run, out = run_client(
-        "stages", hosts, env, fleet, "--workers", str(workers), "--workdir", str(directory)
+        "stages",
+        hosts,
+        env,
+        fleet,
+        "--workers",
+        str(workers),
+        "--workdir",
+        str(directory),
+        "--transport",
+        transport,
     )
     ok, problems = _check_counts(names, out, records)
     n = len(names)
@@ -529,7 +575,9 @@ def markdown_block(
     command = shlex.join([".venv/bin/python", "-m", "bench.bench_fleet", *argv])
     lines = [
         f"### {args.devices} devices, {args.records} records, {args.latency_ms} ms latency"
-        f" ({stamp})",
+        + (f", {args.login_delay_ms} ms login delay" if args.login_delay_ms else "")
+        + (f", {args.hanging_share:.0%} hanging" if args.hanging_share else "")
+        + f" ({stamp})",
         "",
         "```",
         command,
@@ -580,6 +628,20 @@ def _parser() -> argparse.ArgumentParser:
         "--records", type=int, default=200, help="deletions per device, 0-200 (default 200)"
     )
     parser.add_argument(
+        "--login-delay-ms",
+        type=int,
+        default=0,
+        help="a WAN fleet: the mock's wait between the accepted login and the banner and "
+        "first prompt (default 0)",
+    )
+    parser.add_argument(
+        "--hanging-share",
+        type=float,
+        default=0.0,
+        help="share of devices (0-0.5) that accept TCP and never send the SSH banner; "
+        "(a) must report each as a timeout (default 0)",
+    )
+    parser.add_argument(
         "--subset", type=int, default=20, help="devices in the sequential loop (default 20)"
     )
     parser.add_argument(
@@ -604,7 +666,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stages",
         action="store_true",
-        help="also break collect's CPU down by stage (in process; one more collection)",
+        help="also break collect's CPU down by stage (in process, one process, the first of"
+        " --transports; one more collection)",
     )
     parser.add_argument(
         "--single-address",
@@ -619,6 +682,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--md-path", type=Path, default=DEFAULT_MD, help=argparse.SUPPRESS)
     parser.add_argument(
         "--processes", metavar="N|auto", help="collect --processes for (a) (default: collect's)"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="S",
+        help="collect --connect-timeout for (a) (default: collect's)",
     )
     parser.add_argument(
         "--transports",
@@ -648,8 +717,12 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
         parser.error("--workers must be at least 1")
     if not 0 <= args.records <= 200:
         parser.error("--records must be 0-200 (a VRP device keeps the latest 200)")
-    if args.latency_ms < 0:
-        parser.error("--latency-ms must not be negative")
+    if args.latency_ms < 0 or args.login_delay_ms < 0:
+        parser.error("--latency-ms and --login-delay-ms must not be negative")
+    if not 0 <= args.hanging_share <= 0.5:
+        parser.error("--hanging-share must be 0-0.5")
+    if args.connect_timeout is not None and args.connect_timeout <= 0:
+        parser.error("--connect-timeout must be more than 0")
     if args.subset < 1 or args.probe_repeat < 1 or args.rounds < 1:
         parser.error("--subset, --probe-repeat and --rounds must be at least 1")
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
@@ -671,7 +744,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = _validate(parser, args)
     workers = args.workers if args.workers is not None else DEFAULT_WORKERS
+    if args.workers is None and methods == ["collect"] and args.transport_list == ["asyncssh"]:
+        workers = DEFAULT_ASYNC_WORKERS  # the ideal run at asyncssh's sessions in flight
     byte_compile()
+    raise_fd_limit()  # the children inherit it: Nornir keeps every connection open
     info = machine()
     print(
         f"machine: {info['cpus']} cores, {info['cpu']}, Python {info['python']}; "
@@ -686,7 +762,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     stages: str | None = None
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as temp:
         directory = Path(temp)
-        scenario = write_scenario(directory / "scenario.yaml", args.latency_ms, args.records)
+        scenario = write_scenario(
+            directory / "scenario.yaml",
+            args.latency_ms,
+            args.records,
+            login_delay_ms=args.login_delay_ms,
+            hanging_share=args.hanging_share,
+        )
+        hanging = frozenset(
+            spec.name
+            for spec in load_scenario(scenario, password, args.devices).devices
+            if spec.has(Fault.HANG_NO_BANNER)
+        )
         fleet_args = ["--scenario", str(scenario), "--count", str(args.devices)]
         if args.single_address:
             fleet_args += ["--single-address", "--port", "0"]
@@ -699,8 +786,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             hosts = fleet.inventory_path
-            names = list(yaml.safe_load(hosts.read_text(encoding="utf-8")))
-            probe = run_probe(hosts, env, fleet, directory, args.probe_repeat)
+            inventory = yaml.safe_load(hosts.read_text(encoding="utf-8"))
+            names = list(inventory)
+            probe_hosts = hosts.with_name("probe_hosts.yaml")  # one device that answers
+            answering = next(name for name in names if name not in hanging)
+            probe_hosts.write_text(yaml.safe_dump({answering: inventory[answering]}), "utf-8")
+            probe = run_probe(probe_hosts, env, fleet, directory, args.probe_repeat)
             round_trip = float(probe["median_s"])
             ideal = math.ceil(args.devices / workers) * round_trip
             print(
@@ -733,6 +824,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         repeat=run_index > 0,
                                         processes=args.processes,
                                         transport=transport,
+                                        hanging=hanging,
+                                        connect_timeout=args.connect_timeout,
                                     )
                                 )
                     elif method == "nornir":
@@ -745,7 +838,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
             if args.stages:
                 print("running stages ...", flush=True)
-                stages = run_stages(hosts, names, env, fleet, directory, workers, args.records)
+                stages = run_stages(
+                    hosts,
+                    names,
+                    env,
+                    fleet,
+                    directory,
+                    workers,
+                    args.records,
+                    transport=args.transport_list[0],
+                )
         finally:
             fleet.stop(signal.SIGTERM)
     text = table(results, args.devices, ideal)
@@ -761,7 +863,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else f" ({DEFAULT_ASYNC_WORKERS} sessions in flight for (a) with asyncssh)"
         )
         + f", {args.latency_ms} ms"
-        f" per command, {args.records} records per device; ideal"
+        f" per command, {args.records} records per device"
+        + (f", {args.login_delay_ms} ms login delay" if args.login_delay_ms else "")
+        + (f", {len(hanging)} hanging (no SSH banner)" if hanging else "")
+        + "; ideal"
         f" = ceil({args.devices}/{workers}) x {round_trip:.3f} s = {ideal:.2f} s"
         f" (one device with our transport: median of {args.probe_repeat},"
         f" {1000 * probe['median_cpu_s']:.1f} ms client CPU each)",

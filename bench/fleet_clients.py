@@ -27,7 +27,8 @@ Methods:
 * ``probe``: one device collected ``--repeat`` times in a row with our
   ``NetmikoTransport`` (after one warm-up), to measure one device's round trip.
 * ``stages``: where ``collect``'s CPU goes, in process, through the same calls the CLI
-  makes: imports, inventory load, the fan-out (``collect_fleet``, ``--workers``), storing
+  makes (``--transport``, netmiko by default): imports, inventory load, the fan-out
+  (``collect_fleet``, ``--workers``), storing
   every result in a fresh SQLite history (one transaction per device), the fleet report
   (``aggregate``), and storing the same results again (the unchanged cron case).
 
@@ -269,7 +270,9 @@ def run_probe(hosts_file: Path, password: str, known_hosts: Path, repeat: int) -
     }
 
 
-def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -> dict[str, Any]:
+def run_stages(
+    hosts_file: Path, password: str, workers: int, directory: Path, transport_name: str = "netmiko"
+) -> dict[str, Any]:
     """CPU seconds (process, all threads) and wall seconds of each stage of a collection."""
     stages: dict[str, tuple[float, float]] = {}
     cpu, wall = _cpu_seconds(), time.perf_counter()
@@ -287,17 +290,21 @@ def run_stages(hosts_file: Path, password: str, workers: int, directory: Path) -
     from collector.history.store import open_store
     from collector.inventory.loading import load_inventory
     from collector.ssh.credentials import Credentials, Secret
+    from collector.ssh.factory import make_transport
     from collector.ssh.hostkeys import KnownHosts
     from collector.ssh.protocol import RunOptions
-    from collector.ssh.transport import NetmikoTransport
 
-    lap("imports (collector, netmiko, paramiko)")
+    known_hosts = KnownHosts(directory / "stages_known_hosts")
+    transport = make_transport(transport_name, known_hosts=known_hosts)
+    lap(f"imports (collector, the {transport_name} transport)")
     devices = load_inventory(hosts_file).devices
     lap("inventory load")
-    transport = NetmikoTransport(KnownHosts(directory / "stages_known_hosts"))
     credentials = Credentials(password=Secret(password))
     results = collect_fleet(devices, credentials, transport, RunOptions(workers=workers))
-    lap(f"fan-out: {len(devices)} devices, {workers} workers (login, command, parse)")
+    lap(
+        f"fan-out: {len(devices)} devices, {workers} workers, {transport_name}"
+        " (login, command, parse)"
+    )
     store = open_store(str(directory / "stages.sqlite3"))
     run_id = store.start_run(hosts_file, None)
     for result in results:
@@ -334,6 +341,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--known-hosts", type=Path, default=None, help="probe: known_hosts file")
     parser.add_argument("--workdir", type=Path, default=None, help="stages: where the db goes")
     parser.add_argument("--repeat", type=int, default=5, help="probe: timed collects")
+    parser.add_argument(
+        "--transport", default="netmiko", help="stages: collect --transport (default netmiko)"
+    )
     return parser
 
 
@@ -354,7 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mock_devices.fleet import raise_fd_limit
 
         raise_fd_limit()
-        out = run_stages(args.hosts, password, args.workers, args.workdir or args.hosts.parent)
+        out = run_stages(
+            args.hosts, password, args.workers, args.workdir or args.hosts.parent, args.transport
+        )
     else:
         known_hosts = args.known_hosts or args.hosts.with_name("probe_known_hosts")
         out = run_probe(args.hosts, password, known_hosts, max(1, args.repeat))

@@ -146,7 +146,7 @@ def collect_fleet(
         known_hosts: Host keys (a path or :class:`KnownHosts`); ``~/.ssh/known_hosts``
             with trust on first use when None. Ignored for a transport object.
         workers, timeout, retries, peer, clock_from_device: As ``collect``'s options
-            (``workers`` None: the transport's default, 200 sessions for asyncssh, 32
+            (``workers`` None: the transport's default, 1,000 sessions for asyncssh, 32
             threads for netmiko and napalm).
 
     Returns:

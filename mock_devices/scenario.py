@@ -258,6 +258,9 @@ class DeviceSpec:
     """``master`` or ``slave`` for a firewall in an HA pair (prompt ``HRP_M<name>``)."""
     faults: frozenset[Fault] = frozenset()
     latency_ms: int = 0
+    login_delay_ms: int = 0
+    """Milliseconds between the SSH login (authentication accepted, shell opened) and the
+    banner and first prompt: a slow device CPU setting up the VTY, or AAA over a WAN."""
     very_slow_s: float = 600.0
     records: RecordSource = RecordSource()
     churn_per_minute: float = 0.0
@@ -609,6 +612,13 @@ def _scripted(value: Any, where: str) -> tuple[Scripted, ...]:
     return tuple(entries)
 
 
+def _milliseconds(value: Any, where: str, key: str) -> int:
+    """A non-negative whole number of milliseconds (``login_delay_ms``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ScenarioError(f"{where}: {key} {value!r} is not a whole number of ms (0 or more)")
+    return value
+
+
 def _faults(value: Any, where: str) -> frozenset[Fault]:
     if value is None:
         return frozenset()
@@ -635,6 +645,7 @@ _DEVICE_KEYS = {
     "hrp",
     "faults",
     "latency_ms",
+    "login_delay_ms",
     "very_slow_s",
     "records",
     "churn",
@@ -726,6 +737,7 @@ def build_device(
         hrp=hrp,
         faults=_faults(merged.get("faults"), spot),
         latency_ms=int(merged.get("latency_ms", 0)),
+        login_delay_ms=_milliseconds(merged.get("login_delay_ms", 0), spot, "login_delay_ms"),
         very_slow_s=float(merged.get("very_slow_s", 600.0)),
         records=_records(merged.get("records"), spot, name, reasons),
         churn_per_minute=float(churn.get("per_minute", 0.0)),

@@ -236,6 +236,9 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
                 self._chan.exit(0)
 
     async def _login(self) -> None:
+        if self.spec.login_delay_ms:
+            # A slow device: the login was accepted, the VTY's banner and prompt come later.
+            await asyncio.sleep(self.spec.login_delay_ms / 1000)
         now = self.device.now_aware()
         self.write(
             CRLF + VTY_BANNER + CRLF + f"      The current login time is {_vrp_time(now)}." + CRLF

@@ -4,6 +4,9 @@
 ``store`` is the history store opened on it. The whole session runs with its own
 ``XDG_DATA_HOME``: a test that relies on the default history or run lock never meets the
 operator's files, nor another test session's lock.
+
+The plain helpers the test files share (paths, the CLI run as an operator runs it, what the
+mock holds) are in ``helpers.py``; hand-made data two files need is in ``handmade.py``.
 """
 
 from __future__ import annotations

@@ -29,10 +29,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from helpers import FIXTURES
+
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.history.report import history_report
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store_v2" / "store_v2.json"
+FIXTURE = FIXTURES / "store_v2" / "store_v2.json"
 BASE = datetime(2026, 3, 1)
 RUN_STARTS = (datetime(2026, 3, 1, 12, 0, tzinfo=UTC), datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
 REPORT_AT = datetime(2026, 3, 3, tzinfo=UTC)

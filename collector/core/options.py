@@ -36,8 +36,13 @@ run from logging in as that user (:mod:`collector.ssh.breaker`)."""
 DEFAULT_TRANSPORT = "asyncssh"
 """``collect --transport`` and the API's default: the fastest transport that passes the whole
 fault matrix (docs/BENCHMARKS.md); netmiko and napalm stay selectable."""
-DEFAULT_ASYNC_WORKERS = 200
-"""Sessions in flight per process with ``--transport asyncssh`` (one event loop, no threads)."""
+DEFAULT_ASYNC_WORKERS = 1000
+"""Sessions in flight with ``--transport asyncssh`` (shared out between ``--processes``, one
+event loop each). A waiting session costs an open socket and no CPU: over a WAN (300 ms a
+command, a second to log in) 200 in flight left the CPU idle while sessions waited, and a
+device that accepts TCP and never answers holds its session for two connect timeouts;
+2,000 such devices took 52.7 s with 200, 34-36 s with 1,000, where the CPU is the limit
+(docs/BENCHMARKS.md)."""
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

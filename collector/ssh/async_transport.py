@@ -45,6 +45,7 @@ import dataclasses
 import logging
 import os
 import queue
+import resource
 import socket
 import threading
 import time
@@ -64,6 +65,7 @@ from collector.ssh.base import Request, SshTransport
 from collector.ssh.breaker import POLL
 from collector.ssh.credentials import Credentials, SecretMasker
 from collector.ssh.errors import (
+    AEAD_CIPHERS,
     LEGACY_KEX,
     ConnectionDropped,
     DeadlinePassed,
@@ -85,7 +87,6 @@ from collector.ssh.transport import (
     result_from_outputs,
 )
 from collector.ssh.vrp_dialogue import Output, VrpDialogue
-from collector.ssh.vrp_session import AEAD_CIPHERS
 
 __all__ = ["DEFAULT_ASYNC_WORKERS", "AsyncsshTransport"]
 
@@ -115,7 +116,7 @@ def kex_algorithms(allow_sha1: bool) -> list[str]:
 
 def encryption_algorithms() -> list[str]:
     """asyncssh's default ciphers with the AES-GCM ones first (as the netmiko transport
-    orders them, :data:`collector.ssh.vrp_session.AEAD_CIPHERS`): asyncssh's first choice,
+    orders them, :data:`collector.ssh.errors.AEAD_CIPHERS`): asyncssh's first choice,
     ChaCha20-Poly1305, builds several cipher contexts in Python for every packet (measured
     on the mock fleet: ~1.3 of 3.3 ms client CPU a device); AES-GCM is one call."""
     names = [name.decode("ascii") for name in asyncssh.encryption.get_default_encryption_algs()]
@@ -509,6 +510,46 @@ class _Session:
             await asyncio.to_thread(self.proxy.close)
 
 
+_FDS_PER_SESSION = 3
+"""Open files one session may hold: its socket, and a jump host's pipes or the agent's
+socket."""
+_FD_RESERVE = 64
+"""Open files kept for everything else (the known_hosts file, logs, the parent's pipe)."""
+
+
+def _sessions_within_fd_limit(width: int) -> int:
+    """How many of ``width`` sessions in flight this process can open: the soft open-files
+    limit is raised towards the hard one if the sessions need it (a distribution's 1,024
+    holds ~300 sessions), and the width is cut to what the hard limit allows, with a
+    warning, rather than failing devices on "too many open files"."""
+    needed = width * _FDS_PER_SESSION + _FD_RESERVE
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # pragma: no cover - no such limit on this platform
+        return width
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return width
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (OSError, ValueError):
+            wanted = soft
+        else:
+            log.info("open-files limit raised from %d to %d for %d sessions", soft, wanted, width)
+    if wanted >= needed:
+        return width
+    allowed = max(1, (wanted - _FD_RESERVE) // _FDS_PER_SESSION)
+    log.warning(
+        "the open-files limit (%d, ulimit -n) allows %d sessions in flight, not %d:"
+        " raise it (e.g. LimitNOFILE= in the systemd unit) or lower --workers",
+        wanted,
+        allowed,
+        width,
+    )
+    return allowed
+
+
 class AsyncsshTransport(SshTransport):
     """``--transport asyncssh`` (see the module doc); takes
     :class:`~collector.ssh.base.SshTransport`'s arguments (``allow_sha1_kex``: offer the
@@ -713,7 +754,7 @@ class AsyncsshTransport(SshTransport):
             state["loop"] = asyncio.get_running_loop()
             state["task"] = asyncio.current_task()
             started.set()
-            width = max(1, min(workers, total))
+            width = _sessions_within_fd_limit(max(1, min(workers, total)))
             await asyncio.gather(*(worker() for _ in range(width)))
 
         def main() -> None:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.core import commands
 from collector.core.clock import ClockParseError, DeviceClock, parse_display_clock
@@ -52,7 +52,9 @@ from collector.ssh.errors import SessionError, classify_error, one_line
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Stage
 from collector.ssh.ssh_config import SshConfigError, SshTarget, resolve_device
-from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
+
+if TYPE_CHECKING:  # netmiko is loaded only when a netmiko or napalm session starts
+    from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
 
 __all__ = [
     "PASSTHROUGH_EXTRAS",
@@ -238,6 +240,10 @@ class NetmikoTransport(_SessionTransport):
 
     def connection(self, login: _Login) -> ReadOnlyHuaweiSSH:
         """An unconnected :class:`ReadOnlyHuaweiSSH` for one device."""
+        # Here, not at the top: importing netmiko costs ~40-50 ms of CPU at every start,
+        # and the asyncssh transport (the default) shares this module's flow, not netmiko.
+        from collector.ssh.vrp_session import ReadOnlyHuaweiSSH
+
         device, credentials = login.device, login.credentials
         kwargs: dict[str, Any] = {}
         target = login.target

@@ -27,7 +27,7 @@ the same way:
 
 The dialogue never looks ahead of what it asked for: a device answers only after it was
 sent something, so what it receives between two sends is one "turn", and the events are
-the same however a turn is cut into chunks (``tests/test_vrp_dialogue.py`` checks it).
+the same however a turn is cut into chunks (``tests/unit/ssh/test_vrp_dialogue.py`` checks it).
 """
 
 from __future__ import annotations
@@ -167,6 +167,9 @@ class VrpDialogue:
         """Bytes received in the current login text or output."""
         self._paged_at = -1
         self._nudged = False
+        self._stray_prompt = False
+        """The login's Enter may still be answered with a prompt of its own (the device was
+        slow, not waiting for a key): it can arrive after the first command was sent."""
         self._command = ""
         self._outgoing: list[bytes] = []
         self._events: list[Event] = []
@@ -236,6 +239,7 @@ class VrpDialogue:
         devices print their prompt only after a key press)."""
         if self.state is State.LOGIN and not self._nudged:
             self._nudged = True
+            self._stray_prompt = True
             self._send("")
 
     def closed(self) -> None:
@@ -345,6 +349,12 @@ class VrpDialogue:
     def _command_step(self) -> None:
         tail = self._tail
         if self._at_prompt(tail):
+            if self._stray_prompt and self._only_a_prompt():
+                # The answer to the login's Enter, before the command's echo: not its output.
+                log.debug("%s: a prompt before the echo of '%s'", self.device_name, self._command)
+                self._stray_prompt = False
+                self._reset()
+                return
             self._finish()
             return
         # Pages are turned even after screen-length was accepted: a device that pages
@@ -356,7 +366,14 @@ class VrpDialogue:
                 self._paged_at = at
                 self._queue(commands.PAGER_KEY)
 
+    def _only_a_prompt(self) -> bool:
+        """Whether all that came since the command was sent is one prompt (no echo)."""
+        text = "".join(self._parts).strip()
+        match = vrp_text.PROMPT_AT_END.search(text)
+        return match is not None and match.start() == 0
+
     def _finish(self) -> None:
+        self._stray_prompt = False  # the first answer is complete: no Enter is pending
         command = self._command
         text = self._strip_echo_and_prompt(clean_output("".join(self._parts)), command)
         self.state = State.READY
