@@ -427,8 +427,11 @@ class _Tally:
     """peer -> deletions."""
     peer_devices: Counter[str] = dataclasses.field(default_factory=Counter)
     """peer -> devices that saw it."""
-    peer_codes: Counter[tuple[str, str]] = dataclasses.field(default_factory=Counter)
-    """(peer, reason code) -> deletions."""
+    peer_codes: Counter[int] = dataclasses.field(default_factory=Counter)
+    """(peer, reason code) -> deletions, keyed ``peer_ids[peer] << 16 | codes[code]`` (an
+    int costs half a tuple, and a large fleet has a few hundred thousand such pairs)."""
+    peer_ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    codes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def add(self, records: Sequence[OfflineRecord], *, reasons: bool, peers: bool) -> None:
         """Count one device's records: their reasons, their peers, or both."""
@@ -445,7 +448,26 @@ class _Tally:
         peers = Counter(map(_PEER, records))
         self.peers.update(peers)
         self.peer_devices.update(peers.keys())
-        self.peer_codes.update(map(_PEER_CODE, records))
+        ids, codes, peer_codes = self.peer_ids, self.codes, self.peer_codes
+        for (peer, code), count in Counter(map(_PEER_CODE, records)).items():
+            peer_id = ids.get(peer)
+            if peer_id is None:
+                peer_id = ids[peer] = len(ids)
+            code_id = codes.get(code)
+            if code_id is None:
+                code_id = codes[code] = len(codes)
+            peer_codes[peer_id << 16 | code_id] += count
+
+    def codes_of(self, peers: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Deletions by reason code of each of ``peers``."""
+        wanted = {self.peer_ids[peer]: peer for peer in peers}
+        names = list(self.codes)
+        found: dict[str, dict[str, int]] = {peer: {} for peer in wanted.values()}
+        for key, count in self.peer_codes.items():
+            peer = wanted.get(key >> 16)
+            if peer is not None:
+                found[peer][names[key & 0xFFFF]] = count
+        return found
 
 
 def reason_counts(
@@ -835,11 +857,7 @@ class RunFold:
             flapping = flapping[: max(self._top, 0)]
         if not flapping:
             return ()
-        listed = set(flapping)
-        reasons: defaultdict[str, dict[str, int]] = defaultdict(dict)
-        for (peer, code), count in tally.peer_codes.items():
-            if peer in listed:
-                reasons[peer][code] = count
+        reasons = tally.codes_of(flapping)
         return tuple(
             PeerFlap(
                 peer=peer,
