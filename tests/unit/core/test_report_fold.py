@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_report_reference import ZONES, fleets, results_of
+from test_report_reference import BASE, NOW, ZONES, fleets, results_of
 
 from collector.core.aggregate import (
     FleetReport,
@@ -47,8 +47,6 @@ from collector.core.records import (
     OfflineRecord,
 )
 
-NOW = datetime(2024, 3, 2, 8, 0, tzinfo=UTC)
-BASE = datetime(2024, 3, 1, 0, 0)
 PEERS = [f"10.0.0.{i}" for i in range(1, 9)]
 burst_record = st.builds(
     OfflineRecord.build,
