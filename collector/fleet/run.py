@@ -56,7 +56,7 @@ from multiprocessing.connection import Connection, wait
 
 from collector.core.commands import validate_peer
 from collector.core.options import DEFAULT_WORKERS, plural
-from collector.core.protocols import STRAGGLERS, Progress
+from collector.core.protocols import STRAGGLERS, Progress, Straggler, devices_left
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.ssh.breaker import AuthBreaker
@@ -225,22 +225,19 @@ class _Fleet:
                 del self.in_flight[index]
         return stuck
 
-    def stragglers(self, emitted: set[int]) -> tuple[tuple[str, float | None, str | None], ...]:
+    def stragglers(self, emitted: set[int]) -> tuple[Straggler, ...]:
         """The devices not done yet: how long their current attempt has run, its phase."""
-        now = time.monotonic()
         with self.lock:
-            flights = dict(self.in_flight)
-        left: list[tuple[str, float | None, str | None]] = []
-        for index, device in enumerate(self.devices):
-            if index in emitted:
-                continue
-            flight = flights.get(index)
-            if flight is None:
-                left.append((device.name, None, None))
-            else:
-                phase = "waiting to retry" if flight.waiting else current_phase(flight.thread)
-                left.append((device.name, now - flight.started, phase))
-        return tuple(left)
+            flights = {
+                index: (
+                    flight.started,
+                    "waiting to retry" if flight.waiting else current_phase(flight.thread),
+                )
+                for index, flight in self.in_flight.items()
+            }
+        return devices_left(
+            [device.name for device in self.devices], emitted, flights, time.monotonic()
+        )
 
     def next_check(self) -> float:
         """Seconds until the earliest in-flight attempt could become overdue."""

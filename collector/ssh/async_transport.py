@@ -58,7 +58,7 @@ import paramiko
 
 from collector.core import commands
 from collector.core.options import DEFAULT_ASYNC_WORKERS
-from collector.core.protocols import STRAGGLERS, Progress
+from collector.core.protocols import STRAGGLERS, Progress, Straggler, devices_left
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.ssh.base import Request, SshTransport
@@ -564,31 +564,32 @@ class AsyncsshTransport(SshTransport):
         self, device: Device, credentials: Credentials, request: Request, stage: Stage
     ) -> DeviceResult:
         """Read one device in an event loop of its own (see :meth:`collect_async`)."""
-        keywords = dataclasses.asdict(request)  # peer, timeout, clock, keep_raw
-        return asyncio.run(self.collect_async(device, credentials, stage=stage, **keywords))
+        return asyncio.run(self.collect_async(device, credentials, request, stage))
 
     async def collect_async(
         self,
         device: Device,
         credentials: Credentials,
-        *,
-        peer: str | None = None,
-        timeout: float = 30.0,
-        clock: bool = False,
-        keep_raw: bool = False,
+        request: Request,
         stage: Stage | None = None,
     ) -> DeviceResult:
         """Log in, run the device's commands, check the output; never raises for a device
         problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
         session waits for (the progress line names it)."""
-        attempt = begin_attempt(device, credentials, peer, timeout, self.connect_timeout, stage)
+        attempt = begin_attempt(
+            device, credentials, request.peer, request.timeout, self.connect_timeout, stage
+        )
         try:
             login = login_for(attempt)
-            device_clock, outputs = await self._session(attempt, login, peer, clock)
+            device_clock, outputs = await self._session(attempt, login, request.peer, request.clock)
         except Exception as exc:
             return failed_attempt(attempt, exc, self.known_hosts)
         return result_from_outputs(
-            device, outputs, started=attempt.started, keep_raw=keep_raw, device_clock=device_clock
+            device,
+            outputs,
+            started=attempt.started,
+            keep_raw=request.keep_raw,
+            device_clock=device_clock,
         )
 
     async def _session(
@@ -658,12 +659,8 @@ class AsyncsshTransport(SshTransport):
         :class:`~collector.ssh.breaker.AuthBreaker`; closing the generator cancels the sessions
         still in flight."""
         workers, timeout, retries = options.workers, options.timeout, options.retries
-        backoff, peer, clock, keep_raw = (
-            options.backoff,
-            options.peer,
-            options.clock,
-            options.keep_raw,
-        )
+        backoff = options.backoff
+        request = Request(options.peer, timeout, options.clock, options.keep_raw)
         retry_on, grace, breaker = options.retry_on, options.grace, options.breaker
         total = len(devices)
         if total == 0:
@@ -694,15 +691,7 @@ class AsyncsshTransport(SshTransport):
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
                     async with asyncio.timeout(timeout + grace):
-                        result = await self.collect_async(
-                            device,
-                            credentials,
-                            peer=peer,
-                            timeout=timeout,
-                            clock=clock,
-                            keep_raw=keep_raw,
-                            stage=stage,
-                        )
+                        result = await self.collect_async(device, credentials, request, stage)
                 except TimeoutError:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
@@ -726,23 +715,15 @@ class AsyncsshTransport(SshTransport):
 
         done: set[int] = set()
 
-        def stragglers() -> tuple[tuple[str, float | None, str | None], ...]:
+        def stragglers() -> tuple[Straggler, ...]:
             """The devices left (as the thread runner's :class:`Progress` names them)."""
             if total - len(done) > STRAGGLERS:
                 return ()
-            now, flights = time.monotonic(), dict(in_flight)
-            left: list[tuple[str, float | None, str | None]] = []
-            for index, device in enumerate(devices):
-                if index in done:
-                    continue
-                flight = flights.get(index)
-                if flight is None:
-                    left.append((device.name, None, None))
-                else:
-                    since, stage = flight
-                    phase = "waiting to retry" if stage is None else stage.phase
-                    left.append((device.name, now - since, phase))
-            return tuple(left)
+            flights = {
+                index: (since, "waiting to retry" if stage is None else stage.phase)
+                for index, (since, stage) in in_flight.items()
+            }
+            return devices_left([d.name for d in devices], done, flights, time.monotonic())
 
         async def fleet() -> None:
             todo: Iterator[int] = iter(range(total))
