@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,9 +139,12 @@ def run_collection(
         failure.append(one_line(error, 200) or type(error).__name__)
 
     run_id = None
+    slow: set[str] = set()
+    """Devices that timed out in their latest run: started first (see :func:`slow_first`)."""
     if store is not None:
         try:
             devices = with_learned_commands(devices, store.known_commands())
+            slow = store.timed_out_last()
             run_id = store.start_run(inventory_path, None if shard is None else str(shard))
         except Exception as error:
             database_failed(error, "starting the run")
@@ -203,7 +206,9 @@ def run_collection(
             keep_raw=keep_raw,
             breaker=breaker,
         )
-        run = iter_fleet(devices, credentials, transport, options, on_progress=bar)
+        run = iter_fleet(
+            slow_first(devices, slow), credentials, transport, options, on_progress=bar
+        )
         with contextlib.closing(run):  # closing it stops the run (and its children)
             for result in run:
                 on_result(result)
@@ -240,6 +245,20 @@ def run_collection(
         database_error=failure[0] if failure else None,
         unstored=tuple(unstored),
     )
+
+
+def slow_first(devices: Sequence[Device], slow: Container[str]) -> list[Device]:
+    """The devices to start first, then the rest, each part in inventory order: a device
+    that timed out last time will likely hold a session for the whole connect timeout
+    (twice with a retry), and started last it alone would set the end of the run.
+    The report keeps the inventory's order whatever the start order.
+
+    Examples:
+        >>> from collector.core.records import Device
+        >>> [d.name for d in slow_first([Device(n, "192.0.2.1") for n in "abc"], {"c"})]
+        ['c', 'a', 'b']
+    """
+    return sorted(devices, key=lambda device: device.name not in slow)
 
 
 def _warn_tripped(

@@ -1,4 +1,5 @@
-"""What the history is asked outside a report: deletions, gaps, zones, known commands.
+"""What the history is asked outside a report: deletions, gaps, zones, known commands,
+the devices that timed out last.
 
 :class:`Queries` is the part of :class:`~collector.history.store.Store` that only reads
 (small queries; the fleet report over the roll-ups is :mod:`collector.history.report`).
@@ -11,9 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from collector.core.clock import ZoneError, parse_zone
-from collector.core.records import (
-    OfflineRecord,
-)
+from collector.core.records import ErrorKind, OfflineRecord
 from collector.history.connection import EPOCH, Connection, RunId, from_epoch
 
 
@@ -132,6 +131,15 @@ class Queries(Connection):
             str(name): str(command)
             for name, command in self.fetch(
                 "SELECT name, ike_command FROM devices WHERE ike_command IS NOT NULL"
+            )
+        }
+
+    def timed_out_last(self) -> set[str]:
+        """The devices whose latest result was a timeout (a run starts them first)."""
+        return {
+            str(name)
+            for (name,) in self.fetch(
+                "SELECT name FROM devices WHERE last_error_kind = ?", (ErrorKind.TIMEOUT.value,)
             )
         }
 

@@ -52,3 +52,49 @@ def test_hanging_device_ends_at_the_connect_timeout(tmp_path: Path, transport: s
     connection.close()
     # --retries 5 allows 6 attempts; the second timeout in the same phase ends it.
     assert attempts == 2
+
+
+def _start_order(db: Path, run: int) -> list[str]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT devices.name FROM device_runs JOIN devices ON devices.id ="
+            " device_runs.device_id WHERE device_runs.run_id = ? ORDER BY device_runs.started",
+            (run,),
+        ).fetchall()
+    connection.close()
+    return [name for (name,) in rows]
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def test_a_device_that_timed_out_last_run_is_started_first(tmp_path: Path, transport: str) -> None:
+    spec = {
+        "defaults": {"username": "admin", "records": {"generate": {"count": 3, "seed": 4}}},
+        "devices": [
+            {"name": "a-fine"},
+            {"name": "b-fine"},
+            {"name": "c-hangs", "faults": ["hang_no_banner"]},
+        ],
+    }
+    db = tmp_path / "history.sqlite3"
+    options = ("--connect-timeout", "1", "--retries", "0", "--workers", "1", "--format", "json")
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        assert fleet.inventory_path is not None
+        runs = [
+            collect(
+                fleet.inventory_path,
+                tmp_path,
+                *options,
+                *("--transport", transport),
+                password=PASSWORD,
+                timeout=600,
+                env={"NO_COLOR": "1"},
+            )
+            for _ in range(2)
+        ]
+    for run in runs:
+        assert run.code == 1, run.stderr
+        # The report keeps the inventory's order whatever the start order.
+        assert list(run.devices()) == ["a-fine", "b-fine", "c-hangs"]
+        assert run.devices()["c-hangs"]["error"]["kind"] == "timeout"
+    assert _start_order(db, 1) == ["a-fine", "b-fine", "c-hangs"]
+    assert _start_order(db, 2) == ["c-hangs", "a-fine", "b-fine"]
