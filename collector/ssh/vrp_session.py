@@ -89,6 +89,8 @@ _NUDGE_AFTER = 2.0
 """Seconds of silence after the shell opens before pressing Enter once."""
 _PROXY_EXIT_WAIT = 1.0
 """After a failed connect, how long to wait for a jump-host proxy's exit status."""
+THREAD_EXIT = 5.0
+"""Seconds :meth:`ReadOnlyHuaweiSSH.close` waits for paramiko's transport thread to end."""
 
 
 class _DemoteParamikoErrors(logging.Filter):
@@ -451,6 +453,17 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         if isinstance(self.remote_conn, paramiko.Channel) and not self._aborted.is_set():
             self.dialogue.quit()
             self._flush()
+
+    def paramiko_cleanup(self) -> None:
+        """netmiko's close of channel and client (``disconnect()`` calls it, NAPALM's close
+        too); returns once paramiko's transport thread has ended (at most
+        :data:`THREAD_EXIT` s): one still inside OpenSSL when a later run forks its
+        ``--processes`` children would leave them a lock held forever."""
+        client = self.remote_conn_pre
+        thread = client.get_transport() if isinstance(client, paramiko.SSHClient) else None
+        super().paramiko_cleanup()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(THREAD_EXIT)
 
     def close(self) -> None:
         """Leave the device now: ``quit``, close channel and transport, release netmiko state."""

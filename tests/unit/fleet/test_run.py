@@ -21,11 +21,13 @@ from collector.core.protocols import Progress
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
 from collector.fleet import run
 from collector.fleet.run import auto_processes, collect_fleet, iter_fleet
+from collector.inventory.loading import load_inventory
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import RunOptions
 from mock_devices.fleet import start_fleet
+from mock_devices.process import start_fleet_process
 
 CREDENTIALS = Credentials("admin", Secret("run-canary-Pw"))
 
@@ -350,11 +352,15 @@ def _closed_port() -> int:
 def test_processes_over_real_ssh_match_one_process(tmp_path: Path, name: str) -> None:
     password = "Shard-canary-5521"
     credentials = Credentials("admin", Secret(password))
-    with start_fleet("fleet", count=6, password=password) as fleet:
-        inventory = [
-            Device(s.name, s.host, s.port, platform=s.spec.platform) for s in fleet.devices
-        ]
-        inventory.append(Device("closed", "127.0.0.1", _closed_port()))
+    # The mock fleet in a process of its own: forked children must not inherit a thread
+    # that is inside the SSH server (an OpenSSL or logging lock held at the fork is held
+    # forever in the child). The CLI forks before it starts any thread, as here.
+    fleet = start_fleet_process(
+        tmp_path / "fleet", ["--scenario", "fleet", "--count", "6"], password=password
+    )
+    try:
+        served = load_inventory(fleet.inventory_path).devices
+        inventory = [*served, Device("closed", "127.0.0.1", _closed_port())]
         known_hosts = tmp_path / "known_hosts"
         store = KnownHosts(known_hosts)
         transport = make_transport(name, known_hosts=store)
@@ -367,15 +373,17 @@ def test_processes_over_real_ssh_match_one_process(tmp_path: Path, name: str) ->
             inventory, credentials, transport, RunOptions(processes=2, **options)
         )
         lines = known_hosts.read_text().splitlines()
-        assert len(lines) == len(set(lines)) == len(fleet.devices)
+        assert len(lines) == len(set(lines)) == len(served)
         trusted = store.trusted
-        assert sorted(name for name, _, _ in trusted) == sorted(s.name for s in fleet.devices)
+        assert sorted(name for name, _, _ in trusted) == sorted(d.name for d in served)
         collect_fleet(inventory, credentials, transport, RunOptions(processes=2, **options))
         single = collect_fleet(
             inventory, credentials, transport, RunOptions(processes=1, **options)
         )
         assert known_hosts.read_text().splitlines() == lines
-        assert len(store.trusted) == len(fleet.devices)
+        assert len(store.trusted) == len(served)
+    finally:
+        fleet.stop()
     assert [r.device.name for r in sharded] == [d.name for d in inventory]
     for one, many in zip(single, sharded, strict=True):
         assert one.status is many.status and one.records == many.records, one.device.name
