@@ -451,7 +451,7 @@ def _record_spool(fmt: str, records: bool, output: Path | None) -> RecordSpool |
     format lists none): beside ``--output``, else in $TMPDIR."""
     if not lists_records(fmt, records):
         return None
-    directory = None if output is None else (output.parent if str(output.parent) else Path("."))
+    directory = None if output is None else output.parent
     try:
         return RecordSpool(fmt, directory)
     except OSError as error:

@@ -312,13 +312,20 @@ or goes away (adding a field does not change it), so a consumer can refuse what 
 not know."""
 
 
-def report_dict(report: FleetReport) -> dict[str, Any]:
-    """The JSON report as a Python object (see the module docstring for the shape)."""
+def _head_dict(report: FleetReport) -> dict[str, Any]:
+    """What the JSON report starts with (and the NDJSON summary line carries)."""
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "generated_at": _iso(report.generated_at),
         "times": _TIMES[report.local_times],
         "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
+    }
+
+
+def report_dict(report: FleetReport) -> dict[str, Any]:
+    """The JSON report as a Python object (see the module docstring for the shape)."""
+    return {
+        **_head_dict(report),
         "devices": [_device_dict(device, with_records=True) for device in report.devices],
         "summary": summary_dict(report),
     }
@@ -394,15 +401,7 @@ def write_json(report: FleetReport, handle: TextIO, records: RecordText | None =
     """Write the JSON report, the same text as ``json.dumps(report_dict(report), indent=2)``
     plus a newline, a device at a time: each device's records come from ``records``."""
     records = listing_text("json") if records is None else records
-    head = _indented(
-        {
-            "schema_version": JSON_SCHEMA_VERSION,
-            "generated_at": _iso(report.generated_at),
-            "times": _TIMES[report.local_times],
-            "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
-        },
-        "",
-    )
+    head = _indented(_head_dict(report), "")
     handle.write(head[: -len("\n}")] + ',\n  "devices": ')
     handle.write("[\n" if report.devices else "[]")
     for index, device in enumerate(report.devices):
@@ -429,14 +428,7 @@ def write_ndjson(report: FleetReport, handle: TextIO, records: RecordText | None
     for device in report.devices:
         handle.write(json_line({"type": "device", **_device_dict(device, with_records=False)}))
         handle.write("\n")
-    summary = {
-        "type": "summary",
-        "schema_version": JSON_SCHEMA_VERSION,
-        "generated_at": _iso(report.generated_at),
-        "times": _TIMES[report.local_times],
-        "window": {"since": _iso(report.window_since), "until": _iso(report.window_until)},
-        **summary_dict(report),
-    }
+    summary = {"type": "summary", **_head_dict(report), **summary_dict(report)}
     handle.write(json_line(summary) + "\n")
 
 
