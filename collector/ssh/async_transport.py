@@ -86,15 +86,12 @@ from collector.ssh.transport import (
     login_for,
     result_from_outputs,
 )
-from collector.ssh.vrp_dialogue import Output, VrpDialogue
+from collector.ssh.vrp_dialogue import NUDGE_AFTER, Output, VrpDialogue
 
 __all__ = ["DEFAULT_ASYNC_WORKERS", "AsyncsshTransport"]
 
 log = logging.getLogger("collector.ssh.transport")
 
-_NUDGE_AFTER = 2.0
-"""Seconds of silence after the shell opens before pressing Enter once."""
-_PROXY_EXIT_WAIT = 1.0
 _TERM_SIZE = (511, 1000)
 _EXTRAS_USED = frozenset({"key_file", "use_keys", "allow_agent", "ssh_config_file"})
 """The inventory's netmiko extras this transport honours (``ssh_config_file`` is resolved
@@ -218,7 +215,7 @@ class _Shell(asyncssh.SSHClientSession[bytes]):
             self._waiter = asyncio.get_running_loop().create_future()
             if nudge and not self.dialogue.nudged:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self._waiter), _NUDGE_AFTER)
+                    await asyncio.wait_for(asyncio.shield(self._waiter), NUDGE_AFTER)
                 if not self._waiter.done():
                     self.dialogue.idle()
                     self.flush()
@@ -485,12 +482,13 @@ class _Session:
         proxy = self.proxy
         if proxy is None or target_answered(exc) or isinstance(exc, SessionError):
             return None
-        wait = min(_PROXY_EXIT_WAIT, max(0.0, self.login.deadline.remaining()))
-        said = await asyncio.to_thread(proxy.failure, wait)
-        if said is None:
-            return None
         target = self.login.target
-        return f"{said}; {proxy.proxy.description} to {target.hostname}:{target.port}"
+        return await asyncio.to_thread(
+            proxy.jump_host_failure,
+            self.login.deadline.remaining(),
+            target.hostname,
+            target.port,
+        )
 
     async def close(self) -> None:
         shell, conn = self.shell, self.conn

@@ -36,6 +36,10 @@ _NOISE = ("Warning: Permanently added",)
 _PART = 140
 
 
+EXIT_WAIT = 1.0
+"""After a failed connect, how long to wait for a jump-host proxy's exit status."""
+
+
 class ProxyStartError(CollectorError):
     """The proxy command could not be started at all (no such program)."""
 
@@ -158,6 +162,14 @@ class ProxyProcess:
         if status == 0 and not text.strip():
             return None
         return summarise(text, status)
+
+    def jump_host_failure(self, remaining: float, host: str, port: int) -> str | None:
+        """The error line of a session to ``host:port`` that failed because this proxy did
+        (its :meth:`failure` within :data:`EXIT_WAIT` s, at most ``remaining``), else None."""
+        said = self.failure(min(EXIT_WAIT, max(0.0, remaining)))
+        if said is None:
+            return None
+        return f"{said}; {self.proxy.description} to {host}:{port}"
 
     def terminate(self) -> None:
         """End the proxy and its children now (any thread; the socket stays open)."""

@@ -46,6 +46,7 @@ from collector.ssh.errors import ConnectionDropped, SessionError
 
 __all__ = [
     "MAX_LOGIN_BYTES",
+    "NUDGE_AFTER",
     "Declined",
     "Event",
     "LoggedIn",
@@ -60,6 +61,9 @@ log = logging.getLogger("collector.ssh.transport")
 
 MAX_LOGIN_BYTES = 256 * 1024
 """Banner and login questions: more than this without a prompt is not a VRP shell."""
+NUDGE_AFTER = 2.0
+"""Seconds of silence at login after which a transport calls :meth:`VrpDialogue.idle`
+(the dialogue keeps no clock; both transports wait this long)."""
 _TAIL = 512
 """Characters of the end of the text that prompt/question/pager detection looks at."""
 
@@ -235,8 +239,8 @@ class VrpDialogue:
         # next output's echo line or is dropped with it.
 
     def idle(self) -> None:
-        """The device has said nothing for a while at login: press Enter, once (some
-        devices print their prompt only after a key press)."""
+        """The device has said nothing for :data:`NUDGE_AFTER` s at login: press Enter,
+        once (some devices print their prompt only after a key press)."""
         if self.state is State.LOGIN and not self._nudged:
             self._nudged = True
             self._stray_prompt = True

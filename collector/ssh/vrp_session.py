@@ -70,7 +70,7 @@ from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Stage
 from collector.ssh.proxy import ProxyProcess, ProxyStartError
 from collector.ssh.ssh_config import Proxy
-from collector.ssh.vrp_dialogue import Output, VrpDialogue, clean_output
+from collector.ssh.vrp_dialogue import NUDGE_AFTER, Output, VrpDialogue, clean_output
 
 __all__ = [
     "ReadOnlyHuaweiSSH",
@@ -85,10 +85,6 @@ log = logging.getLogger("collector.ssh.transport")
 
 _LIBRARY_SLACK = 1.0
 """Library timeouts run this much past the deadline, so our watchdog always fires first."""
-_NUDGE_AFTER = 2.0
-"""Seconds of silence after the shell opens before pressing Enter once."""
-_PROXY_EXIT_WAIT = 1.0
-"""After a failed connect, how long to wait for a jump-host proxy's exit status."""
 THREAD_EXIT = 5.0
 """Seconds :meth:`ReadOnlyHuaweiSSH.close` waits for paramiko's transport thread to end."""
 
@@ -248,12 +244,8 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
             return None
         if isinstance(exc, SessionError):  # already explained (the device's login answers)
             return None
-        wait = min(_PROXY_EXIT_WAIT, max(0.0, self.deadline.remaining()))
-        said = proxy.failure(wait)
-        if said is None:
-            return None
         host, port = self._target
-        return f"{said}; {proxy.proxy.description} to {host}:{port}"
+        return proxy.jump_host_failure(self.deadline.remaining(), host, port)
 
     def _connect_params_dict(self) -> dict[str, Any]:
         params: dict[str, Any] = super()._connect_params_dict()
@@ -406,7 +398,7 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         """Feed the dialogue what the device sends, send what it answers, until ``done``."""
         dialogue = self.dialogue
         while not done():
-            idle = _NUDGE_AFTER if nudge and not dialogue.nudged else None
+            idle = NUDGE_AFTER if nudge and not dialogue.nudged else None
             try:
                 data = self._recv(idle=idle)
             except ConnectionDropped:
