@@ -261,6 +261,9 @@ class DeviceSpec:
     login_delay_ms: int = 0
     """Milliseconds between the SSH login (authentication accepted, shell opened) and the
     banner and first prompt: a slow device CPU setting up the VTY, or AAA over a WAN."""
+    enter_latency_ms: int = 0
+    """Milliseconds before the prompt that answers an empty line (a busy device answering a
+    key press late; ``latency_ms`` delays commands only)."""
     very_slow_s: float = 600.0
     records: RecordSource = RecordSource()
     churn_per_minute: float = 0.0
@@ -613,7 +616,7 @@ def _scripted(value: Any, where: str) -> tuple[Scripted, ...]:
 
 
 def _milliseconds(value: Any, where: str, key: str) -> int:
-    """A non-negative whole number of milliseconds (``login_delay_ms``)."""
+    """A non-negative whole number of milliseconds (``login_delay_ms``, ``enter_latency_ms``)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ScenarioError(f"{where}: {key} {value!r} is not a whole number of ms (0 or more)")
     return value
@@ -646,6 +649,7 @@ _DEVICE_KEYS = {
     "faults",
     "latency_ms",
     "login_delay_ms",
+    "enter_latency_ms",
     "very_slow_s",
     "records",
     "churn",
@@ -738,6 +742,7 @@ def build_device(
         faults=_faults(merged.get("faults"), spot),
         latency_ms=int(merged.get("latency_ms", 0)),
         login_delay_ms=_milliseconds(merged.get("login_delay_ms", 0), spot, "login_delay_ms"),
+        enter_latency_ms=_milliseconds(merged.get("enter_latency_ms", 0), spot, "enter_latency_ms"),
         very_slow_s=float(merged.get("very_slow_s", 600.0)),
         records=_records(merged.get("records"), spot, name, reasons),
         churn_per_minute=float(churn.get("per_minute", 0.0)),

@@ -296,6 +296,8 @@ class VrpSession(asyncssh.SSHServerSession[bytes]):
         """Run one typed line; ``False`` ends the session."""
         parsed = parse_command(line, command_tree(self.spec.layout, bool(self.spec.spus)))
         if parsed is None:
+            if self.spec.enter_latency_ms:  # a busy device answers a key press late
+                await asyncio.sleep(self.spec.enter_latency_ms / 1000)
             return True
         delay_ms = self.spec.latency_ms
         if self.spec.has(Fault.SLOW) and not delay_ms:

@@ -179,6 +179,7 @@ def test_explicit_records_and_clock() -> None:
         ({"devices": []}, "no devices"),
         ({"devices": [{"name": "a", "login_delay_ms": -5}]}, "(a): login_delay_ms -5 is not"),
         ({"devices": [{"name": "a", "login_delay_ms": "1s"}]}, "login_delay_ms '1s' is not"),
+        ({"devices": [{"name": "a", "enter_latency_ms": -1}]}, "enter_latency_ms -1 is not"),
     ],
 )
 def test_bad_scenarios_get_one_clear_error(data: dict[str, object], message: str) -> None:
