@@ -59,6 +59,7 @@ from collector.core.options import DEFAULT_WORKERS, plural
 from collector.core.protocols import STRAGGLERS, Progress, Straggler, devices_left
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
+from collector.fleet.threads import settle_ended_threads
 from collector.ssh.breaker import AuthBreaker
 from collector.ssh.credentials import Credentials
 from collector.ssh.protocol import DEFAULT_RETRY_ON, RunOptions, Transport, current_phase
@@ -383,8 +384,9 @@ def _child_main(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # No lock can be held by another thread at the fork: the CLI forks before starting
-        # any; an idle transport watchdog thread left by an earlier run waits with its lock
-        # released, and the child starts its own (a thread's copy is never alive).
+        # any; an earlier run's threads have ended, in the OS too (settle_ended_threads);
+        # an idle transport watchdog thread waits with its lock released, and the child
+        # starts its own (a thread's copy is never alive).
         _exit_with_parent()
         known = transport.known_hosts
         trusted: list[tuple[str, str, str]] = [] if known is None else known.trusted
@@ -421,6 +423,7 @@ def _iter_processes(
 ) -> Generator[tuple[int, DeviceResult], None, None]:
     """Like :func:`_iter_indexed`, the devices split over ``processes`` forked children."""
     context = multiprocessing.get_context("fork")
+    settle_ended_threads()  # an earlier run's threads may still be in OpenSSL's exit
     child_options = dataclasses.replace(options, workers=max(1, options.workers // processes))
     known = transport.known_hosts
     trusted: list[tuple[str, str, str]] | None = None if known is None else known.trusted
