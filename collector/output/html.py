@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from string import Template
@@ -22,6 +23,7 @@ from typing import Any
 from collector.core.aggregate import FleetReport
 from collector.core.records import ROUTINE_CATEGORIES, Category, reason_text
 from collector.output.machine import report_dict
+from collector.output.tables import stamp
 
 ASSETS = ("chart.umd.min.js", "chartjs-chart-matrix.min.js")
 
@@ -50,6 +52,11 @@ def _script_json(value: Any) -> str:
     """JSON safe inside a <script> element (no ``</script>``, no ``<!--``)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _when(iso: str | None) -> str:
+    """A time of the report's JSON as the text tables show it (seconds, ``Z`` for UTC)."""
+    return stamp(None if iso is None else datetime.fromisoformat(iso))
 
 
 def _e(value: object) -> str:
@@ -82,7 +89,8 @@ def render_html(report: FleetReport) -> str:
     if window["since"] is None and window["until"] is None:
         window_text = "what the devices hold now (one run)"
     else:
-        window_text = f"{window['since'] or 'start'} .. {window['until'] or 'now'}"
+        since, until = report.window_since, report.window_until
+        window_text = f"{stamp(since) if since else 'start'} .. {stamp(until) if until else 'now'}"
     incidents = (
         "".join(
             f'<p class="incident"><span class="kind">{_e(i["kind"])}</span> {_e(i["summary"])}</p>'
@@ -94,7 +102,7 @@ def render_html(report: FleetReport) -> str:
         ["at (UTC)", "device", "reason", "other end", "its reason", "initiated by"],
         [
             [
-                p["at"],
+                _when(p["at"]),
                 p["device"],
                 reason_text(p["reason_code"]),
                 p["other_device"],
@@ -107,13 +115,22 @@ def render_html(report: FleetReport) -> str:
     )
     gaps = _table(
         ["device", "missing since", "missing until"],
-        [[g["device"], g["missing_since"], g["missing_until"]] for g in summary["gaps"]],
+        [
+            [g["device"], _when(g["missing_since"]), _when(g["missing_until"])]
+            for g in summary["gaps"]
+        ],
         "No gaps: no buffer wrapped between runs.",
     )
     failing = _table(
         ["device", "hostname", "error", "message", "last read"],
         [
-            [f["name"], f["hostname"], f["error"]["kind"], f["error"]["message"], f["last_success"]]
+            [
+                f["name"],
+                f["hostname"],
+                f["error"]["kind"],
+                f["error"]["message"],
+                _when(f["last_success"]),
+            ]
             for f in summary["failing"]
         ],
         "Every device was read.",
@@ -130,7 +147,7 @@ def render_html(report: FleetReport) -> str:
         )
     )
     return Template(_asset("report.html")).substitute(
-        generated_at=_e(data["generated_at"]),
+        generated_at=_e(stamp(report.generated_at)),
         window=_e(window_text),
         interval=_e(report.trend_interval.value),
         css=_asset("report.css"),

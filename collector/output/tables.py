@@ -79,14 +79,14 @@ def _table(
     return f"{title}\n{underline}\n{tabulate_rows(rows, headers, width, wrap)}\n"
 
 
-def _stamp(moment: datetime | None) -> str:
+def stamp(moment: datetime | None) -> str:
     """A time for a table cell, always with its zone: ``Z`` for UTC, else the offset.
 
     Examples:
         >>> from datetime import UTC, timedelta, timezone
-        >>> _stamp(datetime(2026, 12, 1, 7, 46, 28, tzinfo=UTC))
+        >>> stamp(datetime(2026, 12, 1, 7, 46, 28, tzinfo=UTC))
         '2026-12-01 07:46:28Z'
-        >>> _stamp(datetime(2026, 12, 1, 15, 46, 28, tzinfo=timezone(timedelta(hours=8))))
+        >>> stamp(datetime(2026, 12, 1, 15, 46, 28, tzinfo=timezone(timedelta(hours=8))))
         '2026-12-01 15:46:28+08:00'
     """
     if moment is None:
@@ -132,7 +132,7 @@ def _bucket(start: datetime, interval: TrendInterval) -> str:
 def _window_line(report: FleetReport) -> str:
     if report.window_since is None and report.window_until is None:
         return "Window: what the devices hold now (one run)"
-    return f"Window: {_stamp(report.window_since)} .. {_stamp(report.window_until)}"
+    return f"Window: {stamp(report.window_since)} .. {stamp(report.window_until)}"
 
 
 def _totals_line(report: FleetReport) -> str:
@@ -193,7 +193,7 @@ def _comparison_table(comparison: Comparison) -> str:
     shown = moved[:_TABLE_CHANGES]
     more = f"; {len(moved) - len(shown)} more in JSON" if len(moved) > len(shown) else ""
     title = (
-        f"Compared with {_stamp(comparison.since)} .. {_stamp(comparison.until)}: "
+        f"Compared with {stamp(comparison.since)} .. {stamp(comparison.until)}: "
         f"{comparison.before} -> {comparison.now} deletions "
         f"({_change_text(comparison.change, _percent(comparison.before, comparison.change))}); "
         f"worse first{more}"
@@ -229,7 +229,7 @@ def _humane_key(dimension: str, key: str | None) -> str:
 
 def table_report(report: FleetReport, *, records: bool, width: int | None = None) -> str:
     header = [
-        f"Fleet report generated {_stamp(report.generated_at)}",
+        f"Fleet report generated {stamp(report.generated_at)}",
         _times_line(report),
         _window_line(report),
         _totals_line(report),
@@ -250,7 +250,7 @@ def table_report(report: FleetReport, *, records: bool, width: int | None = None
                     device.site,
                     device.status.value,
                     device.records,
-                    _stamp(device.newest_deletion),
+                    stamp(device.newest_deletion),
                     ""
                     if device.error_kind is None
                     else f"{device.error_kind.value}: {device.error_message or ''}",
@@ -327,7 +327,7 @@ def table_report(report: FleetReport, *, records: bool, width: int | None = None
                     flap.deletions,
                     flap.devices,
                     _reason_summary(flap.reasons),
-                    _stamp(flap.last_seen),
+                    stamp(flap.last_seen),
                 ]
                 for flap in report.top_peers
             ],
@@ -356,7 +356,7 @@ def table_report(report: FleetReport, *, records: bool, width: int | None = None
                 f"Both ends of a tunnel in the inventory (latest {len(shown)}{more})",
                 [
                     [
-                        _stamp(pair.at),
+                        stamp(pair.at),
                         pair.device,
                         reason_text(pair.reason),
                         pair.other,
@@ -386,8 +386,8 @@ def table_report(report: FleetReport, *, records: bool, width: int | None = None
                 [
                     [
                         gap.device if gap.buffer is None else f"{gap.device} ({gap.buffer})",
-                        _stamp(gap.missing_since),
-                        _stamp(gap.missing_until),
+                        stamp(gap.missing_since),
+                        stamp(gap.missing_until),
                     ]
                     for gap in report.gaps
                 ],
@@ -404,7 +404,7 @@ def table_report(report: FleetReport, *, records: bool, width: int | None = None
                         f.hostname,
                         f.error_kind.value,
                         f.error_message,
-                        _stamp(f.last_success),
+                        stamp(f.last_success),
                     ]
                     for f in report.failing
                 ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
 from collector.output.render import render_report
 
 PASSWORD = "canary-Html-pw-6120"
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
 
 
 def expected_figures(summary: dict[str, Any]) -> dict[str, Any]:
@@ -178,6 +180,19 @@ def test_mock_fleet_outage_to_html(mock_fleet: Any, tmp_path: Path) -> None:
         per_category[cell["category"]] += cell["count"]
     assert dict(per_category) == {c["category"]: c["count"] for c in stored["by_category"]}
     check_page(report_html, stored)
+    # What a person reads: times to the second, with their zone, as the text tables show
+    # them; the ISO forms (microseconds, "T") stay in the page's data for the charts.
+    for page, window in (
+        (html_path, r"what the devices hold now \(one run\)"),
+        (report_html, STAMP + " .. now"),
+    ):
+        visible = page.read_text(encoding="utf-8").split('<script type="application/json"')[0]
+        assert re.search(f"Generated {STAMP} · window {window} · times in UTC", visible), visible
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d|\dT\d\d:", visible)
+    assert stored["tunnel_pairs"]
+    for pair in stored["tunnel_pairs"]:
+        at = datetime.fromisoformat(pair["at"]).strftime("%Y-%m-%d %H:%M:%SZ")
+        assert f"<td>{at}</td>" in report_html.read_text(encoding="utf-8")
     shot = screenshot(report_html, tmp_path / "report.png")
     if os.environ.get("IKE_UPDATE_SCREENSHOT") == "1":
         shutil.copy(shot, ROOT / "docs" / "html-report.png")
