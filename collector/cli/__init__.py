@@ -1,1 +1,2 @@
-"""The click command line (:mod:`collector.cli.main`), its lock, and its entry point ``main``."""
+"""The click command line (:mod:`collector.cli.main`, a module a command), its lock, and its
+entry point ``main``."""
