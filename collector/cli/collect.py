@@ -26,7 +26,7 @@ from collector.cli.exitcodes import (
     EXIT_SOME_FAILED,
     EXIT_THRESHOLD,
 )
-from collector.cli.files import emit, open_history, record_spool
+from collector.cli.files import check_outputs, emit, open_history, record_spool
 from collector.cli.guard import CommandError, guarded
 from collector.cli.lock import LockHeld, RunLock, default_lock_path
 from collector.cli.params import (
@@ -58,7 +58,6 @@ from collector.core.records import ErrorKind
 from collector.inventory.loading import load_inventory
 from collector.inventory.model import InventoryError
 from collector.inventory.selection import select
-from collector.output.preflight import PreflightError, check_output_file
 from collector.output.render import Format
 from collector.ssh.credentials import (
     DEFAULT_PASSWORD_ENV,
@@ -292,11 +291,7 @@ def collect_command(
         raise click.UsageError(
             "--fail-on counts the run's NEW deletions, which needs the history: drop --no-store"
         )
-    try:
-        check_output_file(output, "--output")
-        check_output_file(prometheus, "--prometheus")
-    except PreflightError as error:
-        raise CommandError(str(error)) from None
+    check_outputs(output, prometheus)
     try:
         inventory = load_inventory(inventory_path)
     except InventoryError as error:

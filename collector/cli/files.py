@@ -13,12 +13,22 @@ from collector.cli.guard import CommandError
 from collector.history.store import Store, StoreError, default_db_path, is_postgres_url, open_store
 from collector.output.atomic import open_atomic
 from collector.output.machine import RecordText
+from collector.output.preflight import PreflightError, check_output_file
 from collector.output.prometheus import render_prometheus
 from collector.output.render import write_report
 from collector.output.spool import RecordSpool, lists_records
 
 if TYPE_CHECKING:
     from collector.core.aggregate import FleetReport
+
+
+def check_outputs(output: Path | None, prometheus: Path | None) -> None:
+    """``--output`` and ``--prometheus`` checked writable before the command does anything."""
+    try:
+        check_output_file(output, "--output")
+        check_output_file(prometheus, "--prometheus")
+    except PreflightError as error:
+        raise CommandError(str(error)) from None
 
 
 def emit(

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from collector.cli.exitcodes import EXIT_OK, REPORT_EXIT_CODES_HELP
-from collector.cli.files import emit, open_history
+from collector.cli.files import check_outputs, emit, open_history
 from collector.cli.guard import CommandError, guarded
 from collector.cli.params import (
     count_option,
@@ -27,7 +27,6 @@ from collector.core.incidents import Thresholds, address_book
 from collector.history.report import history_report
 from collector.inventory.loading import load_inventory
 from collector.inventory.model import InventoryError
-from collector.output.preflight import PreflightError, check_output_file
 from collector.output.render import Format
 from collector.ssh.credentials import SecretMasker
 
@@ -106,11 +105,7 @@ def report_command(
     """
     now = datetime.now(UTC)
     window_since, window_until = window(since, until, now)
-    try:
-        check_output_file(output, "--output")
-        check_output_file(prometheus, "--prometheus")
-    except PreflightError as error:
-        raise CommandError(str(error)) from None
+    check_outputs(output, prometheus)
     other_window = None
     if compare_to is not None:
         try:
