@@ -13,8 +13,10 @@ seconds (capped at :data:`collector.core.retry.MAX_BACKOFF`), but not after a se
 timeout in the same phase (TCP connect, login, a command: it will time out there again);
 authentication, host-key, refused-command and protocol failures are never retried
 (retrying them cannot help and may lock the account).
-With an :class:`~collector.ssh.breaker.AuthBreaker`, each attempt first asks it whether its
-user may log in (gated until a login as that user succeeded; refused once too many failed).
+With an :class:`~collector.ssh.breaker.AuthBreaker`, an attempt whose user is stopped
+already (too many refused logins) is not started (``skipped-auth``); every other attempt
+gets a :class:`~collector.ssh.breaker.LoginGate` that the transport takes right before
+authenticating (gated until a login as that user succeeded), released when it ends.
 One device's failure never affects another: every exception is turned into that device's
 result.
 
@@ -60,7 +62,7 @@ from collector.core.protocols import STRAGGLERS, Progress, Straggler, devices_le
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.fleet.threads import settle_ended_threads
-from collector.ssh.breaker import AuthBreaker
+from collector.ssh.breaker import AuthBreaker, LoginGate
 from collector.ssh.credentials import Credentials
 from collector.ssh.protocol import DEFAULT_RETRY_ON, RunOptions, Transport, current_phase
 
@@ -122,7 +124,7 @@ class _Fleet:
     def __init__(
         self,
         devices: Sequence[Device],
-        collect_one: Callable[[Device], DeviceResult],
+        collect_one: Callable[[Device, LoginGate | None], DeviceResult],
         *,
         workers: int,
         timeout: float,
@@ -177,16 +179,16 @@ class _Fleet:
         breaker = self.breaker
         timed_out_in: set[str] = set()
         while True:
-            if breaker is not None and not breaker.acquire(device, self.stop):
-                if attempt == 0 or not self.stop.is_set():
-                    return breaker.skipped(device)
-                break  # stopping: the last attempt's result stands
+            if breaker is not None and breaker.is_open(device):
+                return breaker.skipped(device)
             attempt += 1
             with self.lock:
                 self.in_flight[index] = _InFlight(time.monotonic(), attempt, threading.get_ident())
-            result = self.attempt(device)
-            if breaker is not None:
-                breaker.release(device, result)
+            # The transport takes the gate before authenticating (not before connecting).
+            gate = None if breaker is None else LoginGate(breaker, device, self.stop)
+            result = self.attempt(device, gate)
+            if gate is not None:
+                gate.release(result)
             if self.stop.is_set():
                 break
             delay = retry_delay(
@@ -205,10 +207,10 @@ class _Fleet:
                 break
         return dataclasses.replace(result, attempts=attempt)
 
-    def attempt(self, device: Device) -> DeviceResult:
+    def attempt(self, device: Device, gate: LoginGate | None) -> DeviceResult:
         started = datetime.now(UTC)
         try:
-            return self.collect_one(device)
+            return self.collect_one(device, gate)
         except Exception as exc:  # a bug in one device's path must not end the run
             return internal_error(device, exc, started)
 
@@ -270,7 +272,7 @@ def _iter_indexed(
         yield from fan_out(device_list, credentials, options, on_progress)
         return
 
-    def collect_one(device: Device) -> DeviceResult:
+    def collect_one(device: Device, gate: LoginGate | None) -> DeviceResult:
         return transport.collect(
             device,
             credentials,
@@ -278,6 +280,7 @@ def _iter_indexed(
             timeout=timeout,
             clock=options.clock,
             keep_raw=options.keep_raw,
+            login_gate=gate,
         )
 
     fleet = _Fleet(

@@ -17,6 +17,10 @@ kinds and messages. The guarantees, one by one:
 * **authentication**: the password, ``--key-file`` (and its passphrase), the agent's keys
   with ``--ssh-agent``, else the ssh_config's ``IdentityFile`` s that exist; never
   ``~/.ssh/id_*`` or ``~/.ssh/config`` behind the operator's back (asyncssh's defaults).
+  Both are handed to asyncssh only when it asks for them (the client's
+  ``public_key_auth_requested``, a callable ``password``): that is where the attempt takes
+  the auth breaker's :class:`~collector.ssh.breaker.LoginGate`, once, after the banner, the
+  key exchange and the host-key check, and where ``ConnectTimeout`` stops counting.
 * **ssh_config**: resolved per device by :mod:`collector.ssh.ssh_config` (``User``, ``Port``,
   ``HostName``, ``IdentityFile``, ``ConnectTimeout``, ``ServerAliveInterval``); a
   ``ProxyJump``/``ProxyCommand`` runs as the same :class:`~collector.ssh.proxy.ProxyProcess`
@@ -49,7 +53,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -62,7 +66,7 @@ from collector.core.protocols import STRAGGLERS, Progress, Straggler, devices_le
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.core.retry import abandoned, internal_error, retry_delay
 from collector.ssh.base import Request, SshTransport
-from collector.ssh.breaker import POLL
+from collector.ssh.breaker import LoginGate
 from collector.ssh.credentials import Credentials, SecretMasker
 from collector.ssh.errors import (
     AEAD_CIPHERS,
@@ -131,15 +135,33 @@ def _asyncssh_key(key: paramiko.PKey) -> asyncssh.SSHKey:
 
 
 class _Client(asyncssh.SSHClient):
-    """Host key decisions by :class:`KnownHosts` (see the module doc)."""
+    """Host key decisions by :class:`KnownHosts` (see the module doc); the keys to log in
+    with, given once asyncssh asks for them (after awaiting ``at_login``)."""
 
-    def __init__(self, known_hosts: KnownHosts, device: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        known_hosts: KnownHosts,
+        device: str,
+        host: str,
+        port: int,
+        keys: list[Any] | None = None,
+        at_login: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.known_hosts = known_hosts
         self.device = device
         self.host = host
         self.port = port
         self.name = host_entry_name(host, port)
         self.error: HostKeyError | None = None
+        self._keys = keys
+        self._at_login = at_login
+
+    async def public_key_auth_requested(self) -> list[Any] | None:
+        """The keys, the first time (asyncssh asks again once it tried them all: None)."""
+        keys, self._keys = self._keys, None
+        if keys and self._at_login is not None:
+            await self._at_login()
+        return keys
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
@@ -331,6 +353,8 @@ class _Session:
         self.conn: asyncssh.SSHClientConnection | None = None
         self.shell: _Shell | None = None
         self.sock: socket.socket | None = None
+        self._handshake: asyncio.Timeout | None = None
+        """``ConnectTimeout`` over the banner and the key exchange (as in OpenSSH)."""
 
     @property
     def phase(self) -> str:
@@ -410,24 +434,33 @@ class _Session:
         self.sock = sock = await self._socket()
         name = host_entry_name(target.hostname, target.port)
         known_hosts = self.transport.known_hosts
-        self.client = client = _Client(known_hosts, device.name, target.hostname, target.port)
         recorded = [_asyncssh_key(key) for key in known_hosts.lookup(name).values()]
         password = login.credentials.password.reveal() if login.credentials.password else None
         client_keys = await self._client_keys()
         if password is None and client_keys is None:
             raise paramiko.SSHException("No authentication methods available")
+        self.client = client = _Client(
+            known_hosts, device.name, target.hostname, target.port, client_keys, self.at_login
+        )
+
+        async def gated_password() -> str | None:
+            await self.at_login()
+            return password
+
         via = f" via {target.proxy.description}" if target.proxy is not None else ""
         self.phase = f"SSH negotiation and login{via}"
         keepalive = target.server_alive_interval or 0
         try:
             async with asyncio.timeout(target.connect_timeout) as connect_timeout:
+                self._handshake = connect_timeout
                 self.conn = await asyncssh.connect(
                     target.hostname,
                     target.port,
                     sock=sock,
                     username=login.username,
-                    password=password,
-                    client_keys=client_keys,
+                    # Given when asked for, through at_login (client_keys: the client's).
+                    password=cast(Any, gated_password) if password is not None else None,
+                    client_keys=None,
                     agent_path=None,
                     known_hosts=lambda host, addr, port: (recorded, [], []),
                     client_factory=lambda: client,
@@ -439,7 +472,6 @@ class _Session:
                     connect_timeout=None,
                     preferred_auth="publickey,keyboard-interactive,password",
                 )
-                # ConnectTimeout covers the banner and the negotiation, as in OpenSSH.
                 connect_timeout.reschedule(None)
         except TimeoutError:
             if connect_timeout.expired():
@@ -463,6 +495,16 @@ class _Session:
         self.phase = f"'{commands.DISABLE_PAGING}'"
         await shell.run(commands.DISABLE_PAGING)
         return shell
+
+    async def at_login(self) -> None:
+        """Right before the first authentication request (the banner, the key exchange and
+        the host-key check are done): ``ConnectTimeout`` stops (it covers the banner and the
+        negotiation, as in OpenSSH), and the attempt takes the auth breaker's gate."""
+        if self._handshake is not None:
+            self._handshake.reschedule(None)
+        gate = self.login.gate
+        if gate is not None:
+            await gate.enter_async(self.login.stage)
 
     async def kex_mismatch(self) -> SessionError | None:
         """After the connection closed during the negotiation: the negotiation error if the
@@ -575,7 +617,13 @@ class AsyncsshTransport(SshTransport):
         problem (the netmiko transport's flow, awaited). ``stage`` is updated with what the
         session waits for (the progress line names it)."""
         attempt = begin_attempt(
-            device, credentials, request.peer, request.timeout, self.connect_timeout, stage
+            device,
+            credentials,
+            request.peer,
+            request.timeout,
+            self.connect_timeout,
+            stage,
+            request.login_gate,
         )
         try:
             login = login_for(attempt)
@@ -674,28 +722,26 @@ class AsyncsshTransport(SshTransport):
             attempt = 0
             timed_out_in: set[str] = set()
             while True:
-                if breaker is not None:
-                    allowed = breaker.try_acquire(device)
-                    while allowed is None:  # gated until a login as this user succeeded
-                        await asyncio.sleep(POLL)
-                        allowed = breaker.try_acquire(device)
-                    if not allowed:  # as the thread runner: the device is skipped-auth
-                        return breaker.skipped(device)
+                if breaker is not None and breaker.is_open(device):
+                    return breaker.skipped(device)  # as the thread runner: skipped-auth
                 attempt += 1
                 began_at = datetime.now(UTC)
                 stage = Stage()
                 in_flight[index] = (time.monotonic(), stage)
+                # The session takes the gate before authenticating (not before connecting).
+                gate = None if breaker is None else LoginGate(breaker, device)
+                gated = dataclasses.replace(request, login_gate=gate)
                 try:
                     # The deadline ends the session; this only catches a bug that would
                     # outlive it (the thread runner's "stuck; abandoned").
                     async with asyncio.timeout(timeout + grace):
-                        result = await self.collect_async(device, credentials, request, stage)
+                        result = await self.collect_async(device, credentials, gated, stage)
                 except TimeoutError:
                     result = abandoned(device, timeout, grace, attempt)
                 except Exception as exc:  # a bug in one device's path must not end the run
                     result = internal_error(device, exc, began_at)
-                if breaker is not None:
-                    breaker.release(device, result)
+                if gate is not None:
+                    gate.release(result)
                 delay = retry_delay(
                     result,
                     attempt,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.core.records import Device, DeviceResult
+from collector.ssh.breaker import LoginGate
 from collector.ssh.credentials import Credentials
 from collector.ssh.hostkeys import KnownHosts
 from collector.ssh.protocol import Stage, published
@@ -32,6 +33,9 @@ class Request:
     """Read ``display clock`` first (the device's zone and skew)."""
     keep_raw: bool = False
     """Keep the raw output in the result."""
+    login_gate: LoginGate | None = None
+    """Taken right before the first authentication request (the run's auth breaker,
+    :mod:`collector.ssh.breaker`); None: log in at once."""
 
 
 class SshTransport:
@@ -71,6 +75,7 @@ class SshTransport:
         timeout: float = 30.0,
         clock: bool = False,
         keep_raw: bool = False,
+        login_gate: LoginGate | None = None,
     ) -> DeviceResult:
         """Read one device (see :class:`~collector.ssh.protocol.Transport`): login,
         optional clock, the command; never raises for a device problem.
@@ -79,8 +84,9 @@ class SshTransport:
         part up to the device's prompt (TCP, SSH banner, key exchange, login).
         """
         stage = Stage()
+        request = Request(peer, timeout, clock, keep_raw, login_gate)
         with published(stage):  # for a progress display: what this device waits for
-            return self.read(device, credentials, Request(peer, timeout, clock, keep_raw), stage)
+            return self.read(device, credentials, request, stage)
 
     def read(
         self, device: Device, credentials: Credentials, request: Request, stage: Stage

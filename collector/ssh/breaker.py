@@ -3,8 +3,8 @@
 Fleets log in against one TACACS+/RADIUS account, which locks after a few failures. So,
 per user name (the credentials of a run differ only by the user each device logs in as):
 
-* until a login as that user has succeeded, at most ``limit`` devices try it at once, and
-  only while fewer than ``limit`` logins as that user have been refused;
+* until a login as that user has succeeded, at most ``limit`` devices try to log in as it
+  at once, and only while fewer than ``limit`` logins as that user have been refused;
 * once ``limit`` logins were refused before any succeeded, the breaker is open: the
   devices not tried yet are not tried at all (``skipped-auth``);
 * one success proves the credentials: from then on a refused login is that device's
@@ -13,6 +13,16 @@ per user name (the credentials of a run differ only by the user each device logs
 What counts as a success is a session that got past authentication: a device read, or one
 that failed after login (a refused command, an incomplete or oversized answer).
 
+Where the gate stands: an attempt takes its slot (a :class:`LoginGate`) right before its
+first authentication request, after the TCP connect, the SSH banner, the key exchange and
+the host-key check, and gives it back when the attempt ends. A device that accepts TCP and
+never sends a banner sent no password: it holds no slot while it times out, so it neither
+delays the other devices' logins nor counts as a refused one. A device that reaches the
+gate once the breaker is open ends its attempt there (``skipped-auth``, no password sent);
+one whose user is known open before its attempt starts is not connected to at all
+(:meth:`AuthBreaker.is_open`). Every transport takes the gate the same way
+(:meth:`LoginGate.enter` in a thread, :meth:`LoginGate.enter_async` in an event loop).
+
 The state lives in shared memory made before the runner forks its ``--processes`` children
 (``multiprocessing`` fork context), so every process and thread of a run shares one breaker:
 at most ``limit`` refused logins per user in the whole run.
@@ -20,15 +30,18 @@ at most ``limit`` refused logins per user in the whole run.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from collector.core.records import Device, DeviceResult, ErrorKind
 from collector.ssh.credentials import Credentials, CredentialsError
+from collector.ssh.errors import DeadlinePassed, SessionError
 
-__all__ = ["AuthBreaker", "Tripped"]
+__all__ = ["AuthBreaker", "LoginGate", "Tripped"]
 
 _PAST_LOGIN = frozenset(
     {ErrorKind.COMMAND_REJECTED, ErrorKind.INCOMPLETE_OUTPUT, ErrorKind.OVERSIZED_OUTPUT}
@@ -36,7 +49,12 @@ _PAST_LOGIN = frozenset(
 """Failures that happen only after the device accepted the login."""
 POLL = 0.05
 """Seconds between looks at the shared state while a user's logins are gated."""
-_POLL = POLL
+
+
+class Phased(Protocol):
+    """Where a session stands (:class:`collector.ssh.protocol.Stage`)."""
+
+    phase: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,21 +98,19 @@ class AuthBreaker:
     def __getstate__(self) -> None:
         raise TypeError("AuthBreaker is shared by forking, never pickled")
 
-    def acquire(self, device: Device, stop: threading.Event) -> bool:
-        """Wait until ``device`` may try to log in; False: its user's breaker is open.
-
-        Returns at once once the user is proven; also False when ``stop`` is set.
-        """
-        while True:
-            allowed = self.try_acquire(device)
-            if allowed is not None:
-                return allowed
-            if stop.wait(_POLL):
-                return False
+    def is_open(self, device: Device) -> bool:
+        """Whether ``device``'s user is stopped (too many refused logins before any
+        success): the attempt is not started at all. Takes no slot."""
+        key = self._key_of.get(device.name)
+        if key is None:
+            return False
+        with self._lock:
+            return not self._proven[key] and self._refused[key] >= self.limit
 
     def try_acquire(self, device: Device) -> bool | None:
-        """:meth:`acquire` without waiting: True (may log in), False (breaker open), or
-        None (gated now: look again in :data:`POLL` seconds). For an event loop."""
+        """Whether ``device`` may log in now: True (may log in; a slot is taken unless the
+        user is proven), False (breaker open), or None (gated now: look again in
+        :data:`POLL` seconds). :class:`LoginGate` waits on it."""
         key = self._key_of.get(device.name)
         if key is None:
             return True
@@ -109,7 +125,7 @@ class AuthBreaker:
         return None
 
     def release(self, device: Device, result: DeviceResult) -> None:
-        """Count the outcome of an attempt that :meth:`acquire` allowed."""
+        """Count the outcome of an attempt that :meth:`try_acquire` allowed."""
         key = self._key_of.get(device.name)
         if key is None:
             return
@@ -134,6 +150,11 @@ class AuthBreaker:
             attempts=0,
         )
 
+    def username(self, device: Device) -> str | None:
+        """The user ``device`` logs in as (None: it has none, nothing is gated)."""
+        key = self._key_of.get(device.name)
+        return None if key is None else self._users[key]
+
     def tripped(self) -> list[Tripped]:
         """The users whose breaker opened in this run."""
         with self._lock:
@@ -142,3 +163,88 @@ class AuthBreaker:
                 for key, user in enumerate(self._users)
                 if not self._proven[key] and self._refused[key] >= self.limit
             ]
+
+
+class LoginGate:
+    """One attempt's passage through the breaker, taken right before its first
+    authentication request (see the module doc); made by the runner for each attempt and
+    handed to the transport (:attr:`collector.ssh.base.Request.login_gate`).
+
+    Args:
+        breaker: The run's breaker.
+        device: The device this attempt logs in to.
+        stop: The run's stop event (a thread runner's): set, the wait ends as if the
+            breaker were open.
+    """
+
+    def __init__(
+        self, breaker: AuthBreaker, device: Device, stop: threading.Event | None = None
+    ) -> None:
+        self.breaker = breaker
+        self.device = device
+        self.stop = stop if stop is not None else threading.Event()
+        self.taken = False
+        """The breaker let this attempt log in (a slot, unless the user was proven)."""
+        self._ended = False
+        self._before = ""
+        """The stage's phase before it showed the wait."""
+
+    @property
+    def phase(self) -> str:
+        """What a device waiting here waits for (the progress line, a timeout's message)."""
+        return f"waiting for a login as '{self.breaker.username(self.device)}' to succeed"
+
+    def enter(self, stage: Phased, aborted: threading.Event | None = None) -> None:
+        """Wait, blocking, until this attempt may authenticate (at once after the first
+        call). ``stage`` shows :attr:`phase` while it waits.
+
+        Raises:
+            SessionError: ``skipped-auth``: the breaker is open (or the run stops); the
+                attempt ends without authenticating.
+            DeadlinePassed: ``aborted`` was set (the attempt's deadline passed), or the
+                attempt has ended already.
+        """
+        allowed = self._look(stage)
+        while allowed is None:
+            if aborted is not None and aborted.is_set():
+                raise DeadlinePassed
+            # The run stops: as if the breaker were open.
+            allowed = False if self.stop.wait(POLL) else self._look(stage)
+        self._admit(allowed, stage)
+
+    async def enter_async(self, stage: Phased) -> None:
+        """:meth:`enter` for an event loop: the deadline is the caller's (cancellation)."""
+        allowed = self._look(stage)
+        while allowed is None:
+            await asyncio.sleep(POLL)
+            allowed = self._look(stage)
+        self._admit(allowed, stage)
+
+    def release(self, result: DeviceResult) -> None:
+        """The attempt ended with ``result``: count it if the gate was taken; the gate
+        stays shut from now on (an abandoned session never takes a slot afterwards)."""
+        self._ended = True
+        if self.taken:
+            self.taken = False
+            self.breaker.release(self.device, result)
+
+    def _look(self, stage: Phased) -> bool | None:
+        if self._ended:
+            raise DeadlinePassed
+        if self.taken:
+            return True
+        allowed = self.breaker.try_acquire(self.device)
+        if allowed:
+            self.taken = True
+        elif allowed is None and stage.phase != self.phase:
+            self._before = stage.phase
+            stage.phase = self.phase
+        return allowed
+
+    def _admit(self, allowed: bool, stage: Phased) -> None:
+        if not allowed:
+            error = self.breaker.skipped(self.device).error
+            assert error is not None
+            raise SessionError(ErrorKind.SKIPPED_AUTH, error.message)
+        if stage.phase == self.phase:
+            stage.phase = self._before

@@ -18,7 +18,7 @@ from collector.core.records import ErrorKind
 
 if TYPE_CHECKING:
     from collector.core.records import Device, DeviceResult
-    from collector.ssh.breaker import AuthBreaker
+    from collector.ssh.breaker import AuthBreaker, LoginGate
     from collector.ssh.credentials import Credentials
     from collector.ssh.hostkeys import KnownHosts
 
@@ -96,8 +96,14 @@ class Transport(Protocol):
         timeout: float = 30.0,
         clock: bool = False,
         keep_raw: bool = False,
+        login_gate: LoginGate | None = None,
     ) -> DeviceResult:
-        """Log in, run the command, check the output; never raises for a device problem."""
+        """Log in, run the command, check the output; never raises for a device problem.
+
+        With ``login_gate``, the transport takes it right before its first authentication
+        request (after the TCP connect, the SSH banner, the key exchange and the host-key
+        check), once per attempt; when the gate says the breaker is open, the attempt ends
+        there, ``skipped-auth``, without authenticating."""
         ...
 
 

@@ -46,6 +46,7 @@ from collector.core.limits import OutputGuard, OutputTooLarge
 from collector.core.parse import CommandRejected, ParseError, ParseResult, ProblemKind, parse
 from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind, OfflineRecord
 from collector.ssh.base import Request, SshTransport
+from collector.ssh.breaker import LoginGate
 from collector.ssh.credentials import Credentials
 from collector.ssh.deadline import Deadline, watched
 from collector.ssh.errors import SessionError, classify_error, one_line
@@ -212,6 +213,8 @@ class _Login:
     """Where to connect and how (the inventory and its ssh_config, resolved)."""
     connect_deadline: Deadline
     """Until the prompt: the earlier of ``--connect-timeout`` and the deadline."""
+    gate: LoginGate | None = None
+    """Taken right before the first authentication request (:mod:`collector.ssh.breaker`)."""
 
 
 class _SessionTransport(SshTransport):
@@ -285,6 +288,7 @@ class NetmikoTransport(_SessionTransport):
             connect_timeout=target.connect_timeout,
             keepalive=target.server_alive_interval or 0,  # netmiko's: ServerAliveInterval
             connect_deadline=login.connect_deadline,
+            login_gate=login.gate,
             **kwargs,
         )
 
@@ -324,6 +328,8 @@ class Attempt:
     stage: Stage
     target: SshTarget
     username: str | None = None
+    gate: LoginGate | None = None
+    """The run's auth breaker, taken right before authenticating (None: no breaker)."""
 
 
 def begin_attempt(
@@ -333,6 +339,7 @@ def begin_attempt(
     timeout: float,
     connect_timeout: float | None = None,
     stage: Stage | None = None,
+    gate: LoginGate | None = None,
 ) -> Attempt:
     """Start the clocks for one attempt (the deadline, the connect deadline).
 
@@ -354,6 +361,7 @@ def begin_attempt(
         started,
         stage if stage is not None else Stage(),
         target,
+        gate=gate,
     )
 
 
@@ -385,6 +393,7 @@ def login_for(attempt: Attempt) -> _Login:
         attempt.stage,
         attempt.target,
         attempt.connect_deadline,
+        attempt.gate,
     )
 
 
@@ -457,7 +466,9 @@ def _collect(
 ) -> DeviceResult:
     """The flow shared by both transports: login, optional clock, the command, the checks."""
     peer, timeout, clock, keep_raw = request.peer, request.timeout, request.clock, request.keep_raw
-    attempt = begin_attempt(device, credentials, peer, timeout, factory.connect_timeout, stage)
+    attempt = begin_attempt(
+        device, credentials, peer, timeout, factory.connect_timeout, stage, request.login_gate
+    )
     try:
         login = login_for(attempt)
         with factory.session(login) as run:

@@ -10,6 +10,9 @@
   the configuration.
 * **host keys** are checked against :class:`~collector.ssh.hostkeys.KnownHosts`
   (``_build_ssh_client`` is replaced; netmiko would install ``AutoAddPolicy``).
+* **auth breaker**: the SSH client (:class:`_GatedClient`) takes the attempt's
+  :class:`~collector.ssh.breaker.LoginGate` right before it authenticates (after the banner,
+  the key exchange and the host-key check), so a device that never answers holds no slot.
 * **one dialogue**: what is said and understood (prompt, ``[Y/N]`` answers, paging when
   ``screen-length 0 temporary`` is refused, echo and pager remnants removed, short reads)
   is :class:`~collector.ssh.vrp_dialogue.VrpDialogue`'s, the same sans-I/O dialogue the
@@ -54,6 +57,7 @@ from collector.core import commands
 from collector.core.commands import check_keystrokes
 from collector.core.limits import OutputLimits
 from collector.core.records import ErrorKind
+from collector.ssh.breaker import LoginGate
 from collector.ssh.credentials import SecretMasker
 from collector.ssh.deadline import Deadline
 from collector.ssh.errors import (
@@ -138,6 +142,24 @@ def legacy_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
 # --- the netmiko connection -----------------------------------------------------------
 
 
+class _GatedClient(paramiko.SSHClient):
+    """paramiko's client that calls ``before_auth()`` right before it authenticates.
+
+    ``SSHClient.connect`` checks the host key, then calls ``_auth`` (paramiko's private
+    method, there from 2.x to 5.x; ``tests/unit/ssh/test_transport_checks.py`` fails if
+    it goes): whatever ``before_auth`` raises ends ``connect`` before any credential is
+    sent.
+    """
+
+    def __init__(self, before_auth: Callable[[], None]) -> None:
+        super().__init__()
+        self._before_auth = before_auth
+
+    def _auth(self, *args: Any, **kwargs: Any) -> None:
+        self._before_auth()
+        super()._auth(*args, **kwargs)
+
+
 class ReadOnlyHuaweiSSH(HuaweiSSH):
     """netmiko's Huawei SSH class, made read-only, deadline-bound and fast (see module doc).
 
@@ -159,9 +181,11 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
         connect_timeout: float | None = None,
         limits: OutputLimits | None = None,
         connect_deadline: Deadline | None = None,
+        login_gate: LoginGate | None = None,
         **kwargs: Any,
     ) -> None:
         self.stage = stage if stage is not None else Stage()
+        self.login_gate = login_gate
         self.limits = limits if limits is not None else OutputLimits()
         self.deadline = deadline
         self.connect_deadline = connect_deadline
@@ -316,10 +340,17 @@ class ReadOnlyHuaweiSSH(HuaweiSSH):
     def _build_ssh_client(self) -> paramiko.SSHClient:
         # Replaces netmiko's: no AutoAddPolicy, no system/alt host key files; the keys on
         # record for this host and our verifying policy instead.
-        client = paramiko.SSHClient()
+        client = _GatedClient(self._before_auth)
         host, port = self._target
         self.known_hosts.prepare(client, host, port, self.device_name)
         return client
+
+    def _before_auth(self) -> None:
+        """Take the auth breaker's gate (waits while the user's logins are gated; the
+        deadline's watchdog ends the wait). Raises ``skipped-auth`` when the breaker is
+        open."""
+        if self.login_gate is not None:
+            self.login_gate.enter(self.stage, self._aborted)
 
     def special_login_handler(self, delay_factor: float = 1.0) -> None:
         """Read the login banner up to the prompt (the dialogue answers ``N`` to any

@@ -4,12 +4,18 @@ The mock journals every refused login, so the test counts what the account's AAA
 would see: ``--max-auth-failures`` refused logins in the whole run (threads and forked
 ``--processes`` children share one breaker), the other devices not tried (``skipped-auth``),
 one error line saying what to check, and exit 3 (no device read).
+
+The breaker's gate is taken right before authenticating: devices that accept TCP and never
+send an SSH banner hold no slot, so the others log in (or are refused) while those are
+still timing out. Shown by the order of what happened (the mock's journal of logins, the
+history's end of each attempt), not by seconds.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +54,38 @@ def refused_logins(fleet: FleetThread) -> int:
     )
 
 
-@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def journal_times(fleet: FleetThread, kind: str) -> dict[str, list[datetime]]:
+    """When each device journaled ``kind`` (``login``, ``auth-failed``), per device name."""
+    return {
+        device.spec.name: [entry.time for entry in device.journal() if entry.kind == kind]
+        for device in fleet.devices
+    }
+
+
+def attempts_ended(db: Path) -> dict[str, datetime]:
+    """When each device's (one) attempt ended, as the history stored it (a device not
+    tried at all has none)."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT devices.name, device_runs.finished FROM device_runs"
+            " JOIN devices ON devices.id = device_runs.device_id"
+            " WHERE device_runs.finished IS NOT NULL"
+        ).fetchall()
+    connection.close()
+    return {name: datetime.fromtimestamp(finished).astimezone() for name, finished in rows}
+
+
+def silent_first(silent: int, answering: int) -> dict[str, Any]:
+    """``silent`` devices that accept TCP and never send a banner, first in the inventory
+    (``a-silent-N``), then ``answering`` ones (``r-NNN``)."""
+    spec = scenario(answering)
+    spec["devices"][:0] = [
+        {"name": f"a-silent-{number}", "faults": ["hang_no_banner"]} for number in range(silent)
+    ]
+    return spec
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko", "napalm"])
 @pytest.mark.parametrize(("count", "processes"), [(12, "1"), (60, "2")])
 def test_wrong_password_stops_after_three_refused_logins(
     tmp_path: Path, count: int, processes: str, transport: str
@@ -127,3 +164,96 @@ def test_max_auth_failures_zero_tries_every_device(tmp_path: Path) -> None:
     assert result.code == 3, result.stderr
     assert refused == 6
     assert "were refused before" not in result.stderr
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko", "napalm"])
+def test_silent_devices_hold_no_login_slot(tmp_path: Path, transport: str) -> None:
+    """Three devices that never send a banner, first in the inventory, beside five that
+    answer: the five log in while the three are still waiting for their banner (before,
+    the three held the breaker's three slots for their whole connect timeout)."""
+    spec = silent_first(3, 5)
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        result = collect(
+            fleet,
+            tmp_path,
+            PASSWORD,
+            *("--transport", transport, "--workers", "8", "--retries", "0"),
+            *("--connect-timeout", "8"),
+        )
+        logins = journal_times(fleet, "login")
+    assert result.code == 1, result.stderr
+    errors = {name: device["error"] for name, device in result.devices().items()}
+    silent = [name for name in errors if name.startswith("a-silent-")]
+    answering = [name for name in errors if name.startswith("r-")]
+    assert [errors[name] for name in answering] == [None] * 5
+    assert [errors[name]["kind"] for name in silent] == [ErrorKind.TIMEOUT.value] * 3
+    ended = attempts_ended(tmp_path / "history.sqlite3")
+    first_silent_end = min(ended[name] for name in silent)
+    assert all(len(logins[name]) == 1 for name in answering), logins
+    assert all(logins[name] == [] for name in silent), logins
+    # Every answering device logged in before any silent device's attempt ended.
+    late = [name for name in answering if logins[name][0] >= first_silent_end]
+    assert late == [], (late, first_silent_end)
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def test_silent_devices_never_count_as_refused_logins(tmp_path: Path, transport: str) -> None:
+    """A wrong password, three silent devices first: still exactly three refused logins,
+    refused while the silent ones were still waiting for a banner (they took no slot); the
+    silent devices are ``timeout`` (they started before the breaker opened), not
+    ``skipped-auth``."""
+    spec = silent_first(3, 9)
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        result = collect(
+            fleet,
+            tmp_path,
+            WRONG,
+            *("--transport", transport, "--workers", "12", "--retries", "0"),
+            *("--connect-timeout", "8"),
+        )
+        refusals = journal_times(fleet, "auth-failed")
+    assert result.code == 3, result.stderr
+    kinds = {name: device["error"]["kind"] for name, device in result.devices().items()}
+    silent = [name for name in kinds if name.startswith("a-silent-")]
+    assert [kinds[name] for name in silent] == [ErrorKind.TIMEOUT.value] * 3
+    others = [kind for name, kind in kinds.items() if name not in silent]
+    assert sorted(others) == sorted([ErrorKind.AUTH.value] * 3 + [ErrorKind.SKIPPED_AUTH.value] * 6)
+    refused = sorted(moment for moments in refusals.values() for moment in moments)
+    assert len(refused) == 3
+    ended = attempts_ended(tmp_path / "history.sqlite3")
+    assert refused[-1] < min(ended[name] for name in silent)
+    assert "3 logins as 'admin' were refused before any succeeded" in result.stderr
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def test_a_device_waiting_at_the_gate_says_so(tmp_path: Path, transport: str) -> None:
+    """``--max-auth-failures 1``: one device logs in and answers slowly (2.5 s a command,
+    three commands: the user is proven only when its attempt ends); the other, connected,
+    waits at the gate without sending a password until its connect timeout, and its
+    timeout names the wait."""
+    spec = scenario(2)
+    spec["defaults"]["latency_ms"] = 2500
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        result = collect(
+            fleet,
+            tmp_path,
+            PASSWORD,
+            *("--transport", transport, "--workers", "2", "--retries", "0"),
+            "--clock-from-device",
+            *("--connect-timeout", "5", "--max-auth-failures", "1"),
+        )
+        logins = journal_times(fleet, "login")
+        refusals = journal_times(fleet, "auth-failed")
+    assert result.code == 1, result.stderr
+    errors = {name: device["error"] for name, device in result.devices().items()}
+    read = [name for name, error in errors.items() if error is None]
+    waited = [name for name, error in errors.items() if error is not None]
+    assert len(read) == 1 and len(waited) == 1, errors
+    assert errors[waited[0]] == {
+        "kind": ErrorKind.TIMEOUT.value,
+        "message": "no prompt within 5 s of connecting (--connect-timeout;"
+        " during waiting for a login as 'admin' to succeed)",
+    }
+    # The one that waited sent no password: no login, no refusal in its journal.
+    assert logins[waited[0]] == [] and refusals[waited[0]] == []
+    assert len(logins[read[0]]) == 1

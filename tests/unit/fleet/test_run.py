@@ -22,6 +22,7 @@ from collector.core.records import Device, DeviceResult, DeviceStatus, ErrorKind
 from collector.fleet import run
 from collector.fleet.run import auto_processes, collect_fleet, iter_fleet
 from collector.inventory.loading import load_inventory
+from collector.ssh.breaker import LoginGate
 from collector.ssh.credentials import Credentials, Secret
 from collector.ssh.factory import make_transport
 from collector.ssh.hostkeys import KnownHosts
@@ -59,6 +60,7 @@ class FakeTransport:
         timeout: float = 30.0,
         clock: bool = False,
         keep_raw: bool = False,
+        login_gate: LoginGate | None = None,
     ) -> DeviceResult:
         with self.lock:
             attempt = self.calls[device.name]
