@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import helpers
 import pytest
 from helpers import Run
@@ -257,3 +258,35 @@ def test_a_device_waiting_at_the_gate_says_so(tmp_path: Path, transport: str) ->
     # The one that waited sent no password: no login, no refusal in its journal.
     assert logins[waited[0]] == [] and refusals[waited[0]] == []
     assert len(logins[read[0]]) == 1
+
+
+@pytest.mark.parametrize("transport", ["asyncssh", "netmiko"])
+def test_a_refused_key_counts_as_a_refused_login(tmp_path: Path, transport: str) -> None:
+    """Public-key logins pass the same gate (asyncssh asks the client for its keys; paramiko
+    authenticates in one place for keys and passwords): a key no device accepts is offered
+    to three devices in the whole run, the rest are not tried."""
+    ours, theirs = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(2))
+    key_file = tmp_path / "id_ed25519"
+    ours.write_private_key(key_file)
+    key_file.chmod(0o600)
+    spec = scenario(8)
+    spec["defaults"]["authorized_keys"] = [theirs.export_public_key().decode().strip()]
+    with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
+        result = helpers.collect(
+            fleet.inventory_path,
+            tmp_path,
+            *("--format", "json", "--transport", transport, "--key-file", str(key_file)),
+            password=None,
+            timeout=20,
+            env={"NO_COLOR": "1"},
+        )
+        refused = [
+            entry.text
+            for device in fleet.devices
+            for entry in device.journal()
+            if entry.kind == "auth-failed"
+        ]
+    assert result.code == 3, result.stderr
+    assert refused == ["publickey user=admin"] * 3
+    kinds = [device["error"]["kind"] for device in result.devices().values()]
+    assert sorted(kinds) == sorted([ErrorKind.AUTH.value] * 3 + [ErrorKind.SKIPPED_AUTH.value] * 5)

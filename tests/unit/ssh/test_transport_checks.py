@@ -4,6 +4,7 @@ output, the session's cleaning) and the mapping of library errors to error kinds
 from __future__ import annotations
 
 import errno
+import inspect
 import socket
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from collector.ssh.deadline import Deadline
 from collector.ssh.errors import SessionError, classify_error
 from collector.ssh.transport import result_from_output
 from collector.ssh.vrp_dialogue import clean_output
+from collector.ssh.vrp_session import _GatedClient
 
 PASSWORD = "canary-Pw-7f3a9"
 
@@ -112,3 +114,36 @@ def test_error_messages_are_masked_and_one_line() -> None:
     kind, message = _classify(RuntimeError(f"boom {PASSWORD}\nsecond line"), masker=masker)
     assert kind is ErrorKind.PROTOCOL
     assert PASSWORD not in message and "\n" not in message
+
+
+# --- the auth breaker's gate in paramiko ----------------------------------------------
+
+
+def test_paramiko_still_authenticates_in_sshclient_auth() -> None:
+    """The netmiko and NAPALM transports take the auth breaker's gate in paramiko's private
+    ``SSHClient._auth`` (``vrp_session._GatedClient``). If a paramiko release renames it,
+    the gate would be skipped without a sound: this fails instead (run with paramiko 5 and,
+    in ``make test-legacy-ssh``, paramiko<5)."""
+    assert callable(getattr(paramiko.SSHClient, "_auth", None))
+    connect = inspect.getsource(paramiko.SSHClient.connect)
+    # After the host key was checked, before any credential is sent.
+    assert connect.index("missing_host_key") < connect.index("self._auth(")
+
+
+def test_the_gate_runs_before_paramiko_authenticates() -> None:
+    """Whatever the gate raises (the breaker open: ``skipped-auth``) ends the login before
+    paramiko's own ``_auth`` looks at a transport (there is none here)."""
+    calls: list[str] = []
+
+    def gate() -> None:
+        calls.append("gate")
+        raise SessionError(ErrorKind.SKIPPED_AUTH, "not tried")
+
+    client = _GatedClient(gate)
+    try:
+        client._auth("admin", PASSWORD, None, None, False, False, None)
+    except SessionError as exc:
+        assert exc.kind is ErrorKind.SKIPPED_AUTH
+    else:
+        raise AssertionError("the gate did not stop the login")
+    assert calls == ["gate"]
