@@ -135,8 +135,10 @@ def _asyncssh_key(key: paramiko.PKey) -> asyncssh.SSHKey:
 
 
 class _Client(asyncssh.SSHClient):
-    """Host key decisions by :class:`KnownHosts` (see the module doc); the keys to log in
-    with, given once asyncssh asks for them (after awaiting ``at_login``)."""
+    """Host key decisions by :class:`KnownHosts` (see the module doc); ``at_login`` awaited
+    before the first authentication request that sends something: the keys (given only
+    then), keyboard-interactive with the password (the password itself is a callable that
+    awaits it too, for the ``password`` method)."""
 
     def __init__(
         self,
@@ -146,6 +148,7 @@ class _Client(asyncssh.SSHClient):
         port: int,
         keys: list[Any] | None = None,
         at_login: Callable[[], Awaitable[None]] | None = None,
+        password: bool = False,
     ) -> None:
         self.known_hosts = known_hosts
         self.device = device
@@ -155,6 +158,7 @@ class _Client(asyncssh.SSHClient):
         self.error: HostKeyError | None = None
         self._keys = keys
         self._at_login = at_login
+        self._password = password
 
     async def public_key_auth_requested(self) -> list[Any] | None:
         """The keys, the first time (asyncssh asks again once it tried them all: None)."""
@@ -162,6 +166,13 @@ class _Client(asyncssh.SSHClient):
         if keys and self._at_login is not None:
             await self._at_login()
         return keys
+
+    async def kbdint_auth_requested(self) -> Any:
+        """asyncssh's own keyboard-interactive (it answers the password prompt with the
+        password), after ``at_login`` when there is a password."""
+        if self._password and self._at_login is not None:
+            await self._at_login()
+        return NotImplemented
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
@@ -440,7 +451,13 @@ class _Session:
         if password is None and client_keys is None:
             raise paramiko.SSHException("No authentication methods available")
         self.client = client = _Client(
-            known_hosts, device.name, target.hostname, target.port, client_keys, self.at_login
+            known_hosts,
+            device.name,
+            target.hostname,
+            target.port,
+            client_keys,
+            self.at_login,
+            password=password is not None,
         )
 
         async def gated_password() -> str | None:
