@@ -18,9 +18,10 @@ kinds and messages. The guarantees, one by one:
   with ``--ssh-agent``, else the ssh_config's ``IdentityFile`` s that exist; never
   ``~/.ssh/id_*`` or ``~/.ssh/config`` behind the operator's back (asyncssh's defaults).
   Both are handed to asyncssh only when it asks for them (the client's
-  ``public_key_auth_requested``, a callable ``password``): that is where the attempt takes
-  the auth breaker's :class:`~collector.ssh.breaker.LoginGate`, once, after the banner, the
-  key exchange and the host-key check, and where ``ConnectTimeout`` stops counting.
+  ``public_key_auth_requested`` and ``kbdint_auth_requested``, a callable ``password``):
+  there, before the first request that carries a key or the password, the attempt takes the
+  auth breaker's :class:`~collector.ssh.breaker.LoginGate` (once, after the banner, the key
+  exchange and the host-key check), and ``ConnectTimeout`` stops counting.
 * **ssh_config**: resolved per device by :mod:`collector.ssh.ssh_config` (``User``, ``Port``,
   ``HostName``, ``IdentityFile``, ``ConnectTimeout``, ``ServerAliveInterval``); a
   ``ProxyJump``/``ProxyCommand`` runs as the same :class:`~collector.ssh.proxy.ProxyProcess`
@@ -489,7 +490,7 @@ class _Session:
                     connect_timeout=None,
                     preferred_auth="publickey,keyboard-interactive,password",
                 )
-                connect_timeout.reschedule(None)
+                connect_timeout.reschedule(None)  # at_login did, unless nothing was asked
         except TimeoutError:
             if connect_timeout.expired():
                 raise SessionError(
