@@ -167,6 +167,19 @@ def test_max_auth_failures_zero_tries_every_device(tmp_path: Path) -> None:
     assert "were refused before" not in result.stderr
 
 
+def collect_all_at_once(fleet: FleetThread, tmp_path: Path, password: str, transport: str) -> Run:
+    """Every device started at once (a worker each), one attempt, a connect timeout long
+    enough for the answering devices to be done before the silent ones time out."""
+    workers = str(len(fleet.devices))
+    return collect(
+        fleet,
+        tmp_path,
+        password,
+        *("--transport", transport, "--workers", workers, "--retries", "0"),
+        *("--connect-timeout", "8"),
+    )
+
+
 @pytest.mark.parametrize("transport", ["asyncssh", "netmiko", "napalm"])
 def test_silent_devices_hold_no_login_slot(tmp_path: Path, transport: str) -> None:
     """Three devices that never send a banner, first in the inventory, beside five that
@@ -174,13 +187,7 @@ def test_silent_devices_hold_no_login_slot(tmp_path: Path, transport: str) -> No
     the three held the breaker's three slots for their whole connect timeout)."""
     spec = silent_first(3, 5)
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
-        result = collect(
-            fleet,
-            tmp_path,
-            PASSWORD,
-            *("--transport", transport, "--workers", "8", "--retries", "0"),
-            *("--connect-timeout", "8"),
-        )
+        result = collect_all_at_once(fleet, tmp_path, PASSWORD, transport)
         logins = journal_times(fleet, "login")
     assert result.code == 1, result.stderr
     errors = {name: device["error"] for name, device in result.devices().items()}
@@ -205,13 +212,7 @@ def test_silent_devices_never_count_as_refused_logins(tmp_path: Path, transport:
     ``skipped-auth``."""
     spec = silent_first(3, 9)
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
-        result = collect(
-            fleet,
-            tmp_path,
-            WRONG,
-            *("--transport", transport, "--workers", "12", "--retries", "0"),
-            *("--connect-timeout", "8"),
-        )
+        result = collect_all_at_once(fleet, tmp_path, WRONG, transport)
         refusals = journal_times(fleet, "auth-failed")
     assert result.code == 3, result.stderr
     kinds = {name: device["error"]["kind"] for name, device in result.devices().items()}
