@@ -248,23 +248,19 @@ def run_collection(
 
 
 def slow_first(devices: Sequence[Device], slow: Container[str]) -> list[Device]:
-    """The start order: the devices that timed out last time early, each part in inventory
-    order. A silent device holds a session for the whole connect timeout (twice with a
-    retry); started late, it alone would set the end of the run. One device that answered
-    goes before them: until a login succeeds the auth breaker lets only
-    ``--max-auth-failures`` devices try at once, and silent devices must not hold that
-    gate. The report keeps the inventory's order whatever the start order.
+    """The start order: the devices that timed out last time first, then the rest, each
+    part in inventory order. A silent device holds a session for the whole connect timeout
+    (twice with a retry); started late, it alone would set the end of the run. It holds no
+    auth breaker slot meanwhile (the gate is taken at authentication), so nothing waits
+    for it. The report keeps the inventory's order whatever the start order.
 
     Examples:
         >>> from collector.core.records import Device
         >>> [d.name for d in slow_first([Device(n, "192.0.2.1") for n in "abcd"], {"c"})]
-        ['a', 'c', 'b', 'd']
-        >>> [d.name for d in slow_first([Device(n, "192.0.2.1") for n in "ab"], {"a", "b"})]
-        ['a', 'b']
+        ['c', 'a', 'b', 'd']
     """
-    rest = [device for device in devices if device.name not in slow]
     early = [device for device in devices if device.name in slow]
-    return rest[:1] + early + rest[1:]
+    return early + [device for device in devices if device.name not in slow]
 
 
 def _warn_tripped(
