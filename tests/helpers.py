@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +237,24 @@ def netmiko_session(device: DeviceState, device_type: str | None = None, **extra
         password=device.password,
         **options,
     )
+
+
+def journal_times(fleet: FleetThread, kind: str) -> dict[str, list[datetime]]:
+    """When each device journaled ``kind`` (``login``, ``auth-failed``), per device name."""
+    return {
+        device.spec.name: [entry.time for entry in device.journal() if entry.kind == kind]
+        for device in fleet.devices
+    }
+
+
+def attempts_ended(db: Path) -> dict[str, datetime]:
+    """When each device's (one) attempt ended, as the history stored it (a device not
+    tried at all has none)."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT devices.name, device_runs.finished FROM device_runs"
+            " JOIN devices ON devices.id = device_runs.device_id"
+            " WHERE device_runs.finished IS NOT NULL"
+        ).fetchall()
+    connection.close()
+    return {name: datetime.fromtimestamp(finished).astimezone() for name, finished in rows}

@@ -111,7 +111,8 @@ log = logging.getLogger(__name__)
     type=click.IntRange(min=1),
     default=None,
     help=f"Devices read at once: threads with netmiko/napalm (default {DEFAULT_WORKERS}), "
-    f"sessions in flight with asyncssh (default {DEFAULT_ASYNC_WORKERS}).",
+    f"sessions in flight with asyncssh (default {DEFAULT_ASYNC_WORKERS}; a session still "
+    "waiting for its device's SSH banner after 2 s waits aside and does not count).",
 )
 @click.option(
     "--processes",

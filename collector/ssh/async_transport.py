@@ -34,7 +34,9 @@ kinds and messages. The guarantees, one by one:
 * **fan-out**: :meth:`AsyncsshTransport.iter_indexed` runs ``workers`` sessions at once
   in one event loop (a background thread; results come back in completion order), with
   the runner's retries and backoff; :func:`collector.fleet.run.iter_fleet` uses it in each
-  process, so ``--processes`` still splits a large fleet over forked children.
+  process, so ``--processes`` still splits a large fleet over forked children. A session
+  whose device sent no SSH banner within :data:`BANNER_PATIENCE` waits aside
+  (:class:`_Seats`): hung devices do not hold back the others.
 * **logs**: ``-vv`` logs every chunk sent and received with the secrets masked, under
   ``collector.ssh.transport`` as the netmiko transport does.
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -54,7 +57,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -354,6 +357,104 @@ def _translated(exc: BaseException, client: _Client | None) -> BaseException:
     return exc
 
 
+BANNER_PATIENCE = 2.0
+"""Seconds a session waits for the device's SSH banner in one of the ``--workers`` seats;
+then it waits aside (:class:`_Seats`), and the next device starts. A device sends its
+banner as soon as it accepts the TCP connection: one that has not after this long is
+hung, or its SSH server is."""
+
+
+class _Seats:
+    """``--workers`` sessions in flight, and up to ``spare`` more that only wait for an SSH
+    banner.
+
+    A device takes a seat to start. A session whose device has sent nothing
+    :data:`BANNER_PATIENCE` seconds after the TCP connect gives its seat to the next device
+    and waits in a spare place, if one is free, and takes a seat again once the banner
+    comes. A silent device (TCP accepted, no banner: a hung SSH server) then holds no seat
+    for its whole connect timeout, so it does not hold back the devices after it, while the
+    sessions that do real work (key exchange, login, commands) stay at ``--workers``. One
+    event loop uses it; nothing here is thread-safe.
+    """
+
+    def __init__(self, width: int, spare: int) -> None:
+        self._seats = asyncio.Semaphore(width)
+        self.spare = spare
+
+    async def take(self) -> _Seat:
+        await self._seats.acquire()
+        return _Seat(self)
+
+    def give(self) -> None:
+        self._seats.release()
+
+    async def retake(self) -> None:
+        await self._seats.acquire()
+
+
+class _Seat:
+    """One device's place in :class:`_Seats`: seated (counts), aside (a spare), or left."""
+
+    def __init__(self, seats: _Seats) -> None:
+        self.seats = seats
+        self.state = "seated"
+
+    def step_aside(self) -> bool:
+        """Give the seat to the next device and wait in a spare place; False: none free
+        (the session keeps its seat), or it is aside already."""
+        if self.state != "seated" or self.seats.spare < 1:
+            return self.state == "aside"
+        self.seats.spare -= 1
+        self.seats.give()
+        self.state = "aside"
+        return True
+
+    async def step_back(self) -> None:
+        """Take a seat again (the banner came): wait for one if every seat is taken."""
+        if self.state == "aside":
+            await self.seats.retake()
+            self.seats.spare += 1
+            self.state = "seated"
+
+    def leave(self) -> None:
+        """The device is done: its seat or its spare place is free again."""
+        if self.state == "seated":
+            self.seats.give()
+        elif self.state == "aside":
+            self.seats.spare += 1
+        self.state = "left"
+
+
+_SEAT: contextvars.ContextVar[_Seat | None] = contextvars.ContextVar("seat", default=None)
+"""The seat of the device whose session runs in this task (the fan-out sets it; a lone
+:meth:`AsyncsshTransport.collect` has none)."""
+
+
+async def _until_banner(sock: socket.socket) -> None:
+    """Return once the device has sent something on ``sock`` (its SSH banner) or closed it;
+    after :data:`BANNER_PATIENCE` seconds of silence the session steps aside
+    (:meth:`_Seat.step_aside`) until then. asyncssh reads the banner itself afterwards."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        seat = _SEAT.get()
+        if seat is not None:
+            done, _ = await asyncio.wait({ready}, timeout=BANNER_PATIENCE)
+            if not done and seat.step_aside():
+                await ready
+                await seat.step_back()
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
 class _Session:
     """One device's connection: socket (or jump-host proxy), SSH, shell."""
 
@@ -471,6 +572,7 @@ class _Session:
         try:
             async with asyncio.timeout(target.connect_timeout) as connect_timeout:
                 self._handshake = connect_timeout
+                await _until_banner(sock)
                 self.conn = await asyncssh.connect(
                     target.hostname,
                     target.port,
@@ -575,18 +677,19 @@ _FD_RESERVE = 64
 """Open files kept for everything else (the known_hosts file, logs, the parent's pipe)."""
 
 
-def _sessions_within_fd_limit(width: int) -> int:
-    """How many of ``width`` sessions in flight this process can open: the soft open-files
-    limit is raised towards the hard one if the sessions need it (a distribution's 1,024
-    holds ~300 sessions), and the width is cut to what the hard limit allows, with a
-    warning, rather than failing devices on "too many open files"."""
-    needed = width * _FDS_PER_SESSION + _FD_RESERVE
+def _sessions_within_fd_limit(width: int, spare: int = 0) -> tuple[int, int]:
+    """How many of ``width`` sessions in flight, and of ``spare`` more waiting for a banner
+    (:class:`_Seats`), this process can open: the soft open-files limit is raised towards
+    the hard one if the sessions need it (a distribution's 1,024 holds ~300 sessions). When
+    the hard limit is too low the spare places go first, then the width is cut to what it
+    allows, with a warning, rather than failing devices on "too many open files"."""
+    needed = (width + spare) * _FDS_PER_SESSION + _FD_RESERVE
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (OSError, ValueError):  # pragma: no cover - no such limit on this platform
-        return width
+        return width, spare
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return width
+        return width, spare
     wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
     if wanted > soft:
         try:
@@ -594,10 +697,12 @@ def _sessions_within_fd_limit(width: int) -> int:
         except (OSError, ValueError):
             wanted = soft
         else:
-            log.info("open-files limit raised from %d to %d for %d sessions", soft, wanted, width)
-    if wanted >= needed:
-        return width
+            log.info(
+                "open-files limit raised from %d to %d for %d sessions", soft, wanted, width + spare
+            )
     allowed = max(1, (wanted - _FD_RESERVE) // _FDS_PER_SESSION)
+    if allowed >= width:
+        return width, min(spare, allowed - width)
     log.warning(
         "the open-files limit (%d, ulimit -n) allows %d sessions in flight, not %d:"
         " raise it (e.g. LimitNOFILE= in the systemd unit) or lower --workers",
@@ -605,7 +710,7 @@ def _sessions_within_fd_limit(width: int) -> int:
         allowed,
         width,
     )
-    return allowed
+    return allowed, 0
 
 
 class AsyncsshTransport(SshTransport):
@@ -788,23 +893,30 @@ class AsyncsshTransport(SshTransport):
             return devices_left([d.name for d in devices], done, flights, time.monotonic())
 
         async def fleet() -> None:
-            todo: Iterator[int] = iter(range(total))
-
-            async def worker() -> None:
-                for index in todo:
-                    results.put((index, await one(index)))
+            async def run(index: int, seat: _Seat) -> None:
+                _SEAT.set(seat)  # this task's: its session may step aside (_until_banner)
+                try:
+                    result = await one(index)
+                finally:
+                    seat.leave()
+                results.put((index, result))
 
             state["loop"] = asyncio.get_running_loop()
             state["task"] = asyncio.current_task()
             started.set()
-            width = _sessions_within_fd_limit(max(1, min(workers, total)))
-            await asyncio.gather(*(worker() for _ in range(width)))
+            width = max(1, min(workers, total))
+            seats = _Seats(*_sessions_within_fd_limit(width, spare=min(width, total - width)))
+            async with asyncio.TaskGroup() as group:  # cancelled: every session with it
+                for index in range(total):
+                    group.create_task(run(index, await seats.take()))
 
         def main() -> None:
             try:
                 asyncio.run(fleet())
             except asyncio.CancelledError:
                 pass
+            except BaseExceptionGroup as group:  # the TaskGroup's: a bug in one()
+                results.put(group.exceptions[0])
             except BaseException as exc:
                 results.put(exc)
             finally:

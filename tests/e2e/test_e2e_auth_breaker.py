@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,27 +52,6 @@ def refused_logins(fleet: FleetThread) -> int:
     return sum(
         1 for device in fleet.devices for entry in device.journal() if entry.kind == "auth-failed"
     )
-
-
-def journal_times(fleet: FleetThread, kind: str) -> dict[str, list[datetime]]:
-    """When each device journaled ``kind`` (``login``, ``auth-failed``), per device name."""
-    return {
-        device.spec.name: [entry.time for entry in device.journal() if entry.kind == kind]
-        for device in fleet.devices
-    }
-
-
-def attempts_ended(db: Path) -> dict[str, datetime]:
-    """When each device's (one) attempt ended, as the history stored it (a device not
-    tried at all has none)."""
-    with sqlite3.connect(db) as connection:
-        rows = connection.execute(
-            "SELECT devices.name, device_runs.finished FROM device_runs"
-            " JOIN devices ON devices.id = device_runs.device_id"
-            " WHERE device_runs.finished IS NOT NULL"
-        ).fetchall()
-    connection.close()
-    return {name: datetime.fromtimestamp(finished).astimezone() for name, finished in rows}
 
 
 def silent_first(silent: int, answering: int) -> dict[str, Any]:
@@ -188,14 +166,14 @@ def test_silent_devices_hold_no_login_slot(tmp_path: Path, transport: str) -> No
     spec = silent_first(3, 5)
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         result = collect_all_at_once(fleet, tmp_path, PASSWORD, transport)
-        logins = journal_times(fleet, "login")
+        logins = helpers.journal_times(fleet, "login")
     assert result.code == 1, result.stderr
     errors = {name: device["error"] for name, device in result.devices().items()}
     silent = [name for name in errors if name.startswith("a-silent-")]
     answering = [name for name in errors if name.startswith("r-")]
     assert [errors[name] for name in answering] == [None] * 5
     assert [errors[name]["kind"] for name in silent] == [ErrorKind.TIMEOUT.value] * 3
-    ended = attempts_ended(tmp_path / "history.sqlite3")
+    ended = helpers.attempts_ended(tmp_path / "history.sqlite3")
     first_silent_end = min(ended[name] for name in silent)
     assert all(len(logins[name]) == 1 for name in answering), logins
     assert all(logins[name] == [] for name in silent), logins
@@ -213,7 +191,7 @@ def test_silent_devices_never_count_as_refused_logins(tmp_path: Path, transport:
     spec = silent_first(3, 9)
     with start_fleet(spec, password=PASSWORD, inventory=tmp_path / "inv") as fleet:
         result = collect_all_at_once(fleet, tmp_path, WRONG, transport)
-        refusals = journal_times(fleet, "auth-failed")
+        refusals = helpers.journal_times(fleet, "auth-failed")
     assert result.code == 3, result.stderr
     kinds = {name: device["error"]["kind"] for name, device in result.devices().items()}
     silent = [name for name in kinds if name.startswith("a-silent-")]
@@ -222,7 +200,7 @@ def test_silent_devices_never_count_as_refused_logins(tmp_path: Path, transport:
     assert sorted(others) == sorted([ErrorKind.AUTH.value] * 3 + [ErrorKind.SKIPPED_AUTH.value] * 6)
     refused = sorted(moment for moments in refusals.values() for moment in moments)
     assert len(refused) == 3
-    ended = attempts_ended(tmp_path / "history.sqlite3")
+    ended = helpers.attempts_ended(tmp_path / "history.sqlite3")
     assert refused[-1] < min(ended[name] for name in silent)
     assert "3 logins as 'admin' were refused before any succeeded" in result.stderr
 
@@ -244,8 +222,8 @@ def test_a_device_waiting_at_the_gate_says_so(tmp_path: Path, transport: str) ->
             "--clock-from-device",
             *("--connect-timeout", "5", "--max-auth-failures", "1"),
         )
-        logins = journal_times(fleet, "login")
-        refusals = journal_times(fleet, "auth-failed")
+        logins = helpers.journal_times(fleet, "login")
+        refusals = helpers.journal_times(fleet, "auth-failed")
     assert result.code == 1, result.stderr
     errors = {name: device["error"] for name, device in result.devices().items()}
     read = [name for name, error in errors.items() if error is None]
