@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from string import Template
@@ -52,11 +51,6 @@ def _script_json(value: Any) -> str:
     """JSON safe inside a <script> element (no ``</script>``, no ``<!--``)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _when(iso: str | None) -> str:
-    """A time of the report's JSON as the text tables show it (seconds, ``Z`` for UTC)."""
-    return stamp(None if iso is None else datetime.fromisoformat(iso))
 
 
 def _e(value: object) -> str:
@@ -102,36 +96,27 @@ def render_html(report: FleetReport) -> str:
         ["at (UTC)", "device", "reason", "other end", "its reason", "initiated by"],
         [
             [
-                _when(p["at"]),
-                p["device"],
-                reason_text(p["reason_code"]),
-                p["other_device"],
-                reason_text(p["other_reason_code"]),
-                p["initiator"] or "-",
+                stamp(p.at),
+                p.device,
+                reason_text(p.reason),
+                p.other,
+                reason_text(p.other_reason),
+                p.initiator or "-",
             ]
-            for p in summary["tunnel_pairs"][-50:]
+            for p in report.pairs[-50:]
         ],
         "No tunnel with both ends in the inventory.",
     )
     gaps = _table(
         ["device", "missing since", "missing until"],
-        [
-            [g["device"], _when(g["missing_since"]), _when(g["missing_until"])]
-            for g in summary["gaps"]
-        ],
+        [[g.device, stamp(g.missing_since), stamp(g.missing_until)] for g in report.gaps],
         "No gaps: no buffer wrapped between runs.",
     )
     failing = _table(
         ["device", "hostname", "error", "message", "last read"],
         [
-            [
-                f["name"],
-                f["hostname"],
-                f["error"]["kind"],
-                f["error"]["message"],
-                _when(f["last_success"]),
-            ]
-            for f in summary["failing"]
+            [f.name, f.hostname, f.error_kind.value, f.error_message, stamp(f.last_success)]
+            for f in report.failing
         ],
         "Every device was read.",
     )
